@@ -1,0 +1,61 @@
+# TTMS developer entry points. Where a Docker engine answers, `make up` runs compose.yaml;
+# elsewhere the local launcher (messages/launcher.py) runs every process against the local
+# RabbitMQ and MariaDB, which `deps` starts, or installs on Debian, when they do not answer.
+#   make up | down | logs | migrate | test | lint | bench | chaos | compose-check
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+# Reinstall only when a requirements file is newer than the last install.
+STAMP := .venv/.installed
+
+.PHONY: deps venv up down logs migrate test lint bench chaos compose-check
+
+deps:
+	python3 -m messages.launcher deps
+
+venv: $(STAMP)
+
+$(STAMP): $(wildcard requirements*.txt)
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+# up, down and logs go to compose when a Docker engine answers, else to the local launcher.
+up:
+	@if docker info >/dev/null 2>&1; then \
+		docker compose up -d --wait && echo "TTMS is up: http://127.0.0.1:8080"; \
+	else \
+		$(MAKE) --no-print-directory deps venv && $(PY) -m messages.launcher up; \
+	fi
+
+down:
+	@if docker info >/dev/null 2>&1; then docker compose down; \
+	else python3 -m messages.launcher down; fi
+
+logs:
+	@if docker info >/dev/null 2>&1; then docker compose logs --tail 50; \
+	else python3 -m messages.launcher logs; fi
+
+migrate: deps venv
+	$(PY) -m migrations upgrade
+
+# The tests start their own processes in their own namespace; no `make up` needed.
+test: deps venv
+	.venv/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: venv
+	.venv/bin/ruff check .
+
+bench: deps venv
+	@test -f bench/__main__.py || { echo "make bench: bench/__main__.py does not exist yet" >&2; exit 1; }
+	$(PY) -m bench
+
+chaos: deps venv
+	@test -d tests/chaos || { echo "make chaos: tests/chaos does not exist yet" >&2; exit 1; }
+	$(PY) -m pytest -q tests/chaos
+
+# Validates compose.yaml without a Docker engine: the structure test, which also runs
+# `docker compose config -q` when the CLI has the compose plugin (it needs no engine).
+compose-check: venv
+	$(PY) -m pytest -q -rs -p no:cacheprovider --noconftest tests/test_compose.py

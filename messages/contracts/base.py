@@ -1,0 +1,122 @@
+"""Base classes shared by every contract: commands, events, the envelope, roles, pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+COMMANDS: dict[str, type[Command]] = {}
+EVENTS: dict[str, type[Event]] = {}
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc_iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Timestamps in answers are always UTC, RFC 3339.
+UtcDatetime = Annotated[AwareDatetime, PlainSerializer(_utc_iso, return_type=str)]
+
+
+class Role(StrEnum):
+    customer = "customer"
+    clerk = "clerk"
+    manager = "manager"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+_RANK = {Role.customer: 1, Role.clerk: 2, Role.manager: 3, Role.admin: 9}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Caller(Strict):
+    """Who is asking, as the gateway verified it. ``user_id`` is None for anonymous calls."""
+
+    user_id: int | None = None
+    role: Role | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+    def at_least(self, role: Role) -> bool:
+        return self.role is not None and self.role.at_least(role)
+
+    def owns_or_at_least(self, owner_id: int, role: Role) -> bool:
+        return (self.user_id is not None and self.user_id == owner_id) or self.at_least(role)
+
+
+class Command(Strict):
+    """A request to one service. Subclasses declare ``name="<service>.<verb>"``."""
+
+    name: ClassVar[str]
+    service: ClassVar[str]
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+            cls.service = name.split(".", 1)[0]
+            COMMANDS[name] = cls
+
+
+class Event(BaseModel):
+    """A fact. Subclasses declare ``type="<aggregate>.<event>"``, also the routing key."""
+
+    type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, type: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type is not None:
+            cls.type = type
+            EVENTS[type] = cls
+
+
+class Envelope(BaseModel):
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: str
+    occurred_at: UtcDatetime = Field(default_factory=utcnow)
+    producer: str
+    version: int = 1
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, producer: str) -> Envelope:
+        return cls(type=event.type, producer=producer, version=event.version,
+                   data=event.model_dump(mode="json"))
+
+
+class PageQuery(Strict):
+    page: int = Field(1, ge=1, le=1_000_000)
+    page_size: int = Field(20, ge=1, le=100)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int

@@ -1,0 +1,132 @@
+"""user_svc: accounts, login, roles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from messages.contracts.base import Command, Event, PageQuery, Role, Strict, UtcDatetime
+
+Username = Annotated[str, StringConstraints(min_length=3, max_length=32,
+                                            pattern=r"^[A-Za-z0-9_.-]+$")]
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class User(BaseModel):
+    id: int
+    username: str
+    email: str | None
+    role: Role
+    disabled: bool
+    created_at: UtcDatetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+# Request bodies, as API.md has them.
+class RegisterBody(Strict):
+    username: Username
+    password: Password
+    email: Email | None = None
+
+
+class LoginBody(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=128)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class UpdateMeBody(Strict):
+    email: Email | None
+
+
+class ChangePasswordBody(Strict):
+    old_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class CreateUserBody(Strict):
+    username: Username
+    password: Password
+    role: Role
+    email: Email | None = None
+
+
+class UpdateUserBody(Strict):
+    # Absent means unchanged; an explicit null is refused (the default is not validated).
+    role: Role = None  # type: ignore[assignment]
+    email: Email | None = None
+    disabled: bool = None  # type: ignore[assignment]
+
+
+# Commands.
+class Register(RegisterBody, Command, name="user.register"):
+    pass
+
+
+class Login(LoginBody, Command, name="user.login"):
+    pass
+
+
+class GetUser(Command, name="user.get"):
+    id: int
+
+
+class UpdateMe(UpdateMeBody, Command, name="user.update_me"):
+    pass
+
+
+class ChangePassword(ChangePasswordBody, Command, name="user.change_password"):
+    pass
+
+
+class ListUsers(PageQuery, Command, name="user.list"):
+    pass
+
+
+class CreateUser(CreateUserBody, Command, name="user.create"):
+    pass
+
+
+class UpdateUser(UpdateUserBody, Command, name="user.update"):
+    id: int
+
+
+class DeleteUser(Command, name="user.delete"):
+    id: int
+
+
+class AccessList(Command, name="user.access_list"):
+    """Every account whose older tokens no longer count; the gateway loads it at start."""
+
+
+class Access(BaseModel):
+    user_id: int
+    token_version: int
+    active: bool
+
+
+class AccessEntries(BaseModel):
+    entries: list[Access]
+
+
+# Events.
+class UserRegistered(Event, type="user.registered"):
+    user: User
+
+
+class UserUpdated(Event, type="user.updated"):
+    user: User
+
+
+class UserDeleted(Event, type="user.deleted"):
+    user_id: int
+
+
+class AccessChanged(Access, Event, type="user.access_changed"):
+    """Tokens with an older ``token_version`` stop working; none work while not ``active``."""

@@ -1,0 +1,146 @@
+"""The runtime of a service process: its handlers, and the one place that wires a service to
+the broker, its database and the other services (``Service.run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from messages.broker import Broker
+from messages.contracts.base import Caller, Command, Event
+from messages.db import Database
+from messages.events import EventHandler, OutboxRelay, Subscriber
+from messages.rpc import Handler, RpcClient, RpcServer
+from messages.settings import Settings
+
+log = logging.getLogger("ttms.service")
+
+
+@dataclass(slots=True)
+class Context:
+    """What a command handler gets besides its command."""
+
+    caller: Caller
+    app: App
+
+
+@dataclass
+class App:
+    """One per process: what handlers use to do their work."""
+
+    name: str
+    settings: Settings
+    db: Database
+    rpc: RpcClient
+    broker: Broker
+
+
+class Handlers:
+    """A service's command and event handlers, registered with decorators::
+
+        handlers = Handlers()
+
+        @handlers.command(Register)
+        async def register(cmd: Register, ctx: Context) -> User: ...
+
+        @handlers.event(ScheduleCreated)
+        async def on_schedule_created(event: ScheduleCreated, tx: Tx, app: App) -> None: ...
+    """
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Handler] = {}
+        self.events: dict[str, EventHandler] = {}
+        self.on_start: list[Callable[[App], Awaitable[None]]] = []
+
+    def command(self, command: type[Command]):
+        def register(fn):
+            self.commands[command.name] = Handler(command, fn)
+            return fn
+        return register
+
+    def event(self, event: type[Event]):
+        def register(fn):
+            self.events[event.type] = EventHandler(event, fn)
+            return fn
+        return register
+
+    def startup(self, fn: Callable[[App], Awaitable[None]]):
+        """Run at start (admin bootstrap) or for the process's life (sweeps)."""
+        self.on_start.append(fn)
+        return fn
+
+
+def setup_logging(settings: Settings, name: str) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s")
+
+
+class Service:
+    def __init__(self, name: str, handlers: Handlers, settings: Settings | None = None) -> None:
+        self.name = name
+        self.handlers = handlers
+        self.settings = settings or Settings()
+
+    def run(self) -> None:
+        import uvloop
+
+        setup_logging(self.settings, self.name)
+        uvloop.run(self.main())
+
+    async def main(self, stop: asyncio.Event | None = None) -> None:
+        settings = self.settings
+        names = settings.names
+        broker = Broker(settings.amqp_url, f"{settings.namespace}-{self.name}")
+        db = Database(settings, self.name)
+        app = App(self.name, settings, db, RpcClient(broker, names, settings.rpc_timeout_seconds),
+                  broker)
+
+        events = {key: EventHandler(h.event, _bind_app(h.fn, app))
+                  for key, h in self.handlers.events.items()}
+        if events:
+            Subscriber(broker, names, db, self.name, events, settings.event_delivery_limit)
+        relay = OutboxRelay(broker, names, db, settings.outbox_poll_seconds)
+        RpcServer(broker, names, self.name, self.handlers.commands,
+                  lambda caller: Context(caller, app))
+
+        stop = stop or _stop_on_signals()
+        tasks = [asyncio.create_task(relay.run(), name="outbox-relay"),
+                 asyncio.create_task(app.rpc.watch_services(), name="watch-services")]
+        await broker.start()
+        tasks += [asyncio.create_task(_guard(fn(app), fn.__name__)) for fn in self.handlers.on_start]
+        log.info("%s started", self.name)
+        await stop.wait()
+        log.info("%s stopping", self.name)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await broker.stop()
+        await db.dispose()
+
+
+def _bind_app(fn: Callable[..., Awaitable[None]], app: App) -> Callable[[Any, Any], Awaitable[None]]:
+    async def bound(event: Any, tx: Any) -> None:
+        await fn(event, tx, app)
+    return bound
+
+
+async def _guard(coro: Awaitable[Any], name: str) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("start-up task %s failed", name)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

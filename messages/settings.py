@@ -1,0 +1,98 @@
+"""One settings object for every process, read from ``TTMS_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development defaults. `make up` refuses them when TTMS_ENV=production.
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+DEV_ADMIN_PASSWORD = "admin-dev-password"
+
+SERVICES = ("user", "studio", "play", "ticket", "order")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TTMS_", extra="ignore")
+
+    namespace: str = Field("ttms", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    env: str = "development"
+    log_level: str = "INFO"
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    db_host: str = "127.0.0.1"
+    db_port: int = 3306
+    db_user: str = "root"
+    db_password: SecretStr = SecretStr("")
+    db_pool_size: int = 20
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_processes: int = 1
+    cors_origins: str = "*"
+    max_body_bytes: int = 64 * 1024
+    rate_limit_per_second: float = 2000.0
+    rate_limit_burst: int = 4000
+    login_attempts_per_minute: int = 20
+    rpc_timeout_seconds: float = 5.0
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_ttl_seconds: int = 3600
+    admin_username: str = "admin"
+    admin_password: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
+    # argon2id cost; tests lower it, production keeps the library's defaults.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+
+    currency: str = "CNY"
+    hold_seconds: int = 180
+    sales_cutoff_minutes: int = 10
+    sweep_interval_seconds: float = 5.0
+
+    event_delivery_limit: int = 5
+    outbox_poll_seconds: float = 1.0
+
+    def database_name(self, service: str) -> str:
+        return f"{self.namespace}_{service}"
+
+    def database_url(self, service: str, *, with_database: bool = True) -> str:
+        password = self.db_password.get_secret_value()
+        auth = f"{self.db_user}:{password}" if password else self.db_user
+        db = f"/{self.database_name(service)}" if with_database else "/"
+        return f"mysql+asyncmy://{auth}@{self.db_host}:{self.db_port}{db}?charset=utf8mb4"
+
+    def uses_dev_secrets(self) -> bool:
+        return (
+            self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+            or self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
+        )
+
+    @cached_property
+    def names(self) -> Names:
+        return Names(self.namespace)
+
+
+class Names:
+    """Every exchange and queue name, derived from the namespace."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+        self.events_exchange = f"{ns}.events"
+        self.dead_letter_exchange = f"{ns}.dlx"
+        self.delay_exchange = f"{ns}.delay"
+        self.event_log = f"{ns}.events.log"
+
+    def rpc_queue(self, service: str) -> str:
+        return f"{self.ns}.rpc.{service}"
+
+    def event_queue(self, consumer: str) -> str:
+        return f"{self.ns}.{consumer}.events"
+
+    def dead_letter_queue(self, consumer: str) -> str:
+        return f"{self.ns}.{consumer}.events.dead"
+
+
+def load() -> Settings:
+    return Settings()

@@ -1,0 +1,5 @@
+"""alembic environment of order_svc."""
+
+from migrations.env import run
+
+run()

@@ -1,0 +1,118 @@
+"""compose.yaml holds together without a Docker engine: services, images, start order, settings."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "compose.yaml"
+SERVICES = ("user_svc", "studio_svc", "play_svc", "ticket_svc", "order_svc")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    """depends_on as {service: condition}; the short list form means service_started."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: "service_started" for name in deps}
+    return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
+
+
+def python_services(compose: dict) -> dict[str, dict]:
+    return {name: spec for name, spec in compose["services"].items() if "build" in spec}
+
+
+def test_every_part_of_ttms_is_a_service(compose):
+    expected = {"rabbitmq", "mariadb", "migrate", "gateway", *SERVICES}
+    assert expected <= set(compose["services"])
+
+
+def test_every_build_points_at_an_existing_dockerfile(compose):
+    for name, spec in python_services(compose).items():
+        build = spec["build"]
+        if isinstance(build, str):
+            build = {"context": build}
+        context = ROOT / build.get("context", ".")
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.is_file(), f"{name}: no {dockerfile}"
+
+
+def test_each_python_process_runs_its_own_package(compose):
+    services = compose["services"]
+    for name in (*SERVICES, "gateway"):
+        assert services[name]["command"] == ["python", "-m", name]
+    assert services["migrate"]["command"] == ["python", "-m", "migrations", "upgrade"]
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_broker_and_database_have_healthchecks(compose):
+    for name in ("rabbitmq", "mariadb"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+
+
+def test_migrate_waits_for_a_healthy_database(compose):
+    assert depends_on(compose["services"]["migrate"])["mariadb"] == "service_healthy"
+
+
+def test_services_wait_for_broker_database_and_a_finished_migration(compose):
+    for name in SERVICES:
+        deps = depends_on(compose["services"][name])
+        assert deps.get("rabbitmq") == "service_healthy", name
+        assert deps.get("mariadb") == "service_healthy", name
+        assert deps.get("migrate") == "service_completed_successfully", name
+
+
+def test_gateway_waits_for_the_services_and_is_published(compose):
+    gateway = compose["services"]["gateway"]
+    assert set(SERVICES) <= set(depends_on(gateway))
+    assert depends_on(gateway)["rabbitmq"] == "service_healthy"
+    assert "8080:8080" in gateway["ports"]
+
+
+def test_start_order_has_no_cycles_and_names_only_known_services(compose):
+    services = compose["services"]
+    pending = {name: set(depends_on(spec)) for name, spec in services.items()}
+    for name, deps in pending.items():
+        assert deps <= set(services), f"{name} depends on unknown {deps - set(services)}"
+    while pending:
+        startable = {name for name, deps in pending.items() if not deps & set(pending)}
+        assert startable, f"depends_on cycle among {sorted(pending)}"
+        for name in startable:
+            del pending[name]
+
+
+def test_python_processes_get_only_ttms_settings(compose):
+    for name, spec in python_services(compose).items():
+        environment = spec.get("environment") or {}
+        keys = environment if isinstance(environment, dict) else [e.split("=")[0] for e in environment]
+        stray = [key for key in keys if not key.startswith("TTMS_")]
+        assert not stray, f"{name}: not a TTMS setting: {stray}"
+    referenced = re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text())
+    assert all(var.startswith("TTMS_") for var in referenced), referenced
+
+
+def docker_compose_works() -> bool:
+    if not shutil.which("docker"):
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not docker_compose_works(), reason="no docker compose plugin here")
+def test_docker_compose_accepts_the_file():
+    # The required secrets are checked by compose itself; give it stand-ins.
+    env = {**os.environ, "TTMS_JWT_SECRET": "check", "TTMS_ADMIN_PASSWORD": "check"}
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,220 @@
+"""user_svc's command handlers: one function per command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from messages import errors, tokens
+from messages.contracts import user as c
+from messages.contracts.base import Caller, Page, Role, utcnow
+from messages.db import Tx, as_utc, to_db
+from messages.service import App, Context, Handlers
+from user_svc.domain import Passwords
+from user_svc.tables import users
+
+log = logging.getLogger("ttms.user")
+handlers = Handlers()
+_passwords: Passwords | None = None
+
+
+def passwords(app: App) -> Passwords:
+    global _passwords
+    if _passwords is None:
+        _passwords = Passwords(app.settings)
+    return _passwords
+
+
+def to_user(row) -> c.User:
+    return c.User(id=row.id, username=row.username, email=row.email, role=Role(row.role),
+                  disabled=row.disabled, created_at=as_utc(row.created_at))
+
+
+async def _load(tx: Tx, user_id: int, *, lock: bool = False):
+    query = select(users).where(users.c.id == user_id, users.c.deleted_at.is_(None))
+    row = (await tx.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        raise errors.NotFound("no such user")
+    return row
+
+
+async def _create(ctx: Context, username: str, password: str, role: Role,
+                  email: str | None) -> c.User:
+    password_hash = await asyncio.to_thread(passwords(ctx.app).hash, password)
+    try:
+        async with ctx.app.db.transaction() as tx:
+            result = await tx.execute(users.insert().values(
+                username=username, email=email, password_hash=password_hash, role=role.value,
+                disabled=False, token_version=0, created_at=to_db(utcnow())))
+            user = to_user(await _load(tx, result.inserted_primary_key[0]))
+            tx.emit(c.UserRegistered(user=user))
+    except IntegrityError:
+        raise errors.Conflict("that username is taken") from None
+    return user
+
+
+@handlers.command(c.Register)
+async def register(cmd: c.Register, ctx: Context) -> c.User:
+    return await _create(ctx, cmd.username, cmd.password, Role.customer, cmd.email)
+
+
+@handlers.command(c.CreateUser)
+async def create_user(cmd: c.CreateUser, ctx: Context) -> c.User:
+    _require_admin(ctx.caller)
+    return await _create(ctx, cmd.username, cmd.password, cmd.role, cmd.email)
+
+
+@handlers.command(c.Login)
+async def login(cmd: c.Login, ctx: Context) -> c.Token:
+    async with ctx.app.db.read() as conn:
+        row = (await conn.execute(select(users).where(
+            users.c.username == cmd.username, users.c.deleted_at.is_(None)))).first()
+    hasher = passwords(ctx.app)
+    ok = await asyncio.to_thread(hasher.verify, row.password_hash if row else hasher.decoy,
+                                 cmd.password)
+    if row is None or not ok or row.disabled:
+        raise errors.Unauthorized("wrong username or password")
+    settings = ctx.app.settings
+    return c.Token(access_token=tokens.mint(settings, row.id, Role(row.role), row.token_version),
+                   expires_in=settings.jwt_ttl_seconds)
+
+
+@handlers.command(c.GetUser)
+async def get_user(cmd: c.GetUser, ctx: Context) -> c.User:
+    if ctx.caller.user_id != cmd.id:
+        _require_admin(ctx.caller)
+    async with ctx.app.db.transaction() as tx:
+        return to_user(await _load(tx, cmd.id))
+
+
+@handlers.command(c.UpdateMe)
+async def update_me(cmd: c.UpdateMe, ctx: Context) -> c.User:
+    async with ctx.app.db.transaction() as tx:
+        await _load(tx, _self(ctx.caller), lock=True)
+        await tx.execute(users.update().where(users.c.id == ctx.caller.user_id)
+                         .values(email=cmd.email))
+        user = to_user(await _load(tx, ctx.caller.user_id))
+        tx.emit(c.UserUpdated(user=user))
+    return user
+
+
+@handlers.command(c.ChangePassword)
+async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
+    async with ctx.app.db.read() as conn:
+        row = (await conn.execute(select(users).where(
+            users.c.id == _self(ctx.caller), users.c.deleted_at.is_(None)))).first()
+    if row is None:
+        raise errors.NotFound("no such user")
+    hasher = passwords(ctx.app)
+    if not await asyncio.to_thread(hasher.verify, row.password_hash, cmd.old_password):
+        raise errors.Unauthorized("the old password is wrong")
+    new_hash = await asyncio.to_thread(hasher.hash, cmd.new_password)
+    async with ctx.app.db.transaction() as tx:
+        # Every token issued before the change stops working, this session's too.
+        await tx.execute(users.update().where(users.c.id == row.id).values(
+            password_hash=new_hash, token_version=users.c.token_version + 1))
+        _emit_access(tx, await _load(tx, row.id))
+
+
+@handlers.command(c.ListUsers)
+async def list_users(cmd: c.ListUsers, ctx: Context) -> Page[c.User]:
+    _require_admin(ctx.caller)
+    live = users.c.deleted_at.is_(None)
+    async with ctx.app.db.read() as conn:
+        total = (await conn.execute(select(func.count()).select_from(users).where(live))).scalar()
+        rows = (await conn.execute(select(users).where(live).order_by(users.c.id)
+                                   .limit(cmd.page_size).offset(cmd.offset))).all()
+    return Page[c.User](items=[to_user(r) for r in rows], total=total, page=cmd.page,
+                        page_size=cmd.page_size)
+
+
+@handlers.command(c.UpdateUser)
+async def update_user(cmd: c.UpdateUser, ctx: Context) -> c.User:
+    _require_admin(ctx.caller)
+    changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
+    if cmd.id == ctx.caller.user_id and (changes.get("disabled") or
+                                         changes.get("role", Role.admin) != Role.admin):
+        raise errors.Conflict("an admin cannot disable or demote their own account")
+    async with ctx.app.db.transaction() as tx:
+        before = await _load(tx, cmd.id, lock=True)
+        values = {k: (v.value if isinstance(v, Role) else v) for k, v in changes.items()}
+        access_changed = (values.get("role", before.role) != before.role
+                          or values.get("disabled", before.disabled) != before.disabled)
+        if access_changed:
+            values["token_version"] = before.token_version + 1
+        if values:
+            await tx.execute(users.update().where(users.c.id == cmd.id).values(**values))
+        after = await _load(tx, cmd.id)
+        user = to_user(after)
+        tx.emit(c.UserUpdated(user=user))
+        if access_changed:
+            _emit_access(tx, after)
+    return user
+
+
+@handlers.command(c.DeleteUser)
+async def delete_user(cmd: c.DeleteUser, ctx: Context) -> None:
+    _require_admin(ctx.caller)
+    if cmd.id == ctx.caller.user_id:
+        raise errors.Conflict("an admin cannot delete their own account")
+    async with ctx.app.db.transaction() as tx:
+        row = await _load(tx, cmd.id, lock=True)
+        await tx.execute(users.update().where(users.c.id == cmd.id).values(
+            deleted_at=to_db(utcnow()), disabled=True, token_version=row.token_version + 1))
+        tx.emit(c.UserDeleted(user_id=cmd.id))
+        tx.emit(c.AccessChanged(user_id=cmd.id, token_version=row.token_version + 1,
+                                active=False))
+
+
+@handlers.command(c.AccessList)
+async def access_list(cmd: c.AccessList, ctx: Context) -> c.AccessEntries:
+    async with ctx.app.db.read() as conn:
+        rows = (await conn.execute(select(users.c.id, users.c.token_version, users.c.disabled,
+                                          users.c.deleted_at).where(
+            (users.c.token_version > 0) | users.c.disabled | users.c.deleted_at.is_not(None))
+        )).all()
+    return c.AccessEntries(entries=[
+        c.Access(user_id=r.id, token_version=r.token_version,
+                 active=not r.disabled and r.deleted_at is None) for r in rows])
+
+
+@handlers.startup
+async def bootstrap_admin(app: App) -> None:
+    """The first admin, from TTMS_ADMIN_USERNAME / TTMS_ADMIN_PASSWORD. Never overwritten."""
+    settings = app.settings
+    for attempt in range(60):
+        try:
+            async with app.db.read() as conn:
+                exists = (await conn.execute(select(users.c.id).where(
+                    users.c.username == settings.admin_username))).first()
+            if exists:
+                return
+            caller = Caller(user_id=None, role=None)
+            await _create(Context(caller, app), settings.admin_username,
+                          settings.admin_password.get_secret_value(), Role.admin, None)
+            log.info("created the first admin %r", settings.admin_username)
+            return
+        except errors.Conflict:
+            return  # another process of this service made it first
+        except Exception as exc:  # noqa: BLE001 - the database may still be starting
+            log.warning("admin bootstrap: %s; retrying", exc)
+            await asyncio.sleep(min(1 + attempt, 5))
+
+
+def _emit_access(tx: Tx, row) -> None:
+    tx.emit(c.AccessChanged(user_id=row.id, token_version=row.token_version,
+                            active=not row.disabled and row.deleted_at is None))
+
+
+def _require_admin(caller: Caller) -> None:
+    if not caller.at_least(Role.admin):
+        raise errors.Forbidden("only an admin may do this")
+
+
+def _self(caller: Caller) -> int:
+    if caller.user_id is None:
+        raise errors.Unauthorized("sign in first")
+    return caller.user_id

@@ -25,7 +25,7 @@ up:
 	@if docker info >/dev/null 2>&1; then \
 		docker compose up -d --wait && echo "TTMS is up: http://127.0.0.1:8080"; \
 	else \
-		$(MAKE) --no-print-directory deps venv && $(PY) -m messages.launcher up; \
+		$(MAKE) -s --no-print-directory deps venv && $(PY) -m messages.launcher up; \
 	fi
 
 down:
@@ -48,7 +48,7 @@ lint: venv
 	.venv/bin/ruff check .
 
 bench: deps venv
-	@test -f bench/__main__.py || { echo "make bench: bench/__main__.py does not exist yet" >&2; exit 1; }
+	@test -f bench/__main__.py || { echo "make bench: bench/ is not written yet" >&2; exit 1; }
 	$(PY) -m bench
 
 chaos: deps venv

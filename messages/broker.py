@@ -68,7 +68,7 @@ class Broker:
                 delay = min(delay * 2, 5.0)
                 continue
             connection.close_callbacks.add(
-                lambda *_: closed.done() or closed.set_result(None))
+                lambda *_, done=closed: done.done() or done.set_result(None))
             try:
                 for setup in self._setups:
                     await setup(connection)

@@ -4,9 +4,9 @@ their events into the outbox, and the outbox and inbox tables every service data
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from messages.contracts.base import Envelope, Event, utcnow
 from messages.settings import Settings
-
 
 # Naive UTC in the database, microsecond precision; `as_utc` makes it aware again on the way out.
 Timestamp = DateTime().with_variant(DATETIME(fsp=6), "mysql")

@@ -112,8 +112,8 @@ def from_infrastructure(exc: BaseException) -> ServiceError | None:
     """A database or network failure → 503; anything else is a bug (None)."""
     from sqlalchemy import exc as sa
 
-    if isinstance(exc, sa.DBAPIError) and (exc.connection_invalidated
-                                           or isinstance(exc, sa.OperationalError | sa.InterfaceError)):
+    if isinstance(exc, sa.DBAPIError) and (
+            exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError)):
         return ServiceUnavailable("the database is unavailable")
     if isinstance(exc, sa.TimeoutError | ConnectionError | OSError):
         return ServiceUnavailable("a dependency is unavailable")

@@ -38,7 +38,8 @@ from messages.settings import Names
 log = logging.getLogger("ttms.events")
 
 
-async def declare_topology(channel: AbstractChannel, names: Names) -> aio_pika.abc.AbstractExchange:
+async def declare_topology(channel: AbstractChannel,
+                           names: Names) -> aio_pika.abc.AbstractExchange:
     exchange = await channel.declare_exchange(
         names.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     await channel.declare_exchange(names.dead_letter_exchange, aio_pika.ExchangeType.DIRECT,
@@ -110,7 +111,8 @@ class OutboxRelay:
                 for row in rows))
             await conn.execute(
                 text("UPDATE outbox SET published_at = :now WHERE id IN :ids").bindparams(
-                    bindparam("ids", expanding=True)), {"now": to_db(utcnow()), "ids": [r.id for r in rows]})
+                    bindparam("ids", expanding=True)),
+                {"now": to_db(utcnow()), "ids": [r.id for r in rows]})
         return len(rows)
 
     async def _clean(self) -> None:
@@ -174,7 +176,7 @@ class Subscriber:
             try:
                 await self.handle(envelope, handler, event)
                 break
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if errors.from_infrastructure(exc) is None:
                     log.exception("handler for %s %s failed", envelope.type, envelope.id)
                     await message.nack(requeue=True)  # counted; dead-lettered at the limit
@@ -221,5 +223,5 @@ class Listener:
             result = self._callback(Envelope.model_validate(orjson.loads(message.body)))
             if asyncio.iscoroutine(result):
                 await result
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("listener failed on an event")

@@ -142,7 +142,8 @@ class RpcClient:
             channel = self._channel
             if channel is None:
                 raise errors.ServiceUnavailable("the message broker is unreachable")
-            await channel.basic_publish(orjson.dumps(calls), routing_key=self.names.rpc_queue(service),
+            await channel.basic_publish(orjson.dumps(calls),
+                                        routing_key=self.names.rpc_queue(service),
                                         properties=properties)
         except Exception as exc:  # noqa: BLE001 - each caller gets the failure
             failure = exc if isinstance(exc, errors.ServiceError) else errors.ServiceUnavailable(
@@ -280,7 +281,7 @@ class RpcServer:
         except ValidationError as exc:
             return [call_id, 0, errors.ValidationFailed(
                 details=errors.validation_details(exc)).to_wire()]
-        except Exception as exc:  # noqa: BLE001 - becomes a typed reply, never a hung caller
+        except Exception as exc:
             mapped = errors.from_infrastructure(exc)
             if mapped is None:
                 log.exception("command %s failed", name)

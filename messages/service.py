@@ -112,7 +112,8 @@ class Service:
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay"),
                  asyncio.create_task(app.rpc.watch_services(), name="watch-services")]
         await broker.start()
-        tasks += [asyncio.create_task(_guard(fn(app), fn.__name__)) for fn in self.handlers.on_start]
+        tasks += [asyncio.create_task(_guard(fn(app), fn.__name__))
+                  for fn in self.handlers.on_start]
         log.info("%s started", self.name)
         await stop.wait()
         log.info("%s stopping", self.name)
@@ -123,7 +124,8 @@ class Service:
         await db.dispose()
 
 
-def _bind_app(fn: Callable[..., Awaitable[None]], app: App) -> Callable[[Any, Any], Awaitable[None]]:
+def _bind_app(fn: Callable[..., Awaitable[None]],
+              app: App) -> Callable[[Any, Any], Awaitable[None]]:
     async def bound(event: Any, tx: Any) -> None:
         await fn(event, tx, app)
     return bound

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     rate_limit_per_second: float = 2000.0
     rate_limit_burst: int = 4000
-    login_attempts_per_minute: int = 20
+    login_attempts_per_minute: int = 10            # per username
+    login_attempts_per_address_per_minute: int = 300
     rpc_timeout_seconds: float = 5.0
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)

@@ -1,0 +1,269 @@
+"""The aiohttp application: middlewares, the generic route handler, operations endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from gateway import metrics, openapi
+from gateway.auth import ANONYMOUS, Authenticator, RateLimiter
+from gateway.problems import from_http, problem
+from gateway.routes import ROUTES, Route, Who
+from messages import errors
+from messages.broker import Broker
+from messages.events import Listener
+from messages.rpc import RpcClient
+from messages.settings import SERVICES, Settings
+
+log = logging.getLogger("ttms.gateway")
+API = "/api/v1"
+
+settings_key = web.AppKey("settings", Settings)
+rpc_key = web.AppKey("rpc", RpcClient)
+broker_key = web.AppKey("broker", Broker)
+auth_key = web.AppKey("auth", Authenticator)
+limits_key = web.AppKey("limits", dict)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+# -- middlewares ---------------------------------------------------------------------------
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.ServiceError as exc:
+        return problem(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(from_http(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(errors.InternalError("an unexpected error occurred"))
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics.requests.labels(request.method, route, response.status).inc()
+    metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    return response
+
+
+def cors_middleware(origins: str):
+    allowed = {o.strip() for o in origins.split(",") if o.strip()}
+
+    @web.middleware
+    async def cors(request: web.Request, handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or not ("*" in allowed or origin in allowed):
+            return await handler(request)
+        headers = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin,
+                   "Vary": "Origin"}
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            headers.update({
+                "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "Access-Control-Request-Headers", "Authorization, Content-Type"),
+                "Access-Control-Max-Age": "600",
+            })
+            return web.Response(status=204, headers=headers)
+        response = await handler(request)
+        response.headers.update(headers)
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After, Location"
+        return response
+
+    return cors
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler) -> web.StreamResponse:
+    wait = request.app[limits_key]["client"].take(request.remote or "?")
+    if wait is not None:
+        raise errors.RateLimited("too many requests from this client", retry_after=wait)
+    return await handler(request)
+
+
+# -- the generic route handler ------------------------------------------------------------
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> dict[str, Any]:
+    try:
+        return model.model_validate(data).model_dump(mode="json", exclude_unset=True)
+    except ValidationError as exc:
+        details = [{"loc": [where, *e["loc"]], "msg": e["msg"]}
+                   for e in exc.errors(include_url=False)]
+        raise errors.ValidationFailed("the request has invalid fields", details) from None
+
+
+async def _read_json(request: web.Request, max_bytes: int) -> Any:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise errors.BadRequest(f"the body is larger than {max_bytes} bytes")
+    if request.content_type != "application/json":
+        raise errors.BadRequest("send the body as application/json")
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.BadRequest("the body is not valid JSON (UTF-8)") from None
+
+
+def route_handler(route: Route):
+    command = route.command.name
+    service = route.command.service
+    min_role = route.who.min_role
+    query_fields = set(route.query.model_fields) if route.query else set()
+
+    async def handle(request: web.Request) -> web.Response:
+        app = request.app
+        caller = app[auth_key].caller(request.headers.get("Authorization"))
+        if route.who is not Who.anyone:
+            if caller is None:
+                raise errors.Unauthorized("sign in first")
+            if min_role is not None and not _at_least(caller["role"], min_role):
+                raise errors.Forbidden(f"this needs the {min_role.value} role")
+        payload: dict[str, Any] = {k: int(v) for k, v in request.match_info.items()}
+        if route.who is Who.admin_or_self and payload["id"] != caller["user_id"] \
+                and caller["role"] != "admin":
+            raise errors.Forbidden("only an admin may see other users")
+        if route.extra.get("id_from_caller"):
+            payload["id"] = caller["user_id"]
+        if route.query is not None:
+            payload.update(_validate(route.query, {k: v for k, v in request.query.items()
+                                                   if k in query_fields}, "query"))
+        if route.body is not None:
+            body = await _read_json(request, app[settings_key].max_body_bytes)
+            payload.update(_validate(route.body, body, "body"))
+        if route.extra.get("login"):
+            _limit_login(request, payload["username"])
+        if route.idempotency_key and (key := request.headers.get("Idempotency-Key")):
+            if not 1 <= len(key) <= 100:
+                raise errors.ValidationFailed("Idempotency-Key must be 1..100 characters")
+            payload["idempotency_key"] = key
+        if caller is None and route.who is Who.anyone:
+            caller = ANONYMOUS
+        started = time.perf_counter()
+        metrics.rpc_in_flight.inc()
+        try:
+            result = await app[rpc_key].call(command, payload, caller, route.timeout)
+        finally:
+            metrics.rpc_in_flight.dec()
+            metrics.rpc_latency.labels(service, command).observe(time.perf_counter() - started)
+        if route.status == 204:
+            return web.Response(status=204)
+        return json_response(result, route.status)
+
+    return handle
+
+
+def _limit_login(request: web.Request, username: str) -> None:
+    """Password guessing is slowed per client address and per account."""
+    limits = request.app[limits_key]
+    for limiter, key in ((limits["login_addr"], request.remote or "?"),
+                         (limits["login_user"], username.lower())):
+        wait = limiter.take(key)
+        if wait is not None:
+            raise errors.RateLimited("too many sign-in attempts; wait a little",
+                                     retry_after=wait)
+
+
+def _at_least(role: str, minimum) -> bool:
+    from messages.contracts.base import Role
+
+    return Role(role).at_least(minimum)
+
+
+# -- operations -----------------------------------------------------------------------------
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    if app[broker_key].connection is None:
+        return _not_ready(["broker", *SERVICES])
+    results = await asyncio.gather(*(app[rpc_key].ping(s, timeout=1.0) for s in SERVICES),
+                                   return_exceptions=True)
+    down = [s for s, r in zip(SERVICES, results, strict=True) if isinstance(r, BaseException)]
+    if not app[auth_key].loaded:
+        down.append("gateway (token revocations not loaded)")
+    if down:
+        return _not_ready(down)
+    return json_response({"status": "ready", "services": list(SERVICES)})
+
+
+def _not_ready(down: list[str]) -> web.Response:
+    return problem(errors.ServiceUnavailable(f"not answering: {', '.join(down)}",
+                                             details=[{"loc": [d], "msg": "down"} for d in down]))
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(metrics.registry),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# -- assembly -------------------------------------------------------------------------------
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[problems_middleware, cors_middleware(settings.cors_origins),
+                     metrics_middleware, rate_limit_middleware])
+    app[settings_key] = settings
+    broker = Broker(settings.amqp_url, f"{settings.namespace}-gateway")
+    app[broker_key] = broker
+    app[rpc_key] = RpcClient(broker, settings.names, settings.rpc_timeout_seconds)
+    auth = Authenticator(settings)
+    app[auth_key] = auth
+    app[limits_key] = {
+        "client": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        "login_user": RateLimiter(settings.login_attempts_per_minute / 60,
+                                  settings.login_attempts_per_minute),
+        "login_addr": RateLimiter(settings.login_attempts_per_address_per_minute / 60,
+                                  settings.login_attempts_per_address_per_minute),
+    }
+    Listener(broker, settings.names, ["user.access_changed"], auth.on_event)
+
+    for route in ROUTES:
+        app.router.add_route(route.method, API + route.path.replace("{id}", r"{id:\d{1,18}}"),
+                             route_handler(route))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    openapi.install(app, ROUTES, API)
+
+    tasks: list[asyncio.Task] = []
+
+    async def start(app: web.Application) -> None:
+        await broker.start(wait=10)
+        tasks.append(asyncio.create_task(auth.load(app[rpc_key])))
+        tasks.append(asyncio.create_task(app[rpc_key].watch_services()))
+
+    async def stop(app: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await broker.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app
+
+

@@ -1,0 +1,141 @@
+"""The OpenAPI 3.1 document, generated from the route declarations and their pydantic models
+(the same ones that validate requests), and Swagger UI served from the installed package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import swagger_ui
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from gateway.routes.base import Route, Who
+from messages import errors
+
+REF = "#/components/schemas/{model}"
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "code": {"type": "string", "enum": sorted(errors.BY_CODE)},
+        "errors": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
+                                                             {"type": "integer"}]}},
+                "msg": {"type": "string"}}}},
+    },
+}
+
+
+def build(routes: list[Route], base: str) -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], str]] = []
+    for route in routes:
+        if route.body:
+            models.append((route.body, "validation"))
+        if isinstance(route.response, type) and issubclass(route.response, BaseModel):
+            models.append((route.response, "serialization"))
+    keys, definitions = models_json_schema(models, ref_template=REF)
+    schemas = definitions.get("$defs", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": [route.tag],
+            "operationId": route.command.name.replace(".", "_") + (
+                "_self" if route.extra.get("id_from_caller") else ""),
+            "description": f"Who: {route.who.value}.",
+            "parameters": _parameters(route),
+            "responses": _responses(route, keys),
+        }
+        if route.who is not Who.anyone:
+            operation["security"] = [{"bearer": []}]
+        if route.body:
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": keys[(route.body, "validation")]}}}
+        paths.setdefault(base + route.path, {})[route.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "TTMS", "version": "1.0.0",
+                 "description": "Theater ticket management: studios, plays, shows, seat sales."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    params = []
+    if "{id}" in route.path:
+        params.append({"name": "id", "in": "path", "required": True,
+                       "schema": {"type": "integer", "minimum": 0,
+                                  "maximum": 999_999_999_999_999_999}})
+    if route.query:
+        schema = route.query.model_json_schema(ref_template=REF)
+        for name, prop in schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": False, "schema": prop})
+    if route.idempotency_key:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 100}})
+    return params
+
+
+def _responses(route: Route, keys: dict) -> dict[str, Any]:
+    problem = {"content": {"application/problem+json": {
+        "schema": {"$ref": "#/components/schemas/Problem"}}}}
+    responses: dict[str, Any] = {}
+    if route.status == 204:
+        responses["204"] = {"description": "Done"}
+    else:
+        response: dict[str, Any] = {"description": "OK"}
+        if (route.response, "serialization") in keys:
+            response["content"] = {"application/json": {
+                "schema": keys[(route.response, "serialization")]}}
+        responses[str(route.status)] = response
+    codes = ["400", "422", "429", "503", "504"]
+    if route.who is not Who.anyone or True:
+        codes.append("401")
+    if route.who is not Who.anyone and route.who is not Who.signed_in:
+        codes.append("403")
+    if "{id}" in route.path:
+        codes += ["403", "404"]
+    if route.method in ("POST", "PATCH", "DELETE"):
+        codes.append("409")
+    for code in sorted(set(codes)):
+        responses[code] = {"description": "Problem", **problem}
+    return responses
+
+
+SWAGGER_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>TTMS API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui"});</script>
+</body></html>"""
+
+
+def install(app: web.Application, routes: list[Route], base: str) -> None:
+    document = orjson.dumps(build(routes, base))
+    spec_path = f"{base}/openapi.json"
+
+    async def spec(request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    async def docs(request: web.Request) -> web.Response:
+        return web.Response(text=SWAGGER_PAGE % spec_path, content_type="text/html")
+
+    app.router.add_get(spec_path, spec)
+    app.router.add_get("/docs", docs)
+    app.router.add_static("/docs/static", Path(swagger_ui.__file__).parent / "static")

@@ -1,0 +1,10 @@
+"""studio_svc's tables (database ``<namespace>_studio``)."""
+
+from sqlalchemy import MetaData
+
+from messages.db import inbox_table, outbox_table
+
+metadata = MetaData()
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

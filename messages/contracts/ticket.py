@@ -1,0 +1,254 @@
+"""ticket_svc: seats for sale, holds (reservations), payment, tickets, refunds.
+
+Reservation ids are integers; order_svc uses the reservation id as the order id.
+Money is integer minor units with ``currency``; times are UTC.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+
+MAX_SEATS_PER_HOLD = 10
+
+Position = Annotated[int, Field(ge=1, le=100)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class SeatStatus(StrEnum):
+    available = "available"
+    held = "held"
+    sold = "sold"
+    unavailable = "unavailable"  # aisle or broken: not a seat
+
+
+class ReservationStatus(StrEnum):
+    held = "held"
+    paid = "paid"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+class TicketStatus(StrEnum):
+    sold = "sold"
+    refunded = "refunded"
+
+
+# -- shapes in answers and events ----------------------------------------------------------
+
+class Seat(Strict):
+    row: Position
+    col: Position
+
+
+class PricedSeat(BaseModel):
+    row: int
+    col: int
+    price: int
+
+
+class SeatForSale(BaseModel):
+    row: int
+    col: int
+    status: SeatStatus
+    price: int
+
+
+class SeatsForSale(BaseModel):
+    """``GET /schedules/{id}/seats``."""
+
+    schedule_id: int
+    rows: int
+    cols: int
+    available: int
+    seats: list[SeatForSale]
+
+
+class Ticket(BaseModel):
+    id: int
+    reservation_id: int
+    schedule_id: int
+    user_id: int
+    row: int
+    col: int
+    price: int
+    status: TicketStatus
+    sold_at: UtcDatetime
+    refunded_at: UtcDatetime | None = None
+
+
+class Reservation(BaseModel):
+    id: int
+    schedule_id: int
+    user_id: int
+    seats: list[PricedSeat]
+    total: int
+    currency: str
+    status: ReservationStatus
+    expires_at: UtcDatetime
+    created_at: UtcDatetime
+    paid_at: UtcDatetime | None = None
+    tickets: list[Ticket] = []  # filled once paid
+
+
+class SalesActivityLine(BaseModel):
+    schedule_id: int
+    held: int   # seats currently held (unexpired holds)
+    sold: int   # tickets currently sold (not refunded)
+
+
+class SalesActivity(BaseModel):
+    schedules: list[SalesActivityLine]
+
+
+class LedgerLine(BaseModel):
+    schedule_id: int
+    play_id: int
+    studio_id: int
+    tickets_sold: int      # every sale ever made, including tickets refunded later
+    tickets_refunded: int
+    gross: int             # sum of the prices of tickets_sold
+    refunded: int          # sum of the prices of tickets_refunded
+
+
+class Ledger(BaseModel):
+    schedules: list[LedgerLine]
+
+
+# -- request bodies, as API.md has them ----------------------------------------------------
+
+class HoldBody(Strict):
+    schedule_id: Id
+    seats: list[Seat] = Field(min_length=1, max_length=MAX_SEATS_PER_HOLD)
+    customer_id: Id | None = None  # clerk+ only: sell on a customer's account
+
+    @field_validator("seats")
+    @classmethod
+    def _distinct(cls, seats: list[Seat]) -> list[Seat]:
+        if len({(s.row, s.col) for s in seats}) != len(seats):
+            raise ValueError("seats must be distinct")
+        return seats
+
+
+class PayBody(Strict):
+    payment_ref: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+class TicketQuery(PageQuery):
+    user_id: Id | None = None       # clerk+ only
+    schedule_id: Id | None = None
+
+
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+# -- commands ------------------------------------------------------------------------------
+
+class GetSeats(Command, name="ticket.seats"):
+    id: int  # schedule id
+
+
+class Hold(HoldBody, Command, name="ticket.hold"):
+    idempotency_key: IdempotencyKey | None = None
+
+
+class GetReservation(Command, name="ticket.get_reservation"):
+    id: int
+
+
+class Pay(PayBody, Command, name="ticket.pay"):
+    id: int
+    idempotency_key: IdempotencyKey | None = None
+
+
+class CancelReservation(Command, name="ticket.cancel"):
+    id: int
+
+
+class ListTickets(TicketQuery, Command, name="ticket.list_tickets"):
+    pass
+
+
+class Refund(Command, name="ticket.refund"):
+    id: int  # ticket id
+
+
+class GetSalesActivity(Command, name="ticket.sales_activity"):
+    """Held and sold seats per schedule (play_svc refuses show edits once any exist)."""
+
+    schedule_ids: list[int] = Field(max_length=10_000)
+
+
+class GetLedger(Command, name="ticket.ledger"):
+    """Sales and refunds per schedule, for order_svc's reconciliation."""
+
+
+# -- events --------------------------------------------------------------------------------
+
+class SoldTicket(BaseModel):
+    ticket_id: int
+    row: int
+    col: int
+    price: int
+
+
+class TicketHeld(Event, type="ticket.held"):
+    reservation_id: int
+    user_id: int
+    schedule_id: int
+    play_id: int
+    play_name: str
+    studio_id: int
+    starts_at: UtcDatetime
+    seats: list[PricedSeat]
+    total: int
+    currency: str
+    expires_at: UtcDatetime
+    created_at: UtcDatetime
+
+
+class TicketSold(Event, type="ticket.sold"):
+    reservation_id: int
+    user_id: int
+    schedule_id: int
+    play_id: int
+    play_name: str
+    studio_id: int
+    starts_at: UtcDatetime
+    tickets: list[SoldTicket]
+    total: int
+    currency: str
+    paid_at: UtcDatetime
+
+
+class TicketReleased(Event, type="ticket.released"):
+    """A hold ended unpaid; its seats are available again."""
+
+    reservation_id: int
+    user_id: int
+    schedule_id: int
+    play_id: int
+    seats: list[PricedSeat]
+    reason: Literal["expired", "cancelled", "show_cancelled"]
+    released_at: UtcDatetime
+
+
+class TicketRefunded(Event, type="ticket.refunded"):
+    """One event per refunded ticket."""
+
+    ticket_id: int
+    reservation_id: int
+    user_id: int
+    schedule_id: int
+    play_id: int
+    studio_id: int
+    row: int
+    col: int
+    price: int
+    currency: str
+    reason: Literal["requested", "show_cancelled"]
+    refunded_at: UtcDatetime

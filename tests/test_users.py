@@ -55,7 +55,8 @@ async def test_unknown_field_is_rejected(api):
 
 
 async def test_malformed_json_wrong_type_and_oversize_are_400(api):
-    bad = await api.post("/auth/register", data=b"{nope", headers={"Content-Type": "application/json"})
+    bad = await api.post("/auth/register", data=b"{nope",
+                         headers={"Content-Type": "application/json"})
     assert bad.status == 400 and bad.code == "bad_request"
     text = await api.post("/auth/register", data=b"username=a",
                           headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -22,6 +22,7 @@ def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
+    settings.refuse_unsafe_production()
     for _ in range(settings.gateway_processes - 1):
         if os.fork() == 0:
             break  # a worker: serve like the parent

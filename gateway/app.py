@@ -224,7 +224,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[problems_middleware, cors_middleware(settings.cors_origins),
+        # CORS outermost, so that problem answers carry its headers too.
+        middlewares=[cors_middleware(settings.cors_origins), problems_middleware,
                      metrics_middleware, rate_limit_middleware])
     app[settings_key] = settings
     broker = Broker(settings.amqp_url, f"{settings.namespace}-gateway")

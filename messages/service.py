@@ -89,6 +89,7 @@ class Service:
     def run(self) -> None:
         import uvloop
 
+        self.settings.refuse_unsafe_production()
         setup_logging(self.settings, self.name)
         uvloop.run(self.main())
 

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
             or self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
         )
 
+    def refuse_unsafe_production(self) -> None:
+        """Exit when production would run on the documented development secrets."""
+        if self.env == "production" and (self.uses_dev_secrets()
+                                         or len(self.jwt_secret.get_secret_value()) < 32):
+            raise SystemExit(
+                "TTMS_ENV=production: set TTMS_JWT_SECRET (32+ characters) and "
+                "TTMS_ADMIN_PASSWORD; the development defaults are refused")
+
     @cached_property
     def names(self) -> Names:
         return Names(self.namespace)

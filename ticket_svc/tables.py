@@ -1,10 +1,103 @@
-"""ticket_svc's tables (database ``<namespace>_ticket``)."""
+"""ticket_svc's tables (database ``<namespace>_ticket``).
 
-from sqlalchemy import MetaData
+- ``schedules``: ticket_svc's own copy of the facts it needs about each show, kept from
+  play_svc's events (or fetched once over RPC when a reservation comes first).
+- ``seats``: the inventory, one row per position of the show's seat map; aisles and broken
+  seats are ``unavailable``. ``status`` is the one thing holds fight over: a hold claims seats
+  with a conditional UPDATE (``… AND status = 'available'``), so the database is the arbiter.
+- ``reservations``: holds and what became of them (paid, expired, cancelled).
+- ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``).
+- ``idempotency_keys``: the first answer per (user, command, Idempotency-Key) for 24 h.
+"""
 
-from messages.db import inbox_table, outbox_table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from messages.db import Timestamp, inbox_table, outbox_table
 
 metadata = MetaData()
+
+schedules = Table(
+    "schedules", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("play_id", BigInteger, nullable=False),
+    Column("studio_id", BigInteger, nullable=False),
+    Column("play_name", String(200), nullable=False),
+    Column("starts_at", Timestamp, nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("status", String(16), nullable=False),          # scheduled | cancelled
+    Column("seat_rows", SmallInteger, nullable=False),
+    Column("seat_cols", SmallInteger, nullable=False),
+    Index("ix_schedules_play", "play_id"),
+)
+
+seats = Table(
+    "seats", metadata,
+    Column("schedule_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seat_row", SmallInteger, primary_key=True, autoincrement=False),
+    Column("seat_col", SmallInteger, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),          # available|held|sold|unavailable
+    Column("reservation_id", BigInteger, nullable=True),   # the hold or sale holding it
+    Index("ix_seats_reservation", "reservation_id"),
+)
+
+reservations = Table(
+    "reservations", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("schedule_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),          # held|paid|expired|cancelled
+    Column("seats", JSON, nullable=False),                 # [{row, col, price}], sorted
+    Column("total", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("paid_at", Timestamp, nullable=True),
+    Column("released_at", Timestamp, nullable=True),
+    Column("payment_ref", String(100), nullable=True),
+    Index("ix_reservations_due", "status", "expires_at"),
+    Index("ix_reservations_user", "user_id", "id"),
+    Index("ix_reservations_schedule", "schedule_id", "status"),
+)
+
+tickets = Table(
+    "tickets", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("reservation_id", BigInteger, nullable=False),
+    Column("schedule_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("seat_row", SmallInteger, nullable=False),
+    Column("seat_col", SmallInteger, nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("status", String(16), nullable=False),          # sold | refunded
+    Column("sold_at", Timestamp, nullable=False),
+    Column("refunded_at", Timestamp, nullable=True),
+    Index("ix_tickets_reservation", "reservation_id"),
+    Index("ix_tickets_user", "user_id", "id"),
+    Index("ix_tickets_schedule", "schedule_id", "status"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("command", String(40), primary_key=True),
+    Column("idem_key", String(100, collation="utf8mb4_bin"), primary_key=True),
+    Column("state", String(8), nullable=False),            # pending | done
+    Column("ok", SmallInteger, nullable=True),             # 1 result, 0 error
+    Column("answer", Text, nullable=True),                 # JSON of the first answer
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_idempotency_created", "created_at"),
+)
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

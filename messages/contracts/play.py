@@ -1,0 +1,235 @@
+"""play_svc: plays and their shows (schedules)."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.studio import Seat
+
+PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                            max_length=200)]
+Area = Annotated[str, Field(max_length=100)]
+Description = Annotated[str, Field(max_length=4000)]
+Duration = Annotated[int, Field(ge=1, le=600)]
+Price = Annotated[int, Field(ge=0, le=1_000_000_000)]  # integer minor units
+
+
+class PlayKind(StrEnum):
+    movie = "movie"
+    drama = "drama"
+    opera = "opera"
+    concert = "concert"
+    other = "other"
+
+
+class Rating(StrEnum):
+    all = "all"
+    child = "child"
+    teen = "teen"
+    adult = "adult"
+
+
+class ScheduleStatus(StrEnum):
+    scheduled = "scheduled"
+    cancelled = "cancelled"
+
+
+class Play(BaseModel):
+    id: int
+    name: str
+    kind: PlayKind
+    area: str | None
+    rating: Rating
+    duration_minutes: int
+    description: str | None
+    starts_on: date
+    ends_on: date
+    price: int
+
+
+class Schedule(BaseModel):
+    """One show. ``play_name`` and ``studio_name`` are the current names."""
+
+    id: int
+    play_id: int
+    studio_id: int
+    play_name: str
+    studio_name: str
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime  # starts_at + the play's duration
+    price: int
+    status: ScheduleStatus
+
+
+class ScheduleInventory(BaseModel):
+    """A show and the seat map of its studio as it was when the show was created."""
+
+    schedule: Schedule
+    rows: int
+    cols: int
+    seats: list[Seat]  # every place, row by row, each `seat`, `aisle` or `broken`
+
+
+class UpcomingCount(BaseModel):
+    count: int
+
+
+# Request bodies, as API.md has them.
+class CreatePlayBody(Strict):
+    name: PlayName
+    kind: PlayKind
+    area: Area | None = None
+    rating: Rating
+    duration_minutes: Duration
+    description: Description | None = None
+    starts_on: date
+    ends_on: date
+    price: Price
+
+    @model_validator(mode="after")
+    def _run_in_order(self):
+        if self.starts_on > self.ends_on:
+            raise ValueError("starts_on must not be after ends_on")
+        return self
+
+
+class UpdatePlayBody(Strict):
+    # Absent means unchanged; an explicit null is refused except for area and description.
+    name: PlayName = None  # type: ignore[assignment]
+    kind: PlayKind = None  # type: ignore[assignment]
+    area: Area | None = None
+    rating: Rating = None  # type: ignore[assignment]
+    duration_minutes: Duration = None  # type: ignore[assignment]
+    description: Description | None = None
+    starts_on: date = None  # type: ignore[assignment]
+    ends_on: date = None  # type: ignore[assignment]
+    price: Price = None  # type: ignore[assignment]
+
+
+class PlayQuery(PageQuery):
+    q: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # name contains
+    kind: PlayKind | None = None
+
+
+class CreateScheduleBody(Strict):
+    play_id: int
+    studio_id: int
+    starts_at: AwareDatetime
+    price: Price | None = None  # the play's price when absent
+
+
+class UpdateScheduleBody(Strict):
+    starts_at: AwareDatetime = None  # type: ignore[assignment]
+    price: Price = None  # type: ignore[assignment]
+
+
+class ScheduleQuery(PageQuery):
+    """``from``/``to``: shows starting at or after ``from`` and before ``to``."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    play_id: int | None = None
+    studio_id: int | None = None
+    starts_from: AwareDatetime | None = Field(None, alias="from")
+    starts_before: AwareDatetime | None = Field(None, alias="to")
+    status: ScheduleStatus | None = None
+
+
+# Commands.
+class CreatePlay(CreatePlayBody, Command, name="play.create"):
+    pass
+
+
+class ListPlays(PlayQuery, Command, name="play.list"):
+    pass
+
+
+class GetPlay(Command, name="play.get"):
+    id: int
+
+
+class UpdatePlay(UpdatePlayBody, Command, name="play.update"):
+    id: int
+
+
+class DeletePlay(Command, name="play.delete"):
+    id: int
+
+
+class CreateSchedule(CreateScheduleBody, Command, name="play.create_schedule"):
+    pass
+
+
+class ListSchedules(ScheduleQuery, Command, name="play.list_schedules"):
+    pass
+
+
+class GetSchedule(Command, name="play.get_schedule"):
+    id: int
+
+
+class UpdateSchedule(UpdateScheduleBody, Command, name="play.update_schedule"):
+    id: int
+
+
+class CancelSchedule(Command, name="play.cancel_schedule"):
+    id: int
+
+
+class GetScheduleInventory(Command, name="play.schedule_inventory"):
+    """Service to service (ticket_svc): → ScheduleInventory; 404 if no such schedule."""
+
+    id: int
+
+
+class StudioUpcoming(Command, name="play.studio_upcoming"):
+    """Service to service (studio_svc): → UpcomingCount, scheduled shows not yet ended."""
+
+    studio_id: int
+
+
+# Events.
+class PlayCreated(Event, type="play.created"):
+    play: Play
+
+
+class PlayUpdated(Event, type="play.updated"):
+    play: Play
+
+
+class PlayDeleted(Event, type="play.deleted"):
+    play_id: int
+
+
+class ScheduleCreated(Event, type="schedule.created"):
+    """What the sales side needs to create the show's inventory: the show (times, price) and
+    its studio's full seat map at creation time."""
+
+    schedule: Schedule
+    rows: int
+    cols: int
+    seats: list[Seat]
+
+
+class ScheduleUpdated(Event, type="schedule.updated"):
+    """Moved or re-priced (only before any ticket was held or sold)."""
+
+    schedule: Schedule
+
+
+class ScheduleCancelled(Event, type="schedule.cancelled"):
+    """The sales side releases the show's holds and refunds its sold tickets."""
+
+    schedule: Schedule

@@ -1,0 +1,122 @@
+"""studio_svc: studios (theaters) and their seat maps."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+
+MAX_SIDE = 100  # rows and cols are 1..100
+
+StudioName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                              max_length=100)]
+Description = Annotated[str, Field(max_length=2000)]
+Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
+
+
+class SeatKind(StrEnum):
+    seat = "seat"
+    aisle = "aisle"
+    broken = "broken"
+
+
+class Seat(Strict):
+    """One place of a seat map; rows and cols count from 1."""
+
+    row: Side
+    col: Side
+    kind: SeatKind
+
+
+class Studio(BaseModel):
+    id: int
+    name: str
+    rows: int
+    cols: int
+    seat_count: int  # places of kind `seat`
+    description: str | None
+    created_at: UtcDatetime
+
+
+class SeatMap(BaseModel):
+    """Every place of the studio, row by row. ``name`` is the studio's (an addition to API.md
+    that lets play_svc snapshot a map and its studio's name in one call)."""
+
+    studio_id: int
+    name: str
+    rows: int
+    cols: int
+    seats: list[Seat]
+
+
+# Request bodies, as API.md has them.
+class CreateStudioBody(Strict):
+    name: StudioName
+    rows: Side
+    cols: Side
+    description: Description | None = None
+
+
+class UpdateStudioBody(Strict):
+    # Absent means unchanged; an explicit null is refused (except for the description).
+    name: StudioName = None  # type: ignore[assignment]
+    description: Description | None = None
+    rows: Side = None  # type: ignore[assignment]
+    cols: Side = None  # type: ignore[assignment]
+
+
+class EditSeatsBody(Strict):
+    seats: Annotated[list[Seat], Field(min_length=1, max_length=MAX_SIDE * MAX_SIDE)]
+
+
+class StudioQuery(PageQuery):
+    q: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+# Commands.
+class CreateStudio(CreateStudioBody, Command, name="studio.create"):
+    pass
+
+
+class ListStudios(StudioQuery, Command, name="studio.list"):
+    pass
+
+
+class GetStudio(Command, name="studio.get"):
+    id: int
+
+
+class UpdateStudio(UpdateStudioBody, Command, name="studio.update"):
+    id: int
+
+
+class DeleteStudio(Command, name="studio.delete"):
+    id: int
+
+
+class GetSeatMap(Command, name="studio.seat_map"):
+    """Also asked by play_svc (caller without a role) to snapshot a map; 404 if no studio."""
+
+    id: int
+
+
+class EditSeats(EditSeatsBody, Command, name="studio.edit_seats"):
+    id: int
+
+
+# Events.
+class StudioCreated(Event, type="studio.created"):
+    studio: Studio
+
+
+class StudioUpdated(Event, type="studio.updated"):
+    """Any change: name, description, size or seat kinds (seat_count then changes)."""
+
+    studio: Studio
+
+
+class StudioDeleted(Event, type="studio.deleted"):
+    studio_id: int

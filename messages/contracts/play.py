@@ -9,9 +9,9 @@ from typing import Annotated
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
+    create_model,
     model_validator,
 )
 
@@ -135,16 +135,18 @@ class UpdateScheduleBody(Strict):
     price: Price = None  # type: ignore[assignment]
 
 
-class ScheduleQuery(PageQuery):
-    """``from``/``to``: shows starting at or after ``from`` and before ``to``."""
-
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
-
+class _ScheduleFilters(PageQuery):
     play_id: int | None = None
     studio_id: int | None = None
-    starts_from: AwareDatetime | None = Field(None, alias="from")
-    starts_before: AwareDatetime | None = Field(None, alias="to")
     status: ScheduleStatus | None = None
+
+
+# `from` is a Python keyword, so the query model is built with create_model: the field names
+# are the query parameters themselves (the gateway passes on exactly the declared names).
+# Read them with ``getattr(query, "from")``. Shows starting at or after `from` and before `to`.
+ScheduleQuery = create_model(
+    "ScheduleQuery", __base__=_ScheduleFilters,
+    **{"from": (AwareDatetime | None, None), "to": (AwareDatetime | None, None)})
 
 
 # Commands.

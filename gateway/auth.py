@@ -26,6 +26,8 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._access: dict[int, tuple[int, bool]] = {}  # user id → (token version, active)
+        # Verified tokens, so a signature is checked once per token, not once per request.
+        self._verified: dict[str, tokens.Claims] = {}
         self.loaded = False
 
     def caller(self, authorization: str | None) -> dict | None:
@@ -35,10 +37,15 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.Unauthorized("use an Authorization: Bearer <token> header")
-        try:
-            claims = tokens.verify(self._settings, token.strip())
-        except Exception:  # noqa: BLE001 - any decoding problem is the same 401
-            raise errors.Unauthorized("the token is invalid or expired") from None
+        claims = self._verified.get(token)
+        if claims is None or claims.expires_at <= time.time():
+            try:
+                claims = tokens.verify(self._settings, token.strip())
+            except Exception:  # noqa: BLE001 - any decoding problem is the same 401
+                raise errors.Unauthorized("the token is invalid or expired") from None
+            if len(self._verified) >= 50_000:
+                self._verified.clear()
+            self._verified[token] = claims
         if not self.loaded:
             raise errors.ServiceUnavailable("the gateway is still loading revoked tokens",
                                             retry_after=1)

@@ -22,6 +22,7 @@ class Claims:
     user_id: int
     role: Role
     token_version: int
+    expires_at: float
 
 
 def mint(settings: Settings, user_id: int, role: Role, token_version: int) -> str:
@@ -35,4 +36,5 @@ def verify(settings: Settings, token: str) -> Claims:
     """Raises jwt.InvalidTokenError (or ValueError) for anything but a valid, unexpired token."""
     claims = jwt.decode(token, settings.jwt_secret.get_secret_value(), algorithms=[ALGORITHM],
                         options={"require": ["sub", "exp", "iat"]})
-    return Claims(int(claims["sub"]), Role(claims["role"]), int(claims.get("tv", 0)))
+    return Claims(int(claims["sub"]), Role(claims["role"]), int(claims.get("tv", 0)),
+                  float(claims["exp"]))

@@ -130,3 +130,12 @@ class UserDeleted(Event, type="user.deleted"):
 
 class AccessChanged(Access, Event, type="user.access_changed"):
     """Tokens with an older ``token_version`` stop working; none work while not ``active``."""
+
+
+class Ping(Command, name="user.ping"):
+    """Answered by the RPC layer itself (every service answers ``<service>.ping``)."""
+
+
+class Pong(BaseModel):
+    service: str
+    pid: int

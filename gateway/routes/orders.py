@@ -1,0 +1,24 @@
+"""Orders and box office (API.md § Orders and box office) → order_svc.
+
+Ownership is checked by order_svc: a customer asking for another user's order, or passing
+another user's ``user_id``, gets 403 ``forbidden``; an order that does not exist is 404.
+"""
+
+from gateway.routes.base import Route, Who
+from messages.contracts import order as c
+from messages.contracts.base import Page
+
+TAG = "Orders and box office"
+
+ROUTES = [
+    Route("GET", "/orders", c.ListOrders, Who.signed_in,
+          "Orders: your own; clerks and above may pass ?user_id=", TAG, query=c.OrderQuery,
+          response=Page[c.Order]),
+    Route("GET", "/orders/{id}", c.GetOrder, Who.signed_in, "An order (owner or clerk+)", TAG,
+          response=c.Order),
+    Route("GET", "/box-office/plays/{id}", c.GetPlayBoxOffice, Who.manager,
+          "A play's takings, show by show", TAG, response=c.PlayBoxOffice),
+    Route("GET", "/box-office", c.GetBoxOffice, Who.manager,
+          "Takings grouped by play, studio or day of the show", TAG, query=c.BoxOfficeQuery,
+          response=c.BoxOfficeReport),
+]

@@ -1,0 +1,118 @@
+"""order_svc: orders (one per reservation) and box-office figures, both built from events.
+
+Order ids are reservation ids. Money is integer minor units; times are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import BaseModel, create_model
+
+from messages.contracts.base import Command, PageQuery, Strict, UtcDatetime
+from messages.contracts.ticket import Id, PricedSeat
+
+
+class OrderStatus(StrEnum):
+    held = "held"
+    paid = "paid"
+    expired = "expired"
+    cancelled = "cancelled"
+    refunded = "refunded"
+    partially_refunded = "partially_refunded"
+
+
+class GroupBy(StrEnum):
+    play = "play"
+    studio = "studio"
+    day = "day"
+
+
+# -- shapes in answers ---------------------------------------------------------------------
+
+class Order(BaseModel):
+    id: int  # the reservation id
+    user_id: int
+    schedule_id: int
+    play_id: int
+    play_name: str | None
+    starts_at: UtcDatetime | None
+    seats: list[PricedSeat]
+    total: int
+    currency: str
+    status: OrderStatus
+    created_at: UtcDatetime
+    paid_at: UtcDatetime | None
+    refunded_total: int
+
+
+class ShowFigures(BaseModel):
+    schedule_id: int
+    starts_at: UtcDatetime | None
+    studio_id: int | None
+    sold: int             # tickets ever sold for the show, refunded ones included
+    refunded: int         # tickets refunded
+    net: int              # money: gross - refunded
+    occupancy: float | None  # tickets sold and not refunded / seats of the show (None: unknown)
+
+
+class PlayBoxOffice(BaseModel):
+    play_id: int
+    play_name: str | None
+    tickets_sold: int
+    tickets_refunded: int
+    gross: int
+    refunded: int
+    net: int
+    schedules: list[ShowFigures]
+
+
+class BoxOfficeLine(BaseModel):
+    key: int | str  # play id, studio id, or the show day (YYYY-MM-DD, UTC)
+    label: str | None
+    tickets_sold: int
+    tickets_refunded: int
+    gross: int
+    refunded: int
+    net: int
+
+
+class BoxOfficeReport(BaseModel):
+    items: list[BoxOfficeLine]
+
+
+# -- queries -------------------------------------------------------------------------------
+
+class OrderQuery(PageQuery):
+    user_id: Id | None = None  # clerk+ only; a customer always sees their own
+    status: OrderStatus | None = None
+
+
+class _BoxOfficeFilters(Strict):
+    group_by: GroupBy = GroupBy.play
+
+
+# `from` is a Python keyword: the field names are the query parameters themselves (the gateway
+# passes on exactly the declared names). Days of the shows' start (UTC), both inclusive.
+BoxOfficeQuery = create_model(
+    "BoxOfficeQuery", __base__=_BoxOfficeFilters,
+    **{"from": (date | None, None), "to": (date | None, None)})
+
+
+# -- commands ------------------------------------------------------------------------------
+
+class ListOrders(OrderQuery, Command, name="order.list"):
+    pass
+
+
+class GetOrder(Command, name="order.get"):
+    id: int
+
+
+class GetPlayBoxOffice(Command, name="order.box_office_play"):
+    id: int  # play id
+
+
+class GetBoxOffice(BoxOfficeQuery, Command, name="order.box_office"):
+    pass

@@ -1,5 +1,357 @@
-"""play_svc's command and event handlers: one function per command or event."""
+"""play_svc's command and event handlers: one function per command or event.
 
-from messages.service import Handlers
+Overlap of shows in a studio is decided by the database: scheduling or moving a show locks the
+studio's row (``studios``) first, then checks and writes, in one transaction. Whether a show
+has tickets held or sold is ticket_svc's knowledge, asked over RPC before any change.
+"""
 
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects.mysql import insert
+
+from messages import errors
+from messages.contracts import play as c
+from messages.contracts import studio as s
+from messages.contracts.base import Caller, Page, Role, utcnow
+from messages.db import Tx, as_utc, to_db
+from messages.service import App, Context, Handlers
+from play_svc import domain
+from play_svc.tables import plays, schedules, studios
+
+log = logging.getLogger("ttms.play")
 handlers = Handlers()
+
+SERVICE_CALLER = {"user_id": None, "role": None}
+SCHEDULED = c.ScheduleStatus.scheduled.value
+CANCELLED = c.ScheduleStatus.cancelled.value
+
+
+# -- plays ----------------------------------------------------------------------------------
+
+def to_play(row) -> c.Play:
+    return c.Play(id=row.id, name=row.name, kind=row.kind, area=row.area, rating=row.rating,
+                  duration_minutes=row.duration_minutes, description=row.description,
+                  starts_on=row.starts_on, ends_on=row.ends_on, price=row.price)
+
+
+async def _load_play(conn, play_id: int, *, lock: str | None = None):
+    query = select(plays).where(plays.c.id == play_id, plays.c.deleted_at.is_(None))
+    if lock:
+        query = query.with_for_update(read=lock == "share")
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise errors.NotFound("no such play")
+    return row
+
+
+@handlers.command(c.CreatePlay)
+async def create_play(cmd: c.CreatePlay, ctx: Context) -> c.Play:
+    _require_manager(ctx.caller)
+    async with ctx.app.db.transaction() as tx:
+        result = await tx.execute(plays.insert().values(
+            **cmd.model_dump(), created_at=to_db(utcnow())))
+        play = to_play(await _load_play(tx, result.inserted_primary_key[0]))
+        tx.emit(c.PlayCreated(play=play))
+    return play
+
+
+@handlers.command(c.ListPlays)
+async def list_plays(cmd: c.ListPlays, ctx: Context) -> Page[c.Play]:
+    where = [plays.c.deleted_at.is_(None)]
+    if cmd.q is not None:
+        where.append(plays.c.name.contains(cmd.q, autoescape=True))
+    if cmd.kind is not None:
+        where.append(plays.c.kind == cmd.kind.value)
+    async with ctx.app.db.read() as conn:
+        total = (await conn.execute(select(func.count()).select_from(plays)
+                                    .where(*where))).scalar()
+        rows = (await conn.execute(select(plays).where(*where).order_by(plays.c.id)
+                                   .limit(cmd.page_size).offset(cmd.offset))).all()
+    return Page[c.Play](items=[to_play(r) for r in rows], total=total, page=cmd.page,
+                        page_size=cmd.page_size)
+
+
+@handlers.command(c.GetPlay)
+async def get_play(cmd: c.GetPlay, ctx: Context) -> c.Play:
+    async with ctx.app.db.read() as conn:
+        return to_play(await _load_play(conn, cmd.id))
+
+
+@handlers.command(c.UpdatePlay)
+async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
+    """Shows already scheduled keep their times (a new duration counts for new or moved
+    shows); their ``play_name`` follows a rename at once, being read from the play."""
+    _require_manager(ctx.caller)
+    changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
+    async with ctx.app.db.transaction() as tx:
+        before = await _load_play(tx, cmd.id, lock="update")
+        if changes.get("starts_on", before.starts_on) > changes.get("ends_on", before.ends_on):
+            raise errors.ValidationFailed("the run must not end before it starts", [
+                {"loc": ["body", "starts_on" if "starts_on" in changes else "ends_on"],
+                 "msg": "starts_on must not be after ends_on"}])
+        if not changes:
+            return to_play(before)
+        await tx.execute(plays.update().where(plays.c.id == cmd.id).values(**changes))
+        play = to_play(await _load_play(tx, cmd.id))
+        tx.emit(c.PlayUpdated(play=play))
+    return play
+
+
+@handlers.command(c.DeletePlay)
+async def delete_play(cmd: c.DeletePlay, ctx: Context) -> None:
+    """Refused while an upcoming show has tickets sold; otherwise the play goes and its upcoming
+    shows are cancelled (which releases their holds)."""
+    _require_manager(ctx.caller)
+    async with ctx.app.db.read() as conn:
+        await _load_play(conn, cmd.id)
+        upcoming = (await conn.execute(select(schedules.c.id).where(
+            _upcoming(), schedules.c.play_id == cmd.id))).scalars().all()
+    if upcoming:
+        activity = await _sales_activity(ctx.app, upcoming)
+        if any(sold for _, sold in activity.values()):
+            raise errors.Conflict("an upcoming show of this play has tickets sold")
+    async with ctx.app.db.transaction() as tx:
+        await _load_play(tx, cmd.id, lock="update")
+        await tx.execute(select(schedules.c.id).where(
+            _upcoming(), schedules.c.play_id == cmd.id).with_for_update())
+        cancelled = (await tx.execute(_schedule_query().where(
+            _upcoming(), schedules.c.play_id == cmd.id))).all()
+        # A show scheduled after the check above has had no time to sell; it is cancelled too.
+        if cancelled:
+            await tx.execute(schedules.update().where(
+                schedules.c.id.in_([r.id for r in cancelled])).values(status=CANCELLED))
+        await tx.execute(plays.update().where(plays.c.id == cmd.id)
+                         .values(deleted_at=to_db(utcnow())))
+        for row in cancelled:
+            schedule = to_schedule(row).model_copy(update={"status": c.ScheduleStatus.cancelled})
+            tx.emit(c.ScheduleCancelled(schedule=schedule))
+        tx.emit(c.PlayDeleted(play_id=cmd.id))
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+def _schedule_query():
+    return (select(schedules.c.id, schedules.c.play_id, schedules.c.studio_id,
+                   schedules.c.starts_at, schedules.c.ends_at, schedules.c.price,
+                   schedules.c.status, plays.c.name.label("play_name"),
+                   studios.c.name.label("studio_name"))
+            .select_from(schedules.join(plays, plays.c.id == schedules.c.play_id)
+                         .join(studios, studios.c.id == schedules.c.studio_id)))
+
+
+def to_schedule(row) -> c.Schedule:
+    return c.Schedule(id=row.id, play_id=row.play_id, studio_id=row.studio_id,
+                      play_name=row.play_name, studio_name=row.studio_name,
+                      starts_at=as_utc(row.starts_at), ends_at=as_utc(row.ends_at),
+                      price=row.price, status=row.status)
+
+
+async def _load_schedule(conn, schedule_id: int, *, lock: bool = False) -> c.Schedule:
+    if lock:  # the show's row alone: studio rows are only ever locked first (_lock_studio)
+        await conn.execute(select(schedules.c.id).where(schedules.c.id == schedule_id)
+                           .with_for_update())
+    row = (await conn.execute(_schedule_query().where(schedules.c.id == schedule_id))).first()
+    if row is None:
+        raise errors.NotFound("no such schedule")
+    return to_schedule(row)
+
+
+def _upcoming():
+    """Scheduled shows that have not ended."""
+    return and_(schedules.c.status == SCHEDULED, schedules.c.ends_at > to_db(utcnow()))
+
+
+async def _lock_studio(tx: Tx, studio_id: int) -> None:
+    """Taken first in every transaction that checks overlap in a studio: they run one at a
+    time per studio, and the consistent reads after it see every show committed before."""
+    locked = (await tx.execute(select(studios.c.id).where(studios.c.id == studio_id)
+                               .with_for_update())).first()
+    if locked is None:
+        raise errors.NotFound("no such studio")
+
+
+async def _check_overlap(tx: Tx, studio_id: int, starts_at: datetime, ends_at: datetime,
+                         ignore: int | None = None) -> None:
+    query = select(schedules.c.id, schedules.c.starts_at).where(
+        schedules.c.studio_id == studio_id, schedules.c.status == SCHEDULED,
+        schedules.c.starts_at < to_db(ends_at), schedules.c.ends_at > to_db(starts_at))
+    if ignore is not None:
+        query = query.where(schedules.c.id != ignore)
+    clash = (await tx.execute(query.limit(1))).first()
+    if clash is not None:
+        raise errors.ScheduleConflict(
+            f"the show overlaps show {clash.id} in this studio",
+            [{"loc": ["body", "starts_at"], "msg": f"overlaps schedule {clash.id}"}])
+
+
+def _check_run(play, starts_at: datetime) -> None:
+    if not domain.in_run(starts_at, play.starts_on, play.ends_on):
+        raise errors.ValidationFailed("the show must start inside the play's run", [
+            {"loc": ["body", "starts_at"],
+             "msg": f"the play runs from {play.starts_on} to {play.ends_on}"}])
+
+
+async def _sales_activity(app: App, schedule_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """schedule id → (held, sold), from ticket_svc. If it cannot say, nothing is changed."""
+    try:
+        answer = await app.rpc.call("ticket.sales_activity", {"schedule_ids": schedule_ids},
+                                    SERVICE_CALLER)
+    except errors.ServiceError as exc:
+        log.warning("ticket.sales_activity failed: %s %s", exc.code, exc.message)
+        raise errors.ServiceUnavailable(
+            "cannot learn the show's ticket sales right now; try again") from None
+    return {line["schedule_id"]: (int(line["held"]), int(line["sold"]))
+            for line in answer["schedules"]}
+
+
+@handlers.command(c.CreateSchedule)
+async def create_schedule(cmd: c.CreateSchedule, ctx: Context) -> c.Schedule:
+    _require_manager(ctx.caller)
+    async with ctx.app.db.read() as conn:
+        play = await _load_play(conn, cmd.play_id)
+    _check_run(play, cmd.starts_at)
+    seat_map = await ctx.app.rpc.call("studio.seat_map", {"id": cmd.studio_id},
+                                      SERVICE_CALLER)  # 404 when there is no such studio
+    async with ctx.app.db.transaction() as tx:
+        # The lock row; an existing row keeps its name (studio.* events keep it current).
+        await tx.execute(insert(studios).prefix_with("IGNORE").values(
+            id=cmd.studio_id, name=seat_map["name"]))
+    async with ctx.app.db.transaction() as tx:
+        await _lock_studio(tx, cmd.studio_id)
+        play = await _load_play(tx, cmd.play_id, lock="share")  # not deleted meanwhile
+        starts_at = cmd.starts_at
+        ends_at = domain.ends_at(starts_at, play.duration_minutes)
+        await _check_overlap(tx, cmd.studio_id, starts_at, ends_at)
+        result = await tx.execute(schedules.insert().values(
+            play_id=cmd.play_id, studio_id=cmd.studio_id, starts_at=to_db(starts_at),
+            ends_at=to_db(ends_at), price=play.price if cmd.price is None else cmd.price,
+            status=SCHEDULED, seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
+        schedule = await _load_schedule(tx, result.inserted_primary_key[0])
+        tx.emit(c.ScheduleCreated(schedule=schedule, rows=seat_map["rows"],
+                                  cols=seat_map["cols"], seats=seat_map["seats"]))
+    return schedule
+
+
+@handlers.command(c.ListSchedules)
+async def list_schedules(cmd: c.ListSchedules, ctx: Context) -> Page[c.Schedule]:
+    where = []
+    if cmd.play_id is not None:
+        where.append(schedules.c.play_id == cmd.play_id)
+    if cmd.studio_id is not None:
+        where.append(schedules.c.studio_id == cmd.studio_id)
+    if cmd.status is not None:
+        where.append(schedules.c.status == cmd.status.value)
+    if (starts_from := getattr(cmd, "from")) is not None:
+        where.append(schedules.c.starts_at >= to_db(starts_from))
+    if cmd.to is not None:
+        where.append(schedules.c.starts_at < to_db(cmd.to))
+    async with ctx.app.db.read() as conn:
+        total = (await conn.execute(select(func.count()).select_from(schedules)
+                                    .where(*where))).scalar()
+        rows = (await conn.execute(_schedule_query().where(*where)
+                                   .order_by(schedules.c.starts_at, schedules.c.id)
+                                   .limit(cmd.page_size).offset(cmd.offset))).all()
+    return Page[c.Schedule](items=[to_schedule(r) for r in rows], total=total, page=cmd.page,
+                            page_size=cmd.page_size)
+
+
+@handlers.command(c.GetSchedule)
+async def get_schedule(cmd: c.GetSchedule, ctx: Context) -> c.Schedule:
+    async with ctx.app.db.read() as conn:
+        return await _load_schedule(conn, cmd.id)
+
+
+@handlers.command(c.UpdateSchedule)
+async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
+    """Move or re-price a show, only while no ticket of it is held or sold. A moved show keeps
+    the play's current duration and must fit the run and the studio."""
+    _require_manager(ctx.caller)
+    changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
+    async with ctx.app.db.read() as conn:
+        current = await _load_schedule(conn, cmd.id)
+        if current.status is not c.ScheduleStatus.scheduled:
+            raise errors.Conflict("the show is cancelled")
+        if not changes:
+            return current
+        play = None
+        if "starts_at" in changes:
+            play = await _load_play(conn, current.play_id)
+            _check_run(play, cmd.starts_at)
+    held, sold = (await _sales_activity(ctx.app, [cmd.id])).get(cmd.id, (0, 0))
+    if held or sold:
+        raise errors.Conflict(
+            f"the show has tickets held ({held}) or sold ({sold}); it cannot be changed")
+    async with ctx.app.db.transaction() as tx:
+        await _lock_studio(tx, current.studio_id)
+        current = await _load_schedule(tx, cmd.id, lock=True)
+        if current.status is not c.ScheduleStatus.scheduled:
+            raise errors.Conflict("the show is cancelled")
+        values: dict[str, Any] = {}
+        if "price" in changes:
+            values["price"] = cmd.price
+        if play is not None:
+            ends_at = domain.ends_at(cmd.starts_at, play.duration_minutes)
+            await _check_overlap(tx, current.studio_id, cmd.starts_at, ends_at, ignore=cmd.id)
+            values.update(starts_at=to_db(cmd.starts_at), ends_at=to_db(ends_at))
+        await tx.execute(schedules.update().where(schedules.c.id == cmd.id).values(**values))
+        schedule = await _load_schedule(tx, cmd.id)
+        tx.emit(c.ScheduleUpdated(schedule=schedule))
+    return schedule
+
+
+@handlers.command(c.CancelSchedule)
+async def cancel_schedule(cmd: c.CancelSchedule, ctx: Context) -> None:
+    """Cancelling a cancelled show is a no-op (no second event)."""
+    _require_manager(ctx.caller)
+    async with ctx.app.db.transaction() as tx:
+        current = await _load_schedule(tx, cmd.id, lock=True)
+        if current.status is c.ScheduleStatus.cancelled:
+            return
+        await tx.execute(schedules.update().where(schedules.c.id == cmd.id)
+                         .values(status=CANCELLED))
+        tx.emit(c.ScheduleCancelled(schedule=current.model_copy(
+            update={"status": c.ScheduleStatus.cancelled})))
+
+
+@handlers.command(c.GetScheduleInventory)
+async def schedule_inventory(cmd: c.GetScheduleInventory, ctx: Context) -> dict:
+    async with ctx.app.db.read() as conn:
+        schedule = await _load_schedule(conn, cmd.id)
+        stored = (await conn.execute(select(schedules.c.seat_map).where(
+            schedules.c.id == cmd.id))).scalar()
+    return {"schedule": schedule.model_dump(mode="json"), **domain.expand(stored)}
+
+
+@handlers.command(c.StudioUpcoming)
+async def studio_upcoming(cmd: c.StudioUpcoming, ctx: Context) -> c.UpcomingCount:
+    async with ctx.app.db.read() as conn:
+        count = (await conn.execute(select(func.count()).select_from(schedules).where(
+            _upcoming(), schedules.c.studio_id == cmd.studio_id))).scalar()
+    return c.UpcomingCount(count=count)
+
+
+# -- events ---------------------------------------------------------------------------------
+
+async def _keep_studio_name(studio: s.Studio, tx: Tx) -> None:
+    upsert = insert(studios).values(id=studio.id, name=studio.name)
+    await tx.execute(upsert.on_duplicate_key_update(name=upsert.inserted.name))
+
+
+@handlers.event(s.StudioCreated)
+async def on_studio_created(event: s.StudioCreated, tx: Tx, app: App) -> None:
+    await _keep_studio_name(event.studio, tx)
+
+
+@handlers.event(s.StudioUpdated)
+async def on_studio_updated(event: s.StudioUpdated, tx: Tx, app: App) -> None:
+    await _keep_studio_name(event.studio, tx)
+
+
+def _require_manager(caller: Caller) -> None:
+    if not caller.at_least(Role.manager):
+        raise errors.Forbidden("this needs the manager role")

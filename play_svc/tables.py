@@ -1,10 +1,67 @@
 """play_svc's tables (database ``<namespace>_play``)."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 
-from messages.db import inbox_table, outbox_table
+from messages.db import Timestamp, inbox_table, outbox_table
 
 metadata = MetaData()
+
+plays = Table(
+    "plays", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("area", String(100), nullable=True),
+    Column("rating", String(16), nullable=False),
+    Column("duration_minutes", SmallInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    # Deleted plays stay as rows: their past shows still name them.
+    Column("deleted_at", Timestamp, nullable=True),
+)
+
+# studio_svc's studios as play_svc knows them: the current name (from studio.* events, or the
+# seat map fetched when a show is first scheduled there). The row is also the studio's lock:
+# scheduling a show locks it, so overlap checks of one studio run one at a time, whatever the
+# number of play_svc processes.
+studios = Table(
+    "studios", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+)
+
+schedules = Table(
+    "schedules", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("play_id", BigInteger, nullable=False),
+    Column("studio_id", BigInteger, nullable=False),
+    Column("starts_at", Timestamp, nullable=False),
+    Column("ends_at", Timestamp, nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    # The studio's seat map when the show was created:
+    # {"rows": R, "cols": C, "not_seats": [[row, col, kind], ...]} (every other place a seat).
+    Column("seat_map", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_schedules_studio_time", "studio_id", "starts_at"),
+    Index("ix_schedules_play_time", "play_id", "starts_at"),
+    Index("ix_schedules_time", "starts_at"),
+)
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -1,5 +1,172 @@
-"""studio_svc's command and event handlers: one function per command or event."""
+"""studio_svc's command handlers: one function per command.
 
-from messages.service import Handlers
+Studios keep only the places that are not a plain seat (``seat_kinds``); the full map is built
+on the way out. Resizing or deleting a studio asks play_svc whether it has upcoming shows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects.mysql import insert
+from sqlalchemy.exc import IntegrityError
+
+from messages import errors
+from messages.contracts import studio as c
+from messages.contracts.base import Caller, Page, Role, utcnow
+from messages.db import Tx, as_utc, to_db
+from messages.service import Context, Handlers
+from studio_svc import domain
+from studio_svc.tables import seat_kinds, studios
 
 handlers = Handlers()
+
+SERVICE_CALLER = {"user_id": None, "role": None}
+
+
+def to_studio(row) -> c.Studio:
+    return c.Studio(id=row.id, name=row.name, rows=row.rows, cols=row.cols,
+                    seat_count=row.seat_count, description=row.description,
+                    created_at=as_utc(row.created_at))
+
+
+async def _load(tx: Tx, studio_id: int, *, lock: bool = False):
+    query = select(studios).where(studios.c.id == studio_id)
+    row = (await tx.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        raise errors.NotFound("no such studio")
+    return row
+
+
+async def _recount(tx: Tx, studio_id: int, rows: int, cols: int) -> None:
+    not_seats = (await tx.execute(select(func.count()).select_from(seat_kinds).where(
+        seat_kinds.c.studio_id == studio_id))).scalar()
+    await tx.execute(studios.update().where(studios.c.id == studio_id).values(
+        seat_count=domain.seat_count(rows, cols, not_seats)))
+
+
+async def _upcoming_shows(ctx: Context, studio_id: int) -> int:
+    answer = await ctx.app.rpc.call("play.studio_upcoming", {"studio_id": studio_id},
+                                    SERVICE_CALLER)
+    return int(answer["count"])
+
+
+@handlers.command(c.CreateStudio)
+async def create_studio(cmd: c.CreateStudio, ctx: Context) -> c.Studio:
+    _require_manager(ctx.caller)
+    try:
+        async with ctx.app.db.transaction() as tx:
+            result = await tx.execute(studios.insert().values(
+                name=cmd.name, rows=cmd.rows, cols=cmd.cols, seat_count=cmd.rows * cmd.cols,
+                description=cmd.description, created_at=to_db(utcnow())))
+            studio = to_studio(await _load(tx, result.inserted_primary_key[0]))
+            tx.emit(c.StudioCreated(studio=studio))
+    except IntegrityError:
+        raise errors.Conflict("a studio of that name exists") from None
+    return studio
+
+
+@handlers.command(c.ListStudios)
+async def list_studios(cmd: c.ListStudios, ctx: Context) -> Page[c.Studio]:
+    where = [] if cmd.q is None else [studios.c.name.contains(cmd.q, autoescape=True)]
+    async with ctx.app.db.read() as conn:
+        total = (await conn.execute(select(func.count()).select_from(studios)
+                                    .where(*where))).scalar()
+        rows = (await conn.execute(select(studios).where(*where).order_by(studios.c.id)
+                                   .limit(cmd.page_size).offset(cmd.offset))).all()
+    return Page[c.Studio](items=[to_studio(r) for r in rows], total=total, page=cmd.page,
+                          page_size=cmd.page_size)
+
+
+@handlers.command(c.GetStudio)
+async def get_studio(cmd: c.GetStudio, ctx: Context) -> c.Studio:
+    async with ctx.app.db.transaction() as tx:
+        return to_studio(await _load(tx, cmd.id))
+
+
+@handlers.command(c.UpdateStudio)
+async def update_studio(cmd: c.UpdateStudio, ctx: Context) -> c.Studio:
+    _require_manager(ctx.caller)
+    changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
+    async with ctx.app.db.transaction() as tx:
+        before = await _load(tx, cmd.id)
+    resized = (changes.get("rows", before.rows) != before.rows
+               or changes.get("cols", before.cols) != before.cols)
+    # Asked before the transaction, so no lock is held while play_svc answers.
+    if resized and await _upcoming_shows(ctx, cmd.id):
+        raise errors.Conflict("the studio has upcoming shows; it cannot be resized")
+    try:
+        async with ctx.app.db.transaction() as tx:
+            before = await _load(tx, cmd.id, lock=True)
+            if changes:
+                await tx.execute(studios.update().where(studios.c.id == cmd.id)
+                                 .values(**changes))
+            if resized:
+                rows, cols = changes.get("rows", before.rows), changes.get("cols", before.cols)
+                await tx.execute(delete(seat_kinds).where(
+                    seat_kinds.c.studio_id == cmd.id,
+                    (seat_kinds.c.seat_row > rows) | (seat_kinds.c.seat_col > cols)))
+                await _recount(tx, cmd.id, rows, cols)
+            studio = to_studio(await _load(tx, cmd.id))
+            if changes:
+                tx.emit(c.StudioUpdated(studio=studio))
+    except IntegrityError:
+        raise errors.Conflict("a studio of that name exists") from None
+    return studio
+
+
+@handlers.command(c.DeleteStudio)
+async def delete_studio(cmd: c.DeleteStudio, ctx: Context) -> None:
+    _require_manager(ctx.caller)
+    async with ctx.app.db.transaction() as tx:
+        await _load(tx, cmd.id)
+    if await _upcoming_shows(ctx, cmd.id):
+        raise errors.Conflict("the studio has upcoming shows; cancel them first")
+    async with ctx.app.db.transaction() as tx:
+        await _load(tx, cmd.id, lock=True)
+        await tx.execute(delete(seat_kinds).where(seat_kinds.c.studio_id == cmd.id))
+        await tx.execute(delete(studios).where(studios.c.id == cmd.id))
+        tx.emit(c.StudioDeleted(studio_id=cmd.id))
+
+
+async def _seat_map(tx: Tx, row) -> dict:
+    kinds = {(k.seat_row, k.seat_col): k.kind for k in (await tx.execute(
+        select(seat_kinds.c.seat_row, seat_kinds.c.seat_col, seat_kinds.c.kind).where(
+            seat_kinds.c.studio_id == row.id))).all()}
+    # A plain dict: a 100×100 map is 10,000 places, built without a model per place.
+    return {"studio_id": row.id, "name": row.name, "rows": row.rows, "cols": row.cols,
+            "seats": c.full_map(row.rows, row.cols, kinds)}
+
+
+@handlers.command(c.GetSeatMap)
+async def get_seat_map(cmd: c.GetSeatMap, ctx: Context) -> dict:
+    async with ctx.app.db.transaction() as tx:
+        return await _seat_map(tx, await _load(tx, cmd.id))
+
+
+@handlers.command(c.EditSeats)
+async def edit_seats(cmd: c.EditSeats, ctx: Context) -> dict:
+    _require_manager(ctx.caller)
+    async with ctx.app.db.transaction() as tx:
+        row = await _load(tx, cmd.id, lock=True)
+        problems = domain.edit_errors(row.rows, row.cols, cmd.seats)
+        if problems:
+            raise errors.ValidationFailed("some places are not on the seat map", problems)
+        plain, other = domain.split_edit(cmd.seats)
+        if plain:
+            await tx.execute(delete(seat_kinds).where(
+                seat_kinds.c.studio_id == cmd.id,
+                tuple_(seat_kinds.c.seat_row, seat_kinds.c.seat_col).in_(plain)))
+        if other:
+            upsert = insert(seat_kinds)
+            await tx.execute(upsert.on_duplicate_key_update(kind=upsert.inserted.kind), [
+                {"studio_id": cmd.id, "seat_row": r, "seat_col": col, "kind": kind}
+                for r, col, kind in other])
+        await _recount(tx, cmd.id, row.rows, row.cols)
+        row = await _load(tx, cmd.id)
+        tx.emit(c.StudioUpdated(studio=to_studio(row)))
+        return await _seat_map(tx, row)
+
+
+def _require_manager(caller: Caller) -> None:
+    if not caller.at_least(Role.manager):
+        raise errors.Forbidden("this needs the manager role")

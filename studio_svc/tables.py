@@ -1,10 +1,42 @@
 """studio_svc's tables (database ``<namespace>_studio``)."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 
-from messages.db import inbox_table, outbox_table
+from messages.db import Timestamp, inbox_table, outbox_table
 
 metadata = MetaData()
+
+studios = Table(
+    "studios", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("rows", SmallInteger, nullable=False),
+    Column("cols", SmallInteger, nullable=False),
+    # Kept with every change of size or seat kinds: places of kind `seat`.
+    Column("seat_count", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+# Only the places that are not a plain `seat` (aisles, broken seats): a new studio has none.
+seat_kinds = Table(
+    "seat_kinds", metadata,
+    Column("studio_id", BigInteger, ForeignKey("studios.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("seat_row", SmallInteger, primary_key=True),
+    Column("seat_col", SmallInteger, primary_key=True),
+    Column("kind", String(16), nullable=False),
+)
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

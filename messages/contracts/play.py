@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
-from messages.contracts.studio import Seat
+from messages.contracts.studio import Seat, keep_command_names
 
 PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                             max_length=200)]
@@ -200,6 +200,9 @@ class StudioUpcoming(Command, name="play.studio_upcoming"):
     """Service to service (studio_svc): → UpcomingCount, scheduled shows not yet ended."""
 
     studio_id: int
+
+
+keep_command_names(__name__)
 
 
 # Events.

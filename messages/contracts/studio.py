@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import COMMANDS, Command, Event, PageQuery, Strict, UtcDatetime
 
 MAX_SIDE = 100  # rows and cols are 1..100
 
@@ -29,6 +29,14 @@ class Seat(Strict):
     row: Side
     col: Side
     kind: SeatKind
+
+
+def full_map(rows: int, cols: int,
+             kinds: dict[tuple[int, int], str]) -> list[dict[str, Any]]:
+    """Every place of a ``rows`` × ``cols`` map, row by row, as the contracts list them;
+    ``kinds`` holds only the places that are not a plain `seat`."""
+    return [{"row": r, "col": c, "kind": kinds.get((r, c), "seat")}
+            for r in range(1, rows + 1) for c in range(1, cols + 1)]
 
 
 class Studio(BaseModel):
@@ -105,6 +113,17 @@ class GetSeatMap(Command, name="studio.seat_map"):
 
 class EditSeats(EditSeatsBody, Command, name="studio.edit_seats"):
     id: int
+
+
+def keep_command_names(module: str) -> None:
+    """pydantic hides a class attribute that shares its name with a field, so a command whose
+    body has a ``name`` field loses ``Command.name``: set it again once the classes exist."""
+    for command_name, cls in COMMANDS.items():
+        if cls.__module__ == module and "name" in cls.model_fields:
+            cls.name = command_name
+
+
+keep_command_names(__name__)
 
 
 # Events.

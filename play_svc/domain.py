@@ -1,0 +1,33 @@
+"""Show rules, without I/O: when a show ends, whether it fits the play's run, and the compact
+form of the seat-map snapshot a show keeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from messages.contracts.studio import full_map
+
+
+def ends_at(starts_at: datetime, duration_minutes: int) -> datetime:
+    return starts_at + timedelta(minutes=duration_minutes)
+
+
+def in_run(starts_at: datetime, starts_on: date, ends_on: date) -> bool:
+    """A show must start on a day (UTC) of the play's run."""
+    return starts_on <= starts_at.astimezone(UTC).date() <= ends_on
+
+
+def snapshot(seat_map: dict[str, Any]) -> dict[str, Any]:
+    """A full seat map (as studio.seat_map answers) → what a show stores: its size and the
+    places that are not plain seats."""
+    return {"rows": seat_map["rows"], "cols": seat_map["cols"],
+            "not_seats": [[s["row"], s["col"], s["kind"]] for s in seat_map["seats"]
+                          if s["kind"] != "seat"]}
+
+
+def expand(stored: dict[str, Any]) -> dict[str, Any]:
+    """What a show stores → ``{rows, cols, seats}`` with every place."""
+    kinds = {(r, c): kind for r, c, kind in stored["not_seats"]}
+    return {"rows": stored["rows"], "cols": stored["cols"],
+            "seats": full_map(stored["rows"], stored["cols"], kinds)}

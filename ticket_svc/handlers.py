@@ -1,5 +1,702 @@
-"""ticket_svc's command and event handlers: one function per command or event."""
+"""ticket_svc's command and event handlers: one function per command or event.
 
-from messages.service import Handlers
+The sale path (hold, pay, cancel, refund, seat map) is plain SQL through ``text()``: it is the
+hot path, and each command is a few statements. The database is the only arbiter of who gets a
+seat: a hold claims all its seats with one conditional UPDATE and checks the row count, so any
+number of ticket_svc processes can run side by side.
 
+Holds expire two ways: a delay queue (``messages.delay``) brings each hold back when due, and a
+sweep releases overdue holds the broker never returned. Paying checks ``expires_at`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, text
+
+from messages import errors
+from messages.contracts import play as p
+from messages.contracts import ticket as c
+from messages.contracts.base import Caller, Role, utcnow
+from messages.db import Tx, as_utc, to_db
+from messages.delay import Delay
+from messages.service import App, Context, Handlers
+from ticket_svc import domain
+
+log = logging.getLogger("ttms.ticket")
 handlers = Handlers()
+
+SERVICE_CALLER = {"user_id": None, "role": None}
+STALE_PENDING_SECONDS = 30  # an idempotency key left pending this long was orphaned by a crash
+KEY_LIFETIME = timedelta(hours=24)
+
+_expiry: Delay | None = None  # set by the start-up task; None until the broker is set up
+
+
+# -- statements ----------------------------------------------------------------------------
+
+SCHEDULE = text(
+    "SELECT id, play_id, studio_id, play_name, starts_at, price, status, seat_rows, seat_cols "
+    "FROM schedules WHERE id = :id")
+
+SEAT_MAP = text(
+    "SELECT sc.seat_rows, sc.seat_cols, sc.price, s.seat_row, s.seat_col, s.status "
+    "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id "
+    "WHERE sc.id = :id ORDER BY s.seat_row, s.seat_col")
+
+INSERT_RESERVATION = text(
+    "INSERT INTO reservations (schedule_id, user_id, status, seats, total, currency, "
+    "expires_at, created_at) VALUES (:schedule_id, :user_id, 'held', :seats, :total, "
+    ":currency, :expires_at, :created_at)")
+
+RESERVATION = text(
+    "SELECT r.id, r.schedule_id, r.user_id, r.status, r.seats, r.total, r.currency, "
+    "r.expires_at, r.created_at, r.paid_at, s.play_id, s.play_name, s.studio_id, s.starts_at, "
+    "s.status AS schedule_status "
+    "FROM reservations r JOIN schedules s ON s.id = r.schedule_id WHERE r.id = :id")
+
+MARK_PAID = text(
+    "UPDATE reservations SET status = 'paid', paid_at = :now, payment_ref = :ref "
+    "WHERE id = :id AND status = 'held' AND expires_at > :now")
+
+SELL_SEATS = text(
+    "UPDATE seats SET status = 'sold' WHERE reservation_id = :id AND status = 'held'")
+
+END_HOLD = text(
+    "UPDATE reservations SET status = :status, released_at = :now "
+    "WHERE id = :id AND status = 'held'")
+
+FREE_HELD_SEATS = text(
+    "UPDATE seats SET status = 'available', reservation_id = NULL "
+    "WHERE reservation_id = :id AND status = 'held'")
+
+TICKETS_OF_RESERVATION = text(
+    "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, status, "
+    "sold_at, refunded_at FROM tickets WHERE reservation_id = :id ORDER BY id")
+
+TICKET = text(
+    "SELECT t.id, t.reservation_id, t.schedule_id, t.user_id, t.seat_row, t.seat_col, t.price, "
+    "t.status, t.sold_at, t.refunded_at, s.play_id, s.studio_id, s.starts_at "
+    "FROM tickets t JOIN schedules s ON s.id = t.schedule_id WHERE t.id = :id")
+
+MARK_REFUNDED = text(
+    "UPDATE tickets SET status = 'refunded', refunded_at = :now "
+    "WHERE id = :id AND status = 'sold'")
+
+FREE_SOLD_SEAT = text(
+    "UPDATE seats SET status = 'available', reservation_id = NULL "
+    "WHERE schedule_id = :schedule_id AND seat_row = :row AND seat_col = :col "
+    "AND status = 'sold' AND reservation_id = :reservation_id")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _seats_of(row) -> list[dict[str, int]]:
+    seats = row.seats
+    return orjson.loads(seats) if isinstance(seats, str | bytes) else seats
+
+
+def _ticket(row) -> c.Ticket:
+    return c.Ticket(id=row.id, reservation_id=row.reservation_id, schedule_id=row.schedule_id,
+                    user_id=row.user_id, row=row.seat_row, col=row.seat_col, price=row.price,
+                    status=row.status, sold_at=as_utc(row.sold_at),
+                    refunded_at=as_utc(row.refunded_at))
+
+
+def _reservation(row, status: str | None = None, paid_at: datetime | None = None,
+                 tickets: list[c.Ticket] | None = None) -> c.Reservation:
+    return c.Reservation(
+        id=row.id, schedule_id=row.schedule_id, user_id=row.user_id,
+        seats=[c.PricedSeat(**s) for s in _seats_of(row)], total=row.total,
+        currency=row.currency, status=status or row.status, expires_at=as_utc(row.expires_at),
+        created_at=as_utc(row.created_at), paid_at=paid_at or as_utc(row.paid_at),
+        tickets=tickets or [])
+
+
+def _require_owner(caller: Caller, owner_id: int, what: str) -> None:
+    if not caller.owns_or_at_least(owner_id, Role.clerk):
+        raise errors.Forbidden(f"only its owner or box-office staff may use this {what}")
+
+
+def _signed_in(caller: Caller) -> int:
+    if caller.user_id is None:
+        raise errors.Unauthorized("sign in first")
+    return caller.user_id
+
+
+# -- inventory: the copy of each show, and its seats ----------------------------------------
+
+async def _store_inventory(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
+                           seats: list[Any]) -> None:
+    """Create a show's schedule copy and inventory unless they exist (idempotent: the event
+    and a reservation that came first may both do it)."""
+    created = await tx.execute(text(
+        "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, price, "
+        "status, seat_rows, seat_cols) VALUES (:id, :play_id, :studio_id, :play_name, "
+        ":starts_at, :price, :status, :rows, :cols)"),
+        {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
+         "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
+         "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols})
+    if created.rowcount == 0:
+        return
+    values = [f"({int(schedule.id)},{int(s.row)},{int(s.col)},"
+              f"'{'available' if s.kind == 'seat' else 'unavailable'}')" for s in seats]
+    for start in range(0, len(values), 2000):
+        await tx.execute(text(
+            "INSERT IGNORE INTO seats (schedule_id, seat_row, seat_col, status) VALUES "
+            + ",".join(values[start:start + 2000])))
+
+
+async def _fetch_inventory(app: App, schedule_id: int) -> None:
+    """The show is not known here yet (its event is still on its way): ask play_svc."""
+    data = await app.rpc.call("play.schedule_inventory", {"id": schedule_id}, SERVICE_CALLER)
+    inventory = p.ScheduleInventory.model_validate(data)
+    async with app.db.transaction() as tx:
+        await _store_inventory(tx, inventory.schedule, inventory.rows, inventory.cols,
+                               inventory.seats)
+
+
+async def _schedule(app: App, schedule_id: int):
+    async with app.db.read() as conn:
+        row = (await conn.execute(SCHEDULE, {"id": schedule_id})).first()
+    if row is None:
+        await _fetch_inventory(app, schedule_id)
+        async with app.db.read() as conn:
+            row = (await conn.execute(SCHEDULE, {"id": schedule_id})).first()
+        if row is None:
+            raise errors.NotFound("no such show")
+    return row
+
+
+@handlers.event(p.ScheduleCreated)
+async def on_schedule_created(event: p.ScheduleCreated, tx: Tx, app: App) -> None:
+    await _store_inventory(tx, event.schedule, event.rows, event.cols, event.seats)
+
+
+@handlers.event(p.ScheduleUpdated)
+async def on_schedule_updated(event: p.ScheduleUpdated, tx: Tx, app: App) -> None:
+    s = event.schedule
+    await tx.execute(text(
+        "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
+        "status = :status WHERE id = :id"),
+        {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
+         "price": s.price, "status": s.status.value})
+
+
+@handlers.event(p.PlayUpdated)
+async def on_play_updated(event: p.PlayUpdated, tx: Tx, app: App) -> None:
+    await tx.execute(text("UPDATE schedules SET play_name = :name WHERE play_id = :id"),
+                     {"id": event.play.id, "name": event.play.name})
+
+
+@handlers.event(p.ScheduleCancelled)
+async def on_schedule_cancelled(event: p.ScheduleCancelled, tx: Tx, app: App) -> None:
+    """Release every hold of the show and refund every ticket sold for it."""
+    s = event.schedule
+    await tx.execute(text("UPDATE schedules SET status = 'cancelled' WHERE id = :id"),
+                     {"id": s.id})
+    now = utcnow()
+    held = (await tx.execute(text(
+        "SELECT id, schedule_id, user_id, seats FROM reservations "
+        "WHERE schedule_id = :id AND status = 'held' FOR UPDATE"), {"id": s.id})).all()
+    for row in held:
+        await _release(tx, row, s.play_id, "show_cancelled", "cancelled", now)
+    sold = (await tx.execute(text(
+        "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price "
+        "FROM tickets WHERE schedule_id = :id AND status = 'sold' FOR UPDATE"),
+        {"id": s.id})).all()
+    if not sold:
+        return
+    await tx.execute(text(
+        "UPDATE tickets SET status = 'refunded', refunded_at = :now "
+        "WHERE schedule_id = :id AND status = 'sold'"), {"id": s.id, "now": to_db(now)})
+    await tx.execute(text(
+        "UPDATE seats SET status = 'available', reservation_id = NULL "
+        "WHERE schedule_id = :id AND status = 'sold'"), {"id": s.id})
+    currency = app.settings.currency
+    for t in sold:
+        tx.emit(c.TicketRefunded(
+            ticket_id=t.id, reservation_id=t.reservation_id, user_id=t.user_id,
+            schedule_id=t.schedule_id, play_id=s.play_id, studio_id=s.studio_id,
+            row=t.seat_row, col=t.seat_col, price=t.price, currency=currency,
+            reason="show_cancelled", refunded_at=now))
+
+
+# -- the seat map ----------------------------------------------------------------------------
+
+@handlers.command(c.GetSeats)
+async def seats_for_sale(cmd: c.GetSeats, ctx: Context) -> dict[str, Any]:
+    """One query; the answer is built as plain data (it is the most-read page in a rush)."""
+    async with ctx.app.db.read() as conn:
+        rows = (await conn.execute(SEAT_MAP, {"id": cmd.id})).all()
+    if not rows:
+        await _fetch_inventory(ctx.app, cmd.id)
+        async with ctx.app.db.read() as conn:
+            rows = (await conn.execute(SEAT_MAP, {"id": cmd.id})).all()
+        if not rows:
+            raise errors.NotFound("no such show")
+    first = rows[0]
+    price = first.price
+    seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status, "price": price}
+             for r in rows if r.seat_row is not None]
+    available = sum(1 for r in rows if r.status == "available")
+    return {"schedule_id": cmd.id, "rows": first.seat_rows, "cols": first.seat_cols,
+            "available": available, "seats": seats}
+
+
+# -- idempotency keys ----------------------------------------------------------------------
+
+class _Key:
+    """One Idempotency-Key of one user for one command. The first answer is recorded in the
+    same transaction as the effect when there is one, so a crash never separates them."""
+
+    __slots__ = ("user_id", "command", "key", "recorded")
+
+    def __init__(self, user_id: int, command: str, key: str) -> None:
+        self.user_id, self.command, self.key = user_id, command, key
+        self.recorded = False
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {"user_id": self.user_id, "command": self.command, "key": self.key, **extra}
+
+    async def record(self, conn, ok: bool, answer: Any) -> None:
+        await conn.execute(text(
+            "UPDATE idempotency_keys SET state = 'done', ok = :ok, answer = :answer "
+            "WHERE user_id = :user_id AND command = :command AND idem_key = :key"),
+            self._params(ok=1 if ok else 0, answer=orjson.dumps(answer).decode()))
+        self.recorded = True
+
+
+Idempotent = Callable[[_Key | None], Awaitable[Any]]
+
+
+async def _idempotent(ctx: Context, command: str, key: str | None, run: Idempotent) -> Any:
+    if key is None:
+        return await run(None)
+    idem = _Key(_signed_in(ctx.caller), command, key)
+    db = ctx.app.db
+    now = utcnow()
+    async with db.transaction() as tx:
+        claimed = (await tx.execute(text(
+            "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
+            "VALUES (:user_id, :command, :key, 'pending', :now)"),
+            idem._params(now=to_db(now)))).rowcount
+        if not claimed:  # seen before: take it over only if expired or orphaned by a crash
+            claimed = (await tx.execute(text(
+                "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
+                "created_at = :now WHERE user_id = :user_id AND command = :command "
+                "AND idem_key = :key AND (created_at < :expired "
+                "OR (state = 'pending' AND created_at < :stale))"),
+                idem._params(now=to_db(now), expired=to_db(now - KEY_LIFETIME),
+                             stale=to_db(now - timedelta(seconds=STALE_PENDING_SECONDS))))
+            ).rowcount
+        if not claimed:
+            first = (await tx.execute(text(
+                "SELECT state, ok, answer FROM idempotency_keys WHERE user_id = :user_id "
+                "AND command = :command AND idem_key = :key"), idem._params())).first()
+    if not claimed:
+        if first is None or first.state != "done":
+            raise errors.Conflict("a request with this Idempotency-Key is still being handled",
+                                  retry_after=1)
+        answer = orjson.loads(first.answer)
+        if first.ok:
+            return answer
+        raise errors.ServiceError.from_wire(answer)
+    try:
+        result = await run(idem)
+    except errors.ServiceError as exc:
+        async with db.transaction() as tx:
+            if exc.status < 500:  # a refusal is an answer too; a failure may be retried
+                await idem.record(tx, False, exc.to_wire())
+            else:
+                await _forget(tx, idem)
+        raise
+    except BaseException:
+        async with db.transaction() as tx:
+            await _forget(tx, idem)
+        raise
+    if not idem.recorded:
+        async with db.transaction() as tx:
+            await idem.record(tx, True, _plain(result))
+    return result
+
+
+async def _forget(tx: Tx, idem: _Key) -> None:
+    await tx.execute(text(
+        "DELETE FROM idempotency_keys WHERE user_id = :user_id AND command = :command "
+        "AND idem_key = :key AND state = 'pending'"), idem._params())
+
+
+def _plain(result: Any) -> Any:
+    return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+
+
+# -- hold ----------------------------------------------------------------------------------
+
+@handlers.command(c.Hold)
+async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
+    caller = ctx.caller
+    buyer = _signed_in(caller)
+    if cmd.customer_id is not None:
+        if not caller.at_least(Role.clerk):
+            raise errors.Forbidden("only box-office staff may sell on a customer's account")
+        buyer = cmd.customer_id
+    return await _idempotent(ctx, "hold", cmd.idempotency_key,
+                             lambda idem: _hold(cmd, ctx, buyer, idem))
+
+
+class _NotAllAvailable(Exception):
+    pass
+
+
+async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.Reservation:
+    app = ctx.app
+    settings = app.settings
+    show = await _schedule(app, cmd.schedule_id)
+    now = utcnow()
+    domain.check_sales_open(show.status, as_utc(show.starts_at), now,
+                            settings.sales_cutoff_minutes)
+    keys = domain.seat_keys(cmd.seats)
+    seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
+    total = show.price * len(keys)
+    expires_at = now + timedelta(seconds=settings.hold_seconds)
+    try:
+        async with app.db.transaction() as tx:
+            inserted = await tx.execute(INSERT_RESERVATION, {
+                "schedule_id": show.id, "user_id": buyer, "seats": orjson.dumps(seats).decode(),
+                "total": total, "currency": settings.currency,
+                "expires_at": to_db(expires_at), "created_at": to_db(now)})
+            reservation_id = inserted.lastrowid
+            # All or nothing: one conditional UPDATE over every requested seat.
+            claimed = await tx.execute(text(
+                "UPDATE seats SET status = 'held', reservation_id = :rid "
+                "WHERE schedule_id = :sid AND (seat_row, seat_col) IN ("
+                + domain.seat_list_sql(keys) + ") AND status = 'available'"),
+                {"rid": reservation_id, "sid": show.id})
+            if claimed.rowcount != len(keys):
+                raise _NotAllAvailable
+            reservation = c.Reservation(
+                id=reservation_id, schedule_id=show.id, user_id=buyer,
+                seats=[c.PricedSeat(**s) for s in seats], total=total,
+                currency=settings.currency, status=c.ReservationStatus.held,
+                expires_at=expires_at, created_at=now)
+            tx.emit(c.TicketHeld(
+                reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
+                play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
+                starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
+                currency=settings.currency, expires_at=expires_at, created_at=now))
+            if idem is not None:
+                await idem.record(tx, True, reservation.model_dump(mode="json"))
+    except _NotAllAvailable:
+        raise errors.SeatUnavailable(
+            "some of the seats are not available; nothing was held",
+            details=await _unavailable_details(app, show.id, keys)) from None
+    await _schedule_expiry(reservation_id)
+    return reservation
+
+
+async def _unavailable_details(app: App, schedule_id: int,
+                               keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    async with app.db.read() as conn:
+        found = {(r.seat_row, r.seat_col): r.status for r in (await conn.execute(text(
+            "SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = :sid AND "
+            "(seat_row, seat_col) IN (" + domain.seat_list_sql(keys) + ")"),
+            {"sid": schedule_id})).all()}
+    details = []
+    for r, col in keys:
+        status = found.get((r, col), "not a seat")
+        if status == "unavailable":
+            status = "not a seat"
+        if status != "available":
+            details.append({"loc": ["body", "seats", {"row": r, "col": col}],
+                            "msg": f"row {r} col {col}: {status}"})
+    return details or [{"loc": ["body", "seats"], "msg": "taken by another buyer just now"}]
+
+
+async def _schedule_expiry(reservation_id: int) -> None:
+    if _expiry is None:
+        return  # the sweep releases it
+    try:
+        await _expiry.schedule({"reservation_id": reservation_id})
+    except Exception as exc:  # noqa: BLE001 - the sweep is the fallback for this hold
+        log.warning("could not schedule the expiry of hold %s (%s)", reservation_id, exc)
+
+
+# -- reservations: read, pay, cancel ---------------------------------------------------------
+
+async def _load_reservation(conn, reservation_id: int, caller: Caller):
+    row = (await conn.execute(RESERVATION, {"id": reservation_id})).first()
+    if row is None:
+        raise errors.NotFound("no such reservation")
+    _require_owner(caller, row.user_id, "reservation")
+    return row
+
+
+async def _tickets_of(conn, reservation_id: int) -> list[c.Ticket]:
+    return [_ticket(t) for t in
+            (await conn.execute(TICKETS_OF_RESERVATION, {"id": reservation_id})).all()]
+
+
+@handlers.command(c.GetReservation)
+async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
+    async with ctx.app.db.read() as conn:
+        row = await _load_reservation(conn, cmd.id, ctx.caller)
+        tickets = await _tickets_of(conn, row.id) if row.status == "paid" else []
+    return _reservation(row, tickets=tickets)
+
+
+@handlers.command(c.Pay)
+async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
+    _signed_in(ctx.caller)
+    return await _idempotent(ctx, "pay", cmd.idempotency_key,
+                             lambda idem: _pay(cmd, ctx, idem))
+
+
+async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
+    app = ctx.app
+    for _ in range(5):
+        now = utcnow()
+        expired = False
+        async with app.db.transaction() as tx:
+            row = await _load_reservation(tx, cmd.id, ctx.caller)
+            if row.status == "paid":  # paying twice changes nothing
+                return _reservation(row, tickets=await _tickets_of(tx, row.id))
+            if row.status != "held":
+                raise errors.HoldExpired(f"the hold was {row.status}")
+            if as_utc(row.expires_at) <= now:
+                # Do not wait for the delay queue or the sweep: release it now.
+                await _release(tx, row, row.play_id, "expired", "expired", now)
+                expired = True
+            else:
+                domain.check_sales_open(row.schedule_status, as_utc(row.starts_at), now,
+                                        app.settings.sales_cutoff_minutes)
+                paid = await tx.execute(MARK_PAID, {"id": row.id, "now": to_db(now),
+                                                    "ref": cmd.payment_ref})
+                if paid.rowcount == 1:
+                    return await _sell(tx, row, now, app, idem)
+        if expired:
+            raise errors.HoldExpired("the hold expired before it was paid")
+        # Someone else changed it between our read and our update (paid, expired, cancelled):
+        # read it again.
+    raise errors.Conflict("the reservation keeps changing; try again", retry_after=1)
+
+
+async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None) -> c.Reservation:
+    seats = _seats_of(row)
+    sold = await tx.execute(SELL_SEATS, {"id": row.id})
+    if sold.rowcount != len(seats):  # cannot happen while holds own their seats
+        raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
+    values = ", ".join(
+        f"({int(row.id)},{int(row.schedule_id)},{int(row.user_id)},{int(s['row'])},"
+        f"{int(s['col'])},{int(s['price'])},'sold',:now)" for s in seats)
+    created = (await tx.execute(text(
+        "INSERT INTO tickets (reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
+        "status, sold_at) VALUES " + values + " RETURNING id, seat_row, seat_col, price"),
+        {"now": to_db(now)})).all()
+    tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,
+                        user_id=row.user_id, row=t.seat_row, col=t.seat_col, price=t.price,
+                        status=c.TicketStatus.sold, sold_at=now) for t in created]
+    tx.emit(c.TicketSold(
+        reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
+        play_id=row.play_id, play_name=row.play_name, studio_id=row.studio_id,
+        starts_at=as_utc(row.starts_at),
+        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price)
+                 for t in tickets],
+        total=row.total, currency=row.currency, paid_at=now))
+    reservation = _reservation(row, status="paid", paid_at=now, tickets=tickets)
+    if idem is not None:
+        await idem.record(tx, True, reservation.model_dump(mode="json"))
+    return reservation
+
+
+async def _release(tx: Tx, row, play_id: int, reason: str, status: str,
+                   now: datetime) -> bool:
+    """End one hold (expired or cancelled) and free its seats; False if it was not held."""
+    ended = await tx.execute(END_HOLD, {"id": row.id, "status": status, "now": to_db(now)})
+    if ended.rowcount == 0:
+        return False
+    await tx.execute(FREE_HELD_SEATS, {"id": row.id})
+    tx.emit(c.TicketReleased(
+        reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
+        play_id=play_id, seats=[c.PricedSeat(**s) for s in _seats_of(row)], reason=reason,
+        released_at=now))
+    return True
+
+
+@handlers.command(c.CancelReservation)
+async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> None:
+    async with ctx.app.db.transaction() as tx:
+        row = await _load_reservation(tx, cmd.id, ctx.caller)
+        if row.status == "paid":
+            raise errors.Conflict("the reservation is paid; refund its tickets instead")
+        if row.status == "held":
+            released = await _release(tx, row, row.play_id, "cancelled", "cancelled",
+                                      utcnow())
+            if not released:  # paid or expired meanwhile
+                again = (await tx.execute(RESERVATION, {"id": cmd.id})).first()
+                if again is not None and again.status == "paid":
+                    raise errors.Conflict("the reservation is paid; refund its tickets instead")
+    return None
+
+
+# -- tickets and refunds -----------------------------------------------------------------------
+
+@handlers.command(c.ListTickets)
+async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
+    caller = ctx.caller
+    me = _signed_in(caller)
+    staff = caller.at_least(Role.clerk)
+    if cmd.user_id is not None and cmd.user_id != me and not staff:
+        raise errors.Forbidden("only box-office staff may list other users' tickets")
+    where, params = [], {"limit": cmd.page_size, "offset": cmd.offset}
+    user_id = cmd.user_id if cmd.user_id is not None else (
+        None if staff and cmd.schedule_id is not None else me)
+    if user_id is not None:
+        where.append("user_id = :user_id")
+        params["user_id"] = user_id
+    if cmd.schedule_id is not None:
+        where.append("schedule_id = :schedule_id")
+        params["schedule_id"] = cmd.schedule_id
+    clause = " AND ".join(where) or "1 = 1"
+    async with ctx.app.db.read() as conn:
+        total = (await conn.execute(text(f"SELECT COUNT(*) FROM tickets WHERE {clause}"),
+                                    params)).scalar()
+        rows = (await conn.execute(text(
+            "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
+            f"status, sold_at, refunded_at FROM tickets WHERE {clause} "
+            "ORDER BY id DESC LIMIT :limit OFFSET :offset"), params)).all()
+    return {"items": [_ticket(r).model_dump(mode="json") for r in rows], "total": total,
+            "page": cmd.page, "page_size": cmd.page_size}
+
+
+@handlers.command(c.Refund)
+async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
+    app = ctx.app
+    async with app.db.transaction() as tx:
+        row = (await tx.execute(TICKET, {"id": cmd.id})).first()
+        if row is None:
+            raise errors.NotFound("no such ticket")
+        _require_owner(ctx.caller, row.user_id, "ticket")
+        if row.status == "refunded":  # refunding twice changes nothing
+            return _ticket(row)
+        now = utcnow()
+        domain.check_refund_open(as_utc(row.starts_at), now)
+        done = await tx.execute(MARK_REFUNDED, {"id": row.id, "now": to_db(now)})
+        if done.rowcount == 0:  # refunded meanwhile by a concurrent request
+            return _ticket((await tx.execute(TICKET, {"id": cmd.id})).first())
+        await tx.execute(FREE_SOLD_SEAT, {"schedule_id": row.schedule_id, "row": row.seat_row,
+                                          "col": row.seat_col,
+                                          "reservation_id": row.reservation_id})
+        tx.emit(c.TicketRefunded(
+            ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
+            schedule_id=row.schedule_id, play_id=row.play_id, studio_id=row.studio_id,
+            row=row.seat_row, col=row.seat_col, price=row.price, currency=app.settings.currency,
+            reason="requested", refunded_at=now))
+    ticket = _ticket(row)
+    return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now})
+
+
+# -- for other services ----------------------------------------------------------------------
+
+@handlers.command(c.GetSalesActivity)
+async def sales_activity(cmd: c.GetSalesActivity, ctx: Context) -> c.SalesActivity:
+    ids = sorted(set(cmd.schedule_ids))
+    found: dict[int, Any] = {}
+    if ids:
+        async with ctx.app.db.read() as conn:
+            found = {r.schedule_id: r for r in (await conn.execute(text(
+                "SELECT schedule_id, SUM(status = 'held') AS held, SUM(status = 'sold') AS sold "
+                "FROM seats WHERE schedule_id IN :ids AND status IN ('held', 'sold') "
+                "GROUP BY schedule_id").bindparams(bindparam("ids", expanding=True)),
+                {"ids": ids})).all()}
+    return c.SalesActivity(schedules=[
+        c.SalesActivityLine(schedule_id=i, held=int(found[i].held) if i in found else 0,
+                            sold=int(found[i].sold) if i in found else 0) for i in ids])
+
+
+@handlers.command(c.GetLedger)
+async def ledger(cmd: c.GetLedger, ctx: Context) -> c.Ledger:
+    async with ctx.app.db.read() as conn:
+        rows = (await conn.execute(text(
+            "SELECT t.schedule_id, s.play_id, s.studio_id, COUNT(*) AS tickets_sold, "
+            "SUM(t.status = 'refunded') AS tickets_refunded, SUM(t.price) AS gross, "
+            "SUM(CASE WHEN t.status = 'refunded' THEN t.price ELSE 0 END) AS refunded "
+            "FROM tickets t JOIN schedules s ON s.id = t.schedule_id "
+            "GROUP BY t.schedule_id, s.play_id, s.studio_id ORDER BY t.schedule_id"))).all()
+    return c.Ledger(schedules=[
+        c.LedgerLine(schedule_id=r.schedule_id, play_id=r.play_id, studio_id=r.studio_id,
+                     tickets_sold=int(r.tickets_sold), tickets_refunded=int(r.tickets_refunded),
+                     gross=int(r.gross), refunded=int(r.refunded)) for r in rows])
+
+
+# -- expiry: the delay queue and the sweep ----------------------------------------------------
+
+async def _expire(app: App, reservation_id: int) -> None:
+    now = utcnow()
+    async with app.db.transaction() as tx:
+        row = (await tx.execute(RESERVATION, {"id": reservation_id})).first()
+        if row is not None and row.status == "held" and as_utc(row.expires_at) <= now:
+            await _release(tx, row, row.play_id, "expired", "expired", now)
+
+
+@handlers.startup
+async def expire_holds_when_due(app: App) -> None:
+    """Consume the holds the delay queue brings back when due."""
+    global _expiry
+
+    async def due(payload: dict[str, Any]) -> None:
+        await _expire(app, int(payload["reservation_id"]))
+
+    delay = Delay(app.broker, app.settings.names, "ticket.holds", app.settings.hold_seconds,
+                  due)
+    await delay.start()
+    _expiry = delay
+
+
+@handlers.startup
+async def sweep_overdue_holds(app: App) -> None:
+    """Release overdue holds the broker never returned (lost with a broker, or a process that
+    died before scheduling them), and forget day-old idempotency keys."""
+    interval = app.settings.sweep_interval_seconds
+    cleaned = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            while await sweep_once(app) > 0:
+                pass
+            if loop.time() - cleaned > 600:
+                cleaned = loop.time()
+                async with app.db.transaction() as tx:
+                    await tx.execute(text(
+                        "DELETE FROM idempotency_keys WHERE created_at < :before LIMIT 5000"),
+                        {"before": to_db(utcnow() - KEY_LIFETIME)})
+        except Exception as exc:  # noqa: BLE001 - the database may be away; try next round
+            log.warning("sweep failed (%s); will retry", exc)
+        await asyncio.sleep(interval)
+
+
+async def sweep_once(app: App, batch: int = 200) -> int:
+    now = utcnow()
+    async with app.db.transaction() as tx:
+        # SKIP LOCKED: two processes sweeping at once take different holds.
+        due = (await tx.execute(text(
+            "SELECT id, schedule_id, user_id, seats FROM reservations "
+            "WHERE status = 'held' AND expires_at <= :now ORDER BY expires_at LIMIT :n "
+            "FOR UPDATE SKIP LOCKED"), {"now": to_db(now), "n": batch})).all()
+        if not due:
+            return 0
+        plays = {r.id: r.play_id for r in (await tx.execute(text(
+            "SELECT id, play_id FROM schedules WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)),
+            {"ids": sorted({r.schedule_id for r in due})})).all()}
+        for row in due:
+            await _release(tx, row, plays.get(row.schedule_id, 0), "expired", "expired", now)
+    if due:
+        log.info("swept %d overdue holds", len(due))
+    return len(due)

@@ -1,0 +1,33 @@
+"""Seats for sale, holds, tickets (API.md § Seats for sale, holds, tickets) → ticket_svc.
+
+Ownership ("owner or clerk+") is checked by ticket_svc, which knows the owner: another user's
+reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
+"""
+
+from gateway.routes.base import Route, Who
+from messages.contracts import ticket as c
+from messages.contracts.base import Page
+
+TAG = "Seats for sale, holds, tickets"
+
+ROUTES = [
+    Route("GET", "/schedules/{id}/seats", c.GetSeats, Who.anyone,
+          "A show's seats with their status and price", TAG, response=c.SeatsForSale),
+    Route("POST", "/reservations", c.Hold, Who.signed_in,
+          "Hold 1..10 seats of a show, all or nothing (clerks: customer_id sells on a "
+          "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,
+          response=c.Reservation, status=201, idempotency_key=True),
+    Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
+          "A reservation (owner or clerk+)", TAG, response=c.Reservation),
+    Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,
+          "Pay a hold: its seats become tickets (owner or clerk+); honours Idempotency-Key",
+          TAG, body=c.PayBody, response=c.Reservation, idempotency_key=True),
+    Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,
+          "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204),
+    Route("GET", "/tickets", c.ListTickets, Who.signed_in,
+          "Tickets: your own; clerks and above may pass ?user_id= and ?schedule_id=", TAG,
+          query=c.TicketQuery, response=Page[c.Ticket]),
+    Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
+          "Refund a ticket until the show starts (owner or clerk+)", TAG,
+          response=c.Ticket),
+]

@@ -8,7 +8,7 @@ PY := .venv/bin/python
 # Reinstall only when a requirements file is newer than the last install.
 STAMP := .venv/.installed
 
-.PHONY: deps venv up down logs migrate test lint bench chaos compose-check
+.PHONY: deps venv wrk up down logs migrate test lint bench chaos compose-check
 
 deps:
 	python3 -m messages.launcher deps
@@ -47,9 +47,18 @@ test: deps venv
 lint: venv
 	.venv/bin/ruff check .
 
-bench: deps venv
-	@test -f bench/__main__.py || { echo "make bench: bench/ is not written yet" >&2; exit 1; }
-	$(PY) -m bench
+# The benchmark runs against a system started by `make up` (it starts one if /readyz fails).
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--seconds 30 --note 'two gateways'".
+bench: deps venv wrk
+	@curl -sf -o /dev/null http://127.0.0.1:$${TTMS_GATEWAY_PORT:-8080}/readyz || $(MAKE) -s --no-print-directory up
+	$(PY) -m bench $(BENCH_ARGS)
+
+# wrk, the load generator (Debian package), installed when missing and we are root.
+wrk:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; }; }
+	@command -v wrk >/dev/null || { echo "wrk is missing: install Debian's wrk package" >&2; exit 1; }
 
 chaos: deps venv
 	@test -d tests/chaos || { echo "make chaos: tests/chaos does not exist yet" >&2; exit 1; }

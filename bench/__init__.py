@@ -1,0 +1,1 @@
+"""The on-sale rush benchmark (``make bench``); see bench/__main__.py."""

@@ -1,0 +1,228 @@
+"""``make bench`` / ``python -m bench``: the on-sale rush against a running TTMS.
+
+Set-up (not measured): a studio, a play, a show, N customers already signed in. Then each
+scenario runs under wrk (a compiled generator, with a Lua script per scenario):
+
+- rush: C concurrent clients; each loop holds a contested seat, and a winner pays and then
+  refunds (the original system's buy/refund mix);
+- browse: the seat map of the show;
+- ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database.
+
+Reported per scenario: requests/s, p50/p95/p99/max latency, answers by status and code, and
+CPU seconds of every TTMS process, RabbitMQ, MariaDB and wrk itself; then invariant checks
+(bench/invariants.py). Results go to ``bench/results/<timestamp>.json`` and a row of
+``bench/RESULTS.md``. A run that breaks an invariant is reported as failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from bench import invariants
+from bench.processes import cpu_seconds, watched_processes
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.url = url.rstrip("/") + "/api/v1"
+
+    async def call(self, method: str, path: str, body=None, token: str | None = None,
+                   expect: tuple[int, ...] = (200, 201, 204)):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.request(method, self.url + path, json=body,
+                                        headers=headers) as response:
+            data = await response.json(content_type=None)
+            if response.status not in expect:
+                raise RuntimeError(f"{method} {path} → {response.status}: {data}")
+            return data
+
+
+async def set_up(url: str, users: int, seats: int) -> dict:
+    """Studio, play, show and signed-in customers; returns what the scenarios need."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, url)
+        admin = (await api.call("POST", "/auth/login", {
+            "username": os.environ.get("TTMS_ADMIN_USERNAME", "admin"),
+            "password": os.environ.get("TTMS_ADMIN_PASSWORD", "admin-dev-password")}))
+        token = admin["access_token"]
+        studio = await api.call("POST", "/studios", {"name": f"bench-{stamp}", "rows": 20,
+                                                     "cols": 30}, token)
+        today = datetime.now(UTC).date()
+        play = await api.call("POST", "/plays", {
+            "name": f"Bench {stamp}", "kind": "drama", "rating": "all",
+            "duration_minutes": 120, "starts_on": str(today),
+            "ends_on": str(today + timedelta(days=30)), "price": 4500}, token)
+        starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+        show = await api.call("POST", "/schedules", {
+            "play_id": play["id"], "studio_id": studio["id"],
+            "starts_at": starts_at.isoformat()}, token)
+
+        semaphore = asyncio.Semaphore(16)
+
+        async def customer(n: int) -> tuple[int, str]:
+            name, password = f"b{stamp[-12:]}_{n}", "bench-password"
+            async with semaphore:
+                user = await api.call("POST", "/auth/register",
+                                      {"username": name, "password": password})
+                login = await api.call("POST", "/auth/login",
+                                       {"username": name, "password": password})
+            return user["id"], login["access_token"]
+
+        customers = await asyncio.gather(*(customer(n) for n in range(users)))
+    contested = [(1, c) for c in range(1, seats + 1)]
+    return {"admin_token": token, "studio_id": studio["id"], "play_id": play["id"],
+            "schedule_id": show["id"], "customers": customers, "seats": contested}
+
+
+def lua_globals(state: dict) -> str:
+    tokens = ",".join(f'"{t}"' for _, t in state["customers"])
+    token_of = ",".join(f'[{u}]="{t}"' for u, t in state["customers"])
+    seats = ",".join(f"{{{r},{c}}}" for r, c in state["seats"])
+    return (f"TOKENS = {{{tokens}}}\nTOKEN_OF = {{{token_of}}}\n"
+            f"SCHEDULE = {state['schedule_id']}\nSEATS = {{{seats}}}\n")
+
+
+SCENARIOS = {
+    "rush": ("rush.lua", "/api/v1/reservations"),
+    "browse": (None, "/api/v1/schedules/{schedule_id}/seats"),
+    "ceiling": (None, "/api/v1/ping"),
+}
+
+
+def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: int,
+            threads: int) -> dict:
+    script_name, path = SCENARIOS[scenario]
+    body = lua_globals(state)
+    if script_name:
+        body += (HERE / script_name).read_text()
+    body += (HERE / "common.lua").read_text()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(body)
+    target = url.rstrip("/") + path.format(**state)
+    processes = watched_processes()
+    before = cpu_seconds(processes)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+         "--timeout", "10s", "-s", script.name, target],
+        capture_output=True, text=True, timeout=seconds + 60)
+    elapsed = time.monotonic() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = cpu_seconds(processes)
+    os.unlink(script.name)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result:\n{done.stdout}\n{done.stderr}")
+    result = json.loads(line[len("BENCH "):])
+    result["scenario"] = scenario
+    result["connections"] = connections
+    result["requests_per_second"] = round(result["requests"] / (result["duration_us"] / 1e6))
+    cpu = {name: round(after.get(name, 0) - before.get(name, 0), 2) for name in after}
+    cpu["wrk"] = round((children_after.ru_utime + children_after.ru_stime)
+                       - (children_before.ru_utime + children_before.ru_stime), 2)
+    result["cpu_seconds"] = cpu
+    result["wall_seconds"] = round(elapsed, 2)
+    return result
+
+
+def report_row(results: list[dict], failures: list[str], stamp: str, args) -> str:
+    by = {r["scenario"]: r for r in results}
+
+    def rps(name: str) -> str:
+        return str(by[name]["requests_per_second"]) if name in by else "–"
+
+    def lat(name: str) -> str:
+        if name not in by:
+            return "–"
+        r = by[name]
+        return f"{r['p50_us'] / 1000:.1f}/{r['p99_us'] / 1000:.1f}/{r['max_us'] / 1000:.0f}"
+
+    ratio = "–"
+    if "rush" in by and "ceiling" in by and by["ceiling"]["requests_per_second"]:
+        ratio = f"{by['rush']['requests_per_second'] / by['ceiling']['requests_per_second']:.0%}"
+    errors = "–"
+    if "rush" in by:
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(by["rush"]["counts"].items())
+                           if not k.startswith("2"))
+    verdict = "FAILED: " + "; ".join(failures) if failures else "ok"
+    return (f"| {stamp} | {args.seconds}s × c{args.connections} | {rps('rush')} | "
+            f"{lat('rush')} | {errors or 'none'} | {rps('browse')} | {rps('ceiling')} | "
+            f"{ratio} | {verdict} | {args.note} |\n")
+
+
+HEADER = ("| when (UTC) | run | rush req/s | rush p50/p99/max ms | rush non-2xx | browse req/s | "
+          "ceiling req/s | rush/ceiling | invariants | note |\n"
+          "|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--url", default=os.environ.get(
+        "TTMS_URL", f"http://127.0.0.1:{os.environ.get('TTMS_GATEWAY_PORT', '8080')}"))
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seats", type=int, default=10, help="contested seats")
+    parser.add_argument("--scenarios", default="ceiling,browse,rush")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few seconds, small, no results files: correctness only")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("make bench needs wrk (Debian package wrk)", file=sys.stderr)
+        return 2
+    if args.smoke:
+        args.seconds, args.connections, args.users = 2, 16, 8
+
+    state = asyncio.run(set_up(args.url, args.users, args.seats))
+    results = []
+    for scenario in args.scenarios.split(","):
+        result = run_wrk(args.url, scenario, state, args.seconds, args.connections,
+                         args.threads)
+        results.append(result)
+        print(f"{scenario:8s} {result['requests_per_second']:>6} req/s  "
+              f"p50 {result['p50_us'] / 1000:.1f} ms  p95 {result['p95_us'] / 1000:.1f} ms  "
+              f"p99 {result['p99_us'] / 1000:.1f} ms  max {result['max_us'] / 1000:.0f} ms  "
+              f"{result['counts']}  socket errors {result['socket_errors']}")
+        print(f"         cpu s: {result['cpu_seconds']}")
+    failures = asyncio.run(invariants.check(args.url, state))
+    for failure in failures:
+        print(f"INVARIANT BROKEN: {failure}")
+    print("invariants:", "FAILED" if failures else "all hold")
+    if not args.smoke:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / f"{stamp}.json").write_text(json.dumps(
+            {"when": stamp, "args": vars(args), "results": results,
+             "invariant_failures": failures}, indent=2))
+        table = HERE / "RESULTS.md"
+        if not table.exists() or "| when (UTC)" not in table.read_text():
+            with table.open("a") as out:
+                out.write("\n## Runs\n\n" + HEADER)
+        with table.open("a") as out:
+            out.write(report_row(results, failures, stamp, args))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+-- The on-sale rush (after the original's JMeter plan): every loop holds one contested seat;
+-- a winner pays, then refunds each ticket. wrk gives no per-connection state, so follow-ups
+-- are derived from the answers themselves: a 201 "held" reservation queues its payment, a
+-- 200 "paid" one queues a refund per ticket, each with its owner's token (by user_id), and
+-- queued follow-ups go out before any new hold.
+-- Globals set by bench/__main__.py before this file: TOKENS (list), TOKEN_OF (user id →
+-- token), SCHEDULE, SEATS (list of {row, col}), id (thread number).
+
+counts = {}
+local queue, next_token, next_seat = {}, 0, 0
+
+local function headers_for(token)
+  return { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+end
+
+function init(args)
+  next_token = (id or 0) * 7919
+  next_seat = (id or 0) * 3
+end
+
+function request()
+  local item = table.remove(queue, 1)
+  if item ~= nil then
+    return wrk.format("POST", item.path, headers_for(item.token), "{}")
+  end
+  next_token = next_token % #TOKENS + 1
+  next_seat = next_seat % #SEATS + 1
+  local seat = SEATS[next_seat]
+  return wrk.format("POST", "/api/v1/reservations", headers_for(TOKENS[next_token]),
+    string.format('{"schedule_id":%d,"seats":[{"row":%d,"col":%d}]}', SCHEDULE, seat[1], seat[2]))
+end
+
+function response(status, headers, body)
+  local key = tostring(status)
+  if status >= 400 then
+    local code = body:match('"code":"([%w_]+)"')
+    if code then key = key .. ":" .. code end
+  end
+  counts[key] = (counts[key] or 0) + 1
+  if status ~= 200 and status ~= 201 then return end
+  local user = tonumber(body:match('"user_id":(%d+)'))
+  local token = user and TOKEN_OF[user]
+  if token == nil then return end
+  if status == 201 and body:find('"status":"held"', 1, true) then
+    local reservation = body:match('^{"id":(%d+)')
+    table.insert(queue, { token = token,
+                          path = "/api/v1/reservations/" .. reservation .. "/pay" })
+  elseif body:find('"status":"paid"', 1, true) then
+    local tickets = body:match('"tickets":%[(.*)%]') or ""
+    for ticket in tickets:gmatch('{"id":(%d+)') do
+      table.insert(queue, { token = token, path = "/api/v1/tickets/" .. ticket .. "/refund" })
+    end
+  end
+end

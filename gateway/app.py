@@ -36,68 +36,62 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-# -- middlewares ---------------------------------------------------------------------------
+# -- the edge: what every request goes through ---------------------------------------------
 
-@web.middleware
-async def problems_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except errors.ServiceError as exc:
-        return problem(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return problem(from_http(exc))
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(errors.InternalError("an unexpected error occurred"))
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    response = await handler(request)
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    metrics.requests.labels(request.method, route, response.status).inc()
-    metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
-    return response
-
-
-def cors_middleware(origins: str):
-    allowed = {o.strip() for o in origins.split(",") if o.strip()}
+def edge_middleware(settings: Settings, limiter: RateLimiter):
+    """One middleware (each extra one costs a coroutine per request): per-client rate limit,
+    errors as problem+json, CORS on every answer (problems too), metrics."""
+    allowed = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}
+    any_origin = "*" in allowed
+    recorders: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     @web.middleware
-    async def cors(request: web.Request, handler) -> web.StreamResponse:
+    async def edge(request: web.Request, handler) -> web.StreamResponse:
+        started = time.perf_counter()
         origin = request.headers.get("Origin")
-        if origin is None or not ("*" in allowed or origin in allowed):
-            return await handler(request)
-        headers = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin,
-                   "Vary": "Origin"}
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            headers.update({
+        cors = origin is not None and (any_origin or origin in allowed)
+        if cors and request.method == "OPTIONS" \
+                and "Access-Control-Request-Method" in request.headers:
+            return web.Response(status=204, headers={
+                "Access-Control-Allow-Origin": "*" if any_origin else origin,
+                "Vary": "Origin",
                 "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": request.headers.get(
                     "Access-Control-Request-Headers", "Authorization, Content-Type"),
-                "Access-Control-Max-Age": "600",
-            })
-            return web.Response(status=204, headers=headers)
-        response = await handler(request)
-        response.headers.update(headers)
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After, Location"
+                "Access-Control-Max-Age": "600"})
+        try:
+            wait = limiter.take(request.remote or "?")
+            if wait is not None:
+                raise errors.RateLimited("too many requests from this client", retry_after=wait)
+            response = await handler(request)
+        except errors.ServiceError as exc:
+            response = problem(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problem(from_http(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = problem(errors.InternalError("an unexpected error occurred"))
+        if cors:
+            response.headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After, Location"
+        key = (request.method, request.match_info.route.resource, response.status)
+        recorder = recorders.get(key)
+        if recorder is None:
+            resource = key[1]
+            route = resource.canonical if resource is not None else "unmatched"
+            recorder = recorders[key] = (
+                metrics.requests.labels(request.method, route, response.status),
+                metrics.latency.labels(request.method, route))
+        recorder[0].inc()
+        recorder[1].observe(time.perf_counter() - started)
         return response
 
-    return cors
-
-
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler) -> web.StreamResponse:
-    wait = request.app[limits_key]["client"].take(request.remote or "?")
-    if wait is not None:
-        raise errors.RateLimited("too many requests from this client", retry_after=wait)
-    return await handler(request)
+    return edge
 
 
 # -- the generic route handler ------------------------------------------------------------
@@ -128,6 +122,7 @@ def route_handler(route: Route):
     service = route.command.service
     min_role = route.who.min_role
     query_fields = set(route.query.model_fields) if route.query else set()
+    rpc_seconds = metrics.rpc_latency.labels(service, command)
 
     async def handle(request: web.Request) -> web.Response:
         app = request.app
@@ -163,7 +158,7 @@ def route_handler(route: Route):
             result = await app[rpc_key].call(command, payload, caller, route.timeout)
         finally:
             metrics.rpc_in_flight.dec()
-            metrics.rpc_latency.labels(service, command).observe(time.perf_counter() - started)
+            rpc_seconds.observe(time.perf_counter() - started)
         if route.status == 204:
             return web.Response(status=204)
         return json_response(result, route.status)
@@ -224,9 +219,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        # CORS outermost, so that problem answers carry its headers too.
-        middlewares=[cors_middleware(settings.cors_origins), problems_middleware,
-                     metrics_middleware, rate_limit_middleware])
+        middlewares=[edge_middleware(settings, RateLimiter(settings.rate_limit_per_second,
+                                                           settings.rate_limit_burst))])
     app[settings_key] = settings
     broker = Broker(settings.amqp_url, f"{settings.namespace}-gateway")
     app[broker_key] = broker
@@ -234,7 +228,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     auth = Authenticator(settings)
     app[auth_key] = auth
     app[limits_key] = {
-        "client": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         "login_user": RateLimiter(settings.login_attempts_per_minute / 60,
                                   settings.login_attempts_per_minute),
         "login_addr": RateLimiter(settings.login_attempts_per_address_per_minute / 60,

@@ -38,6 +38,7 @@ from messages.settings import Names
 log = logging.getLogger("ttms.rpc")
 
 REPLY_TO = "amq.rabbitmq.reply-to"
+RECHECK_SECONDS = 0.5  # a service seen with no consumer is asked about again after this
 RPC_QUEUE_ARGS: dict[str, Any] = {}  # classic, durable; commands themselves are transient
 
 
@@ -66,6 +67,9 @@ class RpcClient:
         self._prefix = uuid.uuid4().hex[:10]
         self._consumers: dict[str, int] = {}  # service -> consumers seen on its queue
         self._watch: set[str] = set()
+        self._watch_channel = None
+        self._learning: dict[str, asyncio.Future] = {}
+        self._checked: dict[str, float] = {}  # service -> when its consumer count was seen
         broker.on_connect(self._setup)
         broker.on_lost(self._on_lost)
 
@@ -95,6 +99,14 @@ class RpcClient:
             raise errors.ServiceUnavailable("the message broker is unreachable")
         service = command.split(".", 1)[0]
         self._watch.add(service)
+        count = self._consumers.get(service)
+        if count is None or (count == 0 and time.monotonic() - self._checked.get(service, 0)
+                             > RECHECK_SECONDS):
+            # First call to this service on this connection: learn its consumer count now
+            # (one queue.declare, shared by concurrent calls), so that a service that is not
+            # running answers 503 at once instead of a Timeout at the deadline. A count of 0
+            # is checked again after a while, so the client needs no watcher to see it back.
+            await self._learn_consumers(service)
         if self._consumers.get(service, 1) == 0:
             raise errors.ServiceUnavailable(f"{service} service is not running")
         if isinstance(payload, BaseModel):
@@ -169,8 +181,30 @@ class RpcClient:
                 queue = await self._watch_channel.declare_queue(
                     self.names.rpc_queue(service), durable=True, arguments=RPC_QUEUE_ARGS)
                 self._consumers[service] = queue.declaration_result.consumer_count
+                self._checked[service] = time.monotonic()
             except Exception:  # noqa: BLE001 - the connection supervisor handles the rest
                 return
+
+    async def _learn_consumers(self, service: str) -> None:
+        learning = self._learning.get(service)
+        if learning is None:
+            learning = self._learning[service] = asyncio.ensure_future(
+                self._declare_for_count(service))
+            learning.add_done_callback(lambda _: self._learning.pop(service, None))
+        await asyncio.shield(learning)
+
+    async def _declare_for_count(self, service: str) -> None:
+        channel = self._watch_channel
+        if self._channel is None or channel is None:
+            return
+        try:
+            queue = await asyncio.wait_for(channel.declare_queue(
+                self.names.rpc_queue(service), durable=True, arguments=RPC_QUEUE_ARGS), 2)
+            if self._watch_channel is channel:  # not a count from a connection since lost
+                self._consumers[service] = queue.declaration_result.consumer_count
+                self._checked[service] = time.monotonic()
+        except Exception:  # noqa: BLE001 - unknown count: the call goes out and may time out
+            return
 
     async def watch_services(self, interval: float = 1.0) -> None:
         """Keep a count of each called service's consumers, so that calls to a service with
@@ -182,6 +216,24 @@ class RpcClient:
 
     async def ping(self, service: str, timeout: float = 1.0) -> dict[str, Any]:
         return await self.call(f"{service}.ping", {}, {"user_id": None, "role": None}, timeout)
+
+
+def _dump_replies(results: list[list[Any]]) -> bytes:
+    """The reply message. A result that cannot be serialized is a handler bug: it becomes an
+    internal error for its own caller only (before, the whole reply message and the acks that
+    follow it were lost, leaving callers to time out and commands unacked)."""
+    try:
+        return orjson.dumps(results)
+    except TypeError:
+        safe = []
+        for result in results:
+            try:
+                orjson.dumps(result)
+                safe.append(result)
+            except TypeError:
+                log.error("the reply to call %s cannot be serialized", result[0])
+                safe.append([result[0], 0, errors.InternalError().to_wire()])
+        return orjson.dumps(safe)
 
 
 @dataclass(slots=True)
@@ -228,11 +280,16 @@ class RpcServer:
         channel = message.channel
         try:
             calls = orjson.loads(message.body)
-        except orjson.JSONDecodeError:
-            log.error("dropping a command message that is not JSON")
+            if not isinstance(calls, list):
+                raise ValueError("not a list of commands")
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            # Acked, not left unacked: a few such messages would otherwise fill the prefetch
+            # window and stop this server for good.
+            log.error("dropping a command message that is not a JSON list of commands")
             await channel.basic_ack(message.delivery.delivery_tag)
             return
-        results = await asyncio.gather(*(self._run(call) for call in calls))
+        results = await asyncio.gather(*(self._run_safely(call) for call in calls))
+        results = [r for r in results if r is not None]
         reply_to = message.header.properties.reply_to
         if channel is not self._channel:
             return  # connection replaced meanwhile: the broker redelivers the command
@@ -254,12 +311,21 @@ class RpcServer:
         try:
             for reply_to, results in replies.items():
                 # mandatory=False: with it, RabbitMQ 3.10 returns direct replies as unroutable.
-                await channel.basic_publish(orjson.dumps(results), routing_key=reply_to,
+                await channel.basic_publish(_dump_replies(results), routing_key=reply_to,
                                             properties=Basic.Properties(delivery_mode=1))
             for tag in acks:
                 await channel.basic_ack(tag)
         except Exception as exc:  # noqa: BLE001 - connection gone: commands are redelivered
             log.warning("could not send replies (%s)", exc)
+
+    async def _run_safely(self, call: Any) -> list[Any] | None:
+        """``_run``, for a command that may be malformed (None: no answer is possible)."""
+        if not (isinstance(call, list) and len(call) == 5 and isinstance(call[0], str | int)):
+            log.error("dropping a malformed command %.200r", call)
+            return None
+        if not isinstance(call[2], int | float) or not isinstance(call[1], str):
+            return [call[0], 0, errors.BadRequest("malformed command").to_wire()]
+        return await self._run(call)
 
     async def _run(self, call: list[Any]) -> list[Any]:
         call_id, name, deadline_ms, caller, payload = call

@@ -1,0 +1,708 @@
+"""The message bus itself (messages/broker.py, rpc.py, events.py, db.py) against the real
+RabbitMQ and MariaDB, without the gateway.
+
+Everything here lives in its own namespace, ``<TTMS_TEST_NAMESPACE>_bus``: a test service
+``bt`` runs in this process (``Service.main`` with a ``stop`` event) with a command handler and
+an event subscriber, and a producer database ``bp`` has only an outbox, so that the tests drive
+its ``OutboxRelay`` themselves (unreachable broker, restarts).
+
+The broker-restart tests are in tests/test_faults.py (they use the ``bus`` fixture too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from messages import errors
+from messages.broker import Broker
+from messages.contracts.base import Command, Envelope, Event
+from messages.db import Database, inbox_table, outbox_table
+from messages.events import OutboxRelay
+from messages.rpc import RpcClient
+from messages.service import Handlers, Service
+from messages.settings import Settings
+from tests.conftest import NAMESPACE, ROOT
+
+NS = f"{NAMESPACE}_bus"
+DELIVERY_LIMIT = 3
+SETTINGS = Settings(namespace=NS, event_delivery_limit=DELIVERY_LIMIT, outbox_poll_seconds=0.2,
+                    rpc_timeout_seconds=2, db_pool_size=5, log_level="INFO")
+NAMES = SETTINGS.names
+CLOSED_PORT_URL = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens on port 1
+
+
+# -- the test service -----------------------------------------------------------------------
+
+class Echo(Command, name="bt.echo"):
+    text: str = ""
+    sleep: float = 0
+    fail: str | None = None
+
+
+class Pinged(Event, type="bt.pinged"):
+    key: str
+    mode: str = "ok"  # ok | fail
+
+
+class Hello(Command, name="bt2.hello"):
+    pass
+
+
+handlers = Handlers()
+CALLS: collections.Counter[str] = collections.Counter()     # command runs by text
+ATTEMPTS: collections.Counter[str] = collections.Counter()  # event handler runs by key
+
+
+@handlers.command(Echo)
+async def echo(cmd: Echo, ctx) -> dict[str, Any]:
+    CALLS[cmd.text] += 1
+    if cmd.sleep:
+        await asyncio.sleep(cmd.sleep)
+    if cmd.fail == "conflict":
+        raise errors.Conflict("that name is taken", details=[{"loc": ["body", "text"],
+                                                               "msg": "duplicate"}])
+    if cmd.fail == "not_found":
+        raise errors.NotFound("no such thing")
+    if cmd.fail == "bug":
+        raise RuntimeError("a bug in the handler")
+    if cmd.fail == "unserializable":
+        return {"text": object()}
+    return {"text": cmd.text, "user_id": ctx.caller.user_id, "role": ctx.caller.role}
+
+
+@handlers.event(Pinged)
+async def on_pinged(event: Pinged, tx, app) -> None:
+    ATTEMPTS[event.key] += 1
+    if event.mode == "fail":
+        raise RuntimeError("this handler always fails")
+    await tx.execute(text("INSERT INTO effects (event_key) VALUES (:k)"), {"k": event.key})
+
+
+def _tables(with_effects: bool) -> MetaData:
+    metadata = MetaData()
+    outbox_table(metadata)
+    inbox_table(metadata)
+    if with_effects:
+        Table("effects", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+              Column("event_key", String(64), nullable=False, index=True))
+    return metadata
+
+
+async def _create_databases() -> None:
+    engine = create_async_engine(SETTINGS.database_url("bt", with_database=False))
+    try:
+        async with engine.begin() as conn:
+            for svc in ("bt", "bp", "bt2"):
+                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SETTINGS.database_name(svc)}`"))
+                await conn.execute(text(f"CREATE DATABASE `{SETTINGS.database_name(svc)}`"))
+    finally:
+        await engine.dispose()
+    for svc in ("bt", "bp", "bt2"):
+        engine = create_async_engine(SETTINGS.database_url(svc))
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_tables(svc == "bt").create_all)
+        finally:
+            await engine.dispose()
+
+
+async def _drop_databases() -> None:
+    engine = create_async_engine(SETTINGS.database_url("bt", with_database=False))
+    try:
+        async with engine.begin() as conn:
+            for svc in ("bt", "bp", "bt2"):
+                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SETTINGS.database_name(svc)}`"))
+    finally:
+        await engine.dispose()
+
+
+async def _delete_queues() -> None:
+    listed = await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
+        capture_output=True, text=True, timeout=60)
+    queues = [q.strip() for q in listed.stdout.splitlines() if q.strip().startswith(NS + ".")]
+    connection = await aio_pika.connect(SETTINGS.amqp_url)
+    async with connection:
+        for queue in queues:
+            channel = await connection.channel()
+            await channel.queue_delete(queue)
+        channel = await connection.channel()
+        for exchange in (NAMES.events_exchange, NAMES.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = ""):
+    """Poll ``predicate`` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def running_service(name: str, service_handlers: Handlers, settings: Settings = SETTINGS):
+    """Run ``Service(name).main`` in this process until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(Service(name, service_handlers, settings).main(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+@dataclass
+class Bus:
+    broker: Broker
+    rpc: RpcClient
+    bt_db: Database   # the test service's database (its own relay publishes its outbox)
+    bp_db: Database   # a producer database no process relays: the tests drive its relay
+    amqp: aio_pika.abc.AbstractConnection  # a plain connection for publishing and peeking
+
+    async def effects(self, key: str) -> int:
+        async with self.bt_db.read() as conn:
+            return (await conn.execute(text("SELECT COUNT(*) FROM effects WHERE event_key = :k"),
+                                       {"k": key})).scalar_one()
+
+    async def unsent(self, db: Database) -> int:
+        async with db.read() as conn:
+            return (await conn.execute(text(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"))).scalar_one()
+
+    async def publish_raw(self, body: bytes, routing_key: str = "bt.pinged",
+                          message_id: str | None = None) -> None:
+        channel = await self.amqp.channel()
+        try:
+            exchange = await channel.get_exchange(NAMES.events_exchange)
+            await exchange.publish(aio_pika.Message(
+                body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=routing_key)
+        finally:
+            await channel.close()
+
+    async def dead_letters(self) -> list[bytes]:
+        """Take every message off the test service's dead-letter queue."""
+        channel = await self.amqp.channel()
+        bodies = []
+        try:
+            queue = await channel.get_queue(NAMES.dead_letter_queue("bt"))
+            while (message := await queue.get(fail=False, no_ack=True)) is not None:
+                bodies.append(message.body)
+        finally:
+            await channel.close()
+        return bodies
+
+
+@pytest.fixture(scope="module")
+async def bus():
+    await _create_databases()
+    await _delete_queues()
+    broker = Broker(SETTINGS.amqp_url, f"{NS}-test")
+    rpc = RpcClient(broker, NAMES, timeout=2)
+    async with running_service("bt", handlers):
+        await broker.start()
+        await wait_for(lambda: _pings(rpc, "bt"), 20, 0.2, "the bt service")
+        amqp = await aio_pika.connect(SETTINGS.amqp_url)
+        bus = Bus(broker, rpc, Database(SETTINGS, "bt"), Database(SETTINGS, "bp"), amqp)
+        try:
+            yield bus
+        finally:
+            await amqp.close()
+            await broker.stop()
+            await bus.bt_db.dispose()
+            await bus.bp_db.dispose()
+    await _delete_queues()
+    await _drop_databases()
+
+
+async def _pings(rpc: RpcClient, service: str) -> bool:
+    try:
+        await rpc.ping(service, timeout=0.5)
+        return True
+    except errors.ServiceError:
+        return False
+
+
+ANYONE = {"user_id": None, "role": None}
+ALICE = {"user_id": 7, "role": "customer"}
+
+
+def key() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+# -- RPC ------------------------------------------------------------------------------------
+
+async def test_call_returns_the_reply_with_the_caller(bus):
+    assert await bus.rpc.call("bt.echo", {"text": "hi"}, ALICE) == {
+        "text": "hi", "user_id": 7, "role": "customer"}
+    assert await bus.rpc.call("bt.echo", Echo(text="model"), ANYONE) == {
+        "text": "model", "user_id": None, "role": None}
+
+
+async def test_typed_errors_arrive_as_the_same_class(bus):
+    with pytest.raises(errors.Conflict) as conflict:
+        await bus.rpc.call("bt.echo", {"fail": "conflict"}, ALICE)
+    assert conflict.value.message == "that name is taken"
+    assert conflict.value.details == [{"loc": ["body", "text"], "msg": "duplicate"}]
+    with pytest.raises(errors.NotFound):
+        await bus.rpc.call("bt.echo", {"fail": "not_found"}, ALICE)
+    with pytest.raises(errors.ValidationFailed) as invalid:
+        await bus.rpc.call("bt.echo", {"text": "x", "nope": 1}, ALICE)
+    assert invalid.value.details[0]["loc"] == ["nope"]
+    with pytest.raises(errors.BadRequest):
+        await bus.rpc.call("bt.no_such_command", {}, ALICE)
+
+
+async def test_handler_bug_is_an_internal_error_reply_not_a_hang(bus):
+    started = time.monotonic()
+    with pytest.raises(errors.InternalError):
+        await bus.rpc.call("bt.echo", {"fail": "bug"}, ALICE)
+    assert time.monotonic() - started < 1.0
+    # a reply that cannot be serialized is a bug too: internal, never a hung caller; and the
+    # command is acked, so that the prefetch window does not fill up with stuck commands.
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(errors.InternalError):
+            await bus.rpc.call("bt.echo", {"fail": "unserializable"}, ALICE)
+        assert time.monotonic() - started < 1.0
+    assert await bus.rpc.call("bt.echo", {"text": "still fine"}, ALICE) == {
+        "text": "still fine", "user_id": 7, "role": "customer"}
+
+
+async def test_command_without_a_caller_is_refused(bus):
+    text_ = f"anon-{key()}"
+    with pytest.raises(errors.Unauthorized):
+        await bus.rpc.call("bt.echo", {"text": text_}, None)
+    assert CALLS[text_] == 0
+    # ping is answered by the RPC layer itself and needs no caller
+    assert (await bus.rpc.ping("bt"))["service"] == "bt"
+
+
+async def test_deadline_raises_timeout_at_the_deadline(bus):
+    started = time.monotonic()
+    with pytest.raises(errors.Timeout):
+        await bus.rpc.call("bt.echo", {"text": "slow", "sleep": 2}, ALICE, timeout=0.5)
+    assert 0.45 < time.monotonic() - started < 0.9
+
+
+async def test_command_message_expires_when_nobody_consumes(bus):
+    """The message's ``expiration`` is the deadline: the broker drops a command that nobody
+    took in time, so a service coming back later never runs what its caller gave up on."""
+    queue_name = NAMES.rpc_queue("spy")
+    channel = await bus.amqp.channel()
+    queue = await channel.declare_queue(queue_name, durable=True)
+    seen: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def spy(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        seen.append(message)
+
+    tag = await queue.consume(spy, no_ack=True)
+    assert await _consumer_count(bus, "spy") == 1  # the client now knows it has a consumer
+    with pytest.raises(errors.Timeout):
+        await bus.rpc.call("spy.anything", {"x": 1}, ALICE, timeout=0.5)
+    assert len(seen) == 1
+    ttl_ms = seen[0].expiration * 1000  # aio-pika decodes it to seconds
+    assert 300 <= ttl_ms <= 500, seen[0].expiration
+    assert orjson.loads(seen[0].body)[0][1] == "spy.anything"
+    # nobody consuming: the client still believes there is a consumer (it polls once a second),
+    # so it publishes; the caller times out and the broker drops the message at its deadline.
+    await queue.cancel(tag)
+    with pytest.raises(errors.Timeout):
+        await bus.rpc.call("spy.anything", {"x": 2}, ALICE, timeout=0.3)
+    await asyncio.sleep(0.2)
+    declared = await channel.declare_queue(queue_name, durable=True)
+    assert declared.declaration_result.message_count == 0
+    await channel.queue_delete(queue_name)
+    await channel.close()
+
+
+async def _consumer_count(bus: Bus, service: str) -> int:
+    bus.rpc._watch.add(service)
+    await bus.rpc._refresh_consumers()  # what watch_services does every second
+    return bus.rpc._consumers.get(service, -1)
+
+
+async def test_service_without_consumers_is_unavailable_at_once(bus):
+    # a queue exists but nobody consumes it: the first call already knows
+    channel = await bus.amqp.channel()
+    await channel.declare_queue(NAMES.rpc_queue("ghost"), durable=True)
+    for service in ("ghost", f"never{key()[:6]}"):  # and a service never seen anywhere
+        for attempt in range(2):
+            started = time.monotonic()
+            with pytest.raises(errors.ServiceUnavailable):
+                await bus.rpc.call(f"{service}.anything", {}, ALICE, timeout=2)
+            assert time.monotonic() - started < 0.5, (service, attempt)
+        await channel.queue_delete(NAMES.rpc_queue(service))
+    await channel.close()
+
+
+async def test_a_service_that_stops_is_unavailable_within_the_watch_interval(bus):
+    other = Handlers()
+
+    @other.command(Hello)
+    async def hello(cmd, ctx):
+        return {"hello": True}
+
+    watcher = asyncio.create_task(bus.rpc.watch_services(interval=0.5))
+    try:
+        async with running_service("bt2", other):
+            await wait_for(lambda: _pings(bus.rpc, "bt2"), 20, 0.2, "bt2")
+            assert await bus.rpc.call("bt2.hello", {}, ALICE) == {"hello": True}
+        stopped = time.monotonic()
+
+        # A call already on its way when the service went (or sent before the watcher saw
+        # it go) waits for its deadline: it may still run if the service comes back in time.
+        # Once the watcher has seen no consumer, calls answer 503 at once.
+        answered: list[float] = []
+
+        async def unavailable() -> bool:
+            started = time.monotonic()
+            try:
+                await bus.rpc.call("bt2.hello", {}, ALICE, timeout=0.3)
+            except errors.ServiceUnavailable:
+                answered.append(time.monotonic() - started)
+                return True
+            except errors.Timeout:
+                return False
+            return False
+
+        await wait_for(unavailable, 5, 0.05, "503 from a stopped service")
+        assert time.monotonic() - stopped < 1.5
+        assert answered[0] < 0.05
+        async with running_service("bt2", other):
+            await wait_for(lambda: _pings(bus.rpc, "bt2"), 5, 0.1, "bt2 back")
+            assert await bus.rpc.call("bt2.hello", {}, ALICE) == {"hello": True}
+    finally:
+        watcher.cancel()
+        channel = await bus.amqp.channel()
+        await channel.queue_delete(NAMES.rpc_queue("bt2"))
+        await channel.close()
+
+
+async def test_malformed_command_messages_are_dropped_without_wedging_the_server(bus):
+    """More malformed messages than the prefetch window: if any stayed unacked the server
+    would stop receiving commands."""
+    channel = await bus.amqp.channel()
+    bodies = [b"not json", b'{"a": 1}', b"[[1, 2]]", b"[42]", b'[["id", "bt.echo"]]', b"7",
+              b'[["i", "bt.echo", "soon", null, {}]]']
+    for n in range(70):
+        await channel.default_exchange.publish(
+            aio_pika.Message(bodies[n % len(bodies)], expiration=30),
+            routing_key=NAMES.rpc_queue("bt"))
+    await channel.close()
+    replies = await asyncio.gather(*(bus.rpc.call("bt.echo", {"text": f"after {n}"}, ALICE)
+                                     for n in range(5)))
+    assert [r["text"] for r in replies] == [f"after {n}" for n in range(5)]
+
+
+async def test_concurrent_calls_are_batched_and_all_answered(bus):
+    published: list[int] = []
+    original = bus.rpc._publish
+
+    async def counting(service, calls):
+        published.append(len(calls))
+        await original(service, calls)
+
+    bus.rpc._publish = counting
+    try:
+        results = await asyncio.gather(*(
+            bus.rpc.call("bt.echo", {"text": f"n{n}"}, {"user_id": n, "role": "customer"})
+            for n in range(300)))
+    finally:
+        del bus.rpc._publish
+    assert [r["text"] for r in results] == [f"n{n}" for n in range(300)]
+    assert [r["user_id"] for r in results] == list(range(300))
+    assert sum(published) == 300
+    assert len(published) < 10, published  # several commands per AMQP message
+    # and mixed outcomes in one batch each reach their own caller
+    outcomes = await asyncio.gather(
+        bus.rpc.call("bt.echo", {"text": "a"}, ALICE),
+        bus.rpc.call("bt.echo", {"fail": "conflict"}, ALICE),
+        bus.rpc.call("bt.echo", {"fail": "bug"}, ALICE),
+        bus.rpc.call("bt.echo", {"text": "b"}, ALICE),
+        return_exceptions=True)
+    assert outcomes[0]["text"] == "a" and outcomes[3]["text"] == "b"
+    assert isinstance(outcomes[1], errors.Conflict)
+    assert isinstance(outcomes[2], errors.InternalError)
+
+
+async def test_broker_unreachable_means_503_at_once():
+    broker = Broker(CLOSED_PORT_URL, f"{NS}-nowhere")
+    rpc = RpcClient(broker, NAMES, timeout=2)
+    await broker.start(wait=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(errors.ServiceUnavailable):
+            await rpc.call("bt.echo", {}, ALICE)
+        assert time.monotonic() - started < 0.1
+    finally:
+        await broker.stop()
+
+
+# -- events ---------------------------------------------------------------------------------
+
+async def _relay(url: str, db: Database, name: str):
+    broker = Broker(url, f"{NS}-{name}")
+    relay = OutboxRelay(broker, NAMES, db, poll=0.2)
+    task = asyncio.create_task(relay.run())
+    await broker.start(wait=2)
+    return broker, task
+
+
+async def _stop_relay(broker: Broker, task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await broker.stop()
+
+
+async def test_outbox_relay_publishes_and_marks_sent(bus):
+    keys = [key() for _ in range(3)]
+    async with bus.bp_db.transaction() as tx:
+        envelopes = [tx.emit(Pinged(key=k)) for k in keys]
+    broker, task = await _relay(SETTINGS.amqp_url, bus.bp_db, "relay")
+    try:
+        for k in keys:
+            await wait_for(lambda k=k: bus.effects(k), 10, what=f"effect of {k}")
+        await wait_for(lambda: _all_sent(bus.bp_db, [e.id for e in envelopes]), 5)
+    finally:
+        await _stop_relay(broker, task)
+
+
+async def _all_sent(db: Database, event_ids: list[str]) -> bool:
+    async with db.read() as conn:
+        rows = (await conn.execute(text(
+            "SELECT published_at FROM outbox WHERE event_id IN :ids").bindparams(
+            bindparam("ids", expanding=True)),
+            {"ids": event_ids})).all()
+    return len(rows) == len(event_ids) and all(r.published_at is not None for r in rows)
+
+
+async def test_rolled_back_transaction_emits_nothing(bus):
+    k = key()
+    with pytest.raises(RuntimeError):
+        async with bus.bt_db.transaction() as tx:
+            tx.emit(Pinged(key=k))
+            raise RuntimeError("roll back")
+    async with bus.bt_db.read() as conn:
+        assert (await conn.execute(text("SELECT COUNT(*) FROM outbox WHERE body LIKE :k"),
+                                   {"k": f"%{k}%"})).scalar_one() == 0
+
+
+async def test_event_written_while_the_broker_is_unreachable_is_delivered_later(bus):
+    # the relay's broker points at a closed port: the events wait in the outbox
+    broker, task = await _relay(CLOSED_PORT_URL, bus.bp_db, "relay-down")
+    keys = [key() for _ in range(3)]
+    try:
+        for k in keys:
+            async with bus.bp_db.transaction() as tx:
+                tx.emit(Pinged(key=k))
+        await asyncio.sleep(1.0)
+        assert await bus.unsent(bus.bp_db) == 3
+        assert [await bus.effects(k) for k in keys] == [0, 0, 0]
+    finally:
+        await _stop_relay(broker, task)
+    # the broker is reachable again (a relay with the right address): they arrive, once
+    broker, task = await _relay(SETTINGS.amqp_url, bus.bp_db, "relay-up")
+    try:
+        for k in keys:
+            await wait_for(lambda k=k: bus.effects(k), 10, what=f"effect of {k}")
+        await wait_for(lambda: _no_unsent(bus, bus.bp_db), 5)
+        assert [await bus.effects(k) for k in keys] == [1, 1, 1]
+    finally:
+        await _stop_relay(broker, task)
+
+
+async def _no_unsent(bus: Bus, db: Database) -> bool:
+    return await bus.unsent(db) == 0
+
+
+async def test_relay_reconnects_when_the_broker_closes_its_connection(bus):
+    broker, task = await _relay(SETTINGS.amqp_url, bus.bp_db, "relay-closed")
+    try:
+        first = key()
+        async with bus.bp_db.transaction() as tx:
+            tx.emit(Pinged(key=first))
+        await wait_for(lambda: bus.effects(first), 10, what="first effect")
+        connection = broker.connection
+        assert await close_connections(f"{NS}-relay-closed") == 1
+        await wait_for(lambda: broker.connection is not connection, 5, what="the close")
+        second = key()
+        async with bus.bp_db.transaction() as tx:
+            tx.emit(Pinged(key=second))
+        await wait_for(lambda: bus.effects(second), 15, what="effect after the close")
+    finally:
+        await _stop_relay(broker, task)
+
+
+async def close_connections(prefix: str) -> int:
+    """Close, from the broker's side, every connection whose name starts with ``prefix``."""
+    listed = await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "list_connections", "-q", "--no-table-headers",
+                         "pid", "client_properties"],
+        capture_output=True, text=True, timeout=60)
+    pids = [line.split("\t", 1)[0] for line in listed.stdout.splitlines()
+            if f'{{"connection_name","{prefix}' in line]
+    for pid in pids:
+        await asyncio.to_thread(
+            subprocess.run, ["rabbitmqctl", "close_connection", pid, "closed by a test"],
+            capture_output=True, text=True, timeout=60)
+    return len(pids)
+
+
+RELAY_SCRIPT = """
+import asyncio, os, sys
+from messages.db import Database
+from messages.settings import Settings
+from tests.test_bus import Pinged, SETTINGS
+
+async def main():
+    db = Database(SETTINGS, "bp")
+    async with db.transaction() as tx:
+        for k in sys.argv[1:]:
+            tx.emit(Pinged(key=k))
+    print("committed", flush=True)
+    os._exit(0)  # dies before any relay could publish
+
+asyncio.run(main())
+"""
+
+
+async def test_relay_catches_up_after_a_process_restart(bus):
+    keys = [key() for _ in range(4)]
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", RELAY_SCRIPT, *keys], cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TTMS_TEST_NAMESPACE": NAMESPACE})
+    assert "committed" in done.stdout, done.stderr
+    assert await bus.unsent(bus.bp_db) == 4
+    broker, task = await _relay(SETTINGS.amqp_url, bus.bp_db, "relay-restarted")
+    try:
+        for k in keys:
+            await wait_for(lambda k=k: bus.effects(k), 10, what=f"effect of {k}")
+    finally:
+        await _stop_relay(broker, task)
+
+
+async def test_redelivered_event_has_no_second_effect(bus):
+    k = key()
+    envelope = Envelope.wrap(Pinged(key=k), "bp")
+    body = orjson.dumps(envelope.model_dump(mode="json"))
+    # twice at once, then once more after it was handled
+    await asyncio.gather(bus.publish_raw(body, message_id=envelope.id),
+                         bus.publish_raw(body, message_id=envelope.id))
+    await wait_for(lambda: bus.effects(k), 10, what="the effect")
+    await bus.publish_raw(body, message_id=envelope.id)
+    # the same event twice in the outbox (a relay that published but died before marking it)
+    async with bus.bp_db.transaction() as tx:
+        await tx.execute(text(
+            "INSERT INTO outbox (event_id, routing_key, body, created_at) "
+            "VALUES (:id, 'bt.pinged', :body, NOW(6)), (:id, 'bt.pinged', :body, NOW(6))"),
+            {"id": envelope.id, "body": body})
+    broker, task = await _relay(SETTINGS.amqp_url, bus.bp_db, "relay-twice")
+    try:
+        await wait_for(lambda: _no_unsent(bus, bus.bp_db), 10)
+    finally:
+        await _stop_relay(broker, task)
+    await asyncio.sleep(0.5)
+    assert await bus.effects(k) == 1
+    assert ATTEMPTS[k] == 1
+
+
+async def test_failing_handler_is_dead_lettered_and_the_next_events_flow(bus):
+    bad, good = key(), [key() for _ in range(5)]
+    async with bus.bt_db.transaction() as tx:  # the bt service relays its own outbox
+        tx.emit(Pinged(key=bad, mode="fail"))
+        for k in good:
+            tx.emit(Pinged(key=k))
+    for k in good:
+        await wait_for(lambda k=k: bus.effects(k), 10, what=f"effect of {k}")
+    dead = await wait_for(bus.dead_letters, 15, 0.2, "the dead letter")
+    assert [orjson.loads(b)["data"]["key"] for b in dead] == [bad]
+    # RabbitMQ 3.10 dead-letters once the delivery count exceeds x-delivery-limit
+    assert DELIVERY_LIMIT <= ATTEMPTS[bad] <= DELIVERY_LIMIT + 1, ATTEMPTS[bad]
+    assert await bus.effects(bad) == 0
+
+
+async def test_malformed_event_is_dead_lettered_at_once(bus):
+    k = key()
+    wrong_data = Envelope(type="bt.pinged", producer="bp", data={"key": k, "mode": ["x"]})
+    await bus.publish_raw(b"{not json")
+    await bus.publish_raw(orjson.dumps({"type": "bt.pinged"}))  # no envelope
+    await bus.publish_raw(orjson.dumps(wrong_data.model_dump(mode="json")))
+    dead = await wait_for(bus.dead_letters, 5, 0.1, "dead letters")
+    while len(dead) < 3:
+        dead += await wait_for(bus.dead_letters, 5, 0.1, "more dead letters")
+    assert b"{not json" in dead and len(dead) == 3
+    assert ATTEMPTS[k] == 0
+
+
+async def test_event_log_stream_receives_every_event(bus):
+    keys = [key() for _ in range(5)]
+    async with bus.bp_db.transaction() as tx:
+        ids = {tx.emit(Pinged(key=k)).id for k in keys}
+    broker, task = await _relay(SETTINGS.amqp_url, bus.bp_db, "relay-log")
+    try:
+        await wait_for(lambda: _no_unsent(bus, bus.bp_db), 10)
+    finally:
+        await _stop_relay(broker, task)
+    seen: set[str] = set()
+    channel = await bus.amqp.channel()
+    await channel.set_qos(prefetch_count=500)
+    queue = await channel.get_queue(NAMES.event_log)
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        seen.add(message.message_id)
+        await message.ack()
+
+    await queue.consume(on_message, arguments={"x-stream-offset": "first"})
+    await wait_for(lambda: ids <= seen, 10, what="the events in the log")
+    await channel.close()
+
+
+# -- measurement ----------------------------------------------------------------------------
+
+async def round_trips_per_second(rpc: RpcClient, service: str, in_flight: int,
+                                 seconds: float = 3.0) -> float:
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.monotonic() < stop_at:
+            await rpc.ping(service, timeout=5)
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return done / (time.monotonic() - started)
+
+
+async def test_round_trips_per_second_in_process(bus, capsys):
+    """Client and the bt service share this process's event loop (and one core)."""
+    rates = {n: await round_trips_per_second(bus.rpc, "bt", n, 2.0) for n in (1, 64, 256)}
+    with capsys.disabled():
+        print("\nRPC ping round trips/s, client and server in one process:",
+              {n: round(r) for n, r in rates.items()})
+    assert rates[64] > rates[1]

@@ -48,6 +48,8 @@ TEST_ENV = {
     "TTMS_LOGIN_ATTEMPTS_PER_MINUTE": "10",
     "TTMS_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": "100000",
     "TTMS_HOLD_SECONDS": "6",
+    # Sales close a minute before a show: the cutoff and refund-window tests need shows soon.
+    "TTMS_SALES_CUTOFF_MINUTES": "1",
     "TTMS_SWEEP_INTERVAL_SECONDS": "1",
     "TTMS_OUTBOX_POLL_SECONDS": "0.5",
     "TTMS_LOG_LEVEL": "INFO",

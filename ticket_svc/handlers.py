@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, text
+from sqlalchemy.exc import DBAPIError
 
 from messages import errors
 from messages.contracts import play as p
@@ -280,34 +281,16 @@ async def _idempotent(ctx: Context, command: str, key: str | None, run: Idempote
     if key is None:
         return await run(None)
     idem = _Key(_signed_in(ctx.caller), command, key)
-    db = ctx.app.db
-    now = utcnow()
-    async with db.transaction() as tx:
-        claimed = (await tx.execute(text(
-            "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
-            "VALUES (:user_id, :command, :key, 'pending', :now)"),
-            idem._params(now=to_db(now)))).rowcount
-        if not claimed:  # seen before: take it over only if expired or orphaned by a crash
-            claimed = (await tx.execute(text(
-                "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
-                "created_at = :now WHERE user_id = :user_id AND command = :command "
-                "AND idem_key = :key AND (created_at < :expired "
-                "OR (state = 'pending' AND created_at < :stale))"),
-                idem._params(now=to_db(now), expired=to_db(now - KEY_LIFETIME),
-                             stale=to_db(now - timedelta(seconds=STALE_PENDING_SECONDS))))
-            ).rowcount
-        if not claimed:
-            first = (await tx.execute(text(
-                "SELECT state, ok, answer FROM idempotency_keys WHERE user_id = :user_id "
-                "AND command = :command AND idem_key = :key"), idem._params())).first()
-    if not claimed:
-        if first is None or first.state != "done":
+    first = await _claim(ctx.app, idem)
+    if first is not None:
+        if first.state != "done":
             raise errors.Conflict("a request with this Idempotency-Key is still being handled",
                                   retry_after=1)
         answer = orjson.loads(first.answer)
         if first.ok:
             return answer
         raise errors.ServiceError.from_wire(answer)
+    db = ctx.app.db
     try:
         result = await run(idem)
     except errors.ServiceError as exc:
@@ -325,6 +308,49 @@ async def _idempotent(ctx: Context, command: str, key: str | None, run: Idempote
         async with db.transaction() as tx:
             await idem.record(tx, True, _plain(result))
     return result
+
+
+async def _claim(app: App, idem: _Key):
+    """Claim the key for this request: None if claimed, else the row that holds it.
+
+    Each step is its own short transaction and only the first and the rare take-over write:
+    concurrent duplicates then never lock each other into a deadlock."""
+    now = utcnow()
+    async with app.db.transaction() as tx:
+        claimed = (await tx.execute(text(
+            "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
+            "VALUES (:user_id, :command, :key, 'pending', :now)"),
+            idem._params(now=to_db(now)))).rowcount
+    if claimed:
+        return None
+    async with app.db.read() as conn:
+        first = (await conn.execute(text(
+            "SELECT state, ok, answer, created_at FROM idempotency_keys WHERE user_id = :user_id "
+            "AND command = :command AND idem_key = :key"), idem._params())).first()
+    stale = first is not None and (
+        as_utc(first.created_at) < now - KEY_LIFETIME
+        or (first.state == "pending"
+            and as_utc(first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS)))
+    if first is None or not stale:
+        return first or _BUSY
+    # Expired, or left pending by a crash: take it over, if nobody else does it first.
+    try:
+        async with app.db.transaction() as tx:
+            claimed = (await tx.execute(text(
+                "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
+                "created_at = :now WHERE user_id = :user_id AND command = :command "
+                "AND idem_key = :key AND created_at = :seen"),
+                idem._params(now=to_db(now), seen=first.created_at))).rowcount
+    except DBAPIError:
+        claimed = 0
+    return None if claimed else _BUSY
+
+
+class _Busy:
+    state = "pending"
+
+
+_BUSY = _Busy()
 
 
 async def _forget(tx: Tx, idem: _Key) -> None:

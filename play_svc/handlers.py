@@ -200,7 +200,7 @@ async def _sales_activity(app: App, schedule_ids: list[int]) -> dict[int, tuple[
     """schedule id → (held, sold), from ticket_svc. If it cannot say, nothing is changed."""
     try:
         answer = await app.rpc.call("ticket.sales_activity", {"schedule_ids": schedule_ids},
-                                    SERVICE_CALLER)
+                                    SERVICE_CALLER, _inner_timeout(app))
     except errors.ServiceError as exc:
         log.warning("ticket.sales_activity failed: %s %s", exc.code, exc.message)
         raise errors.ServiceUnavailable(
@@ -215,8 +215,11 @@ async def create_schedule(cmd: c.CreateSchedule, ctx: Context) -> c.Schedule:
     async with ctx.app.db.read() as conn:
         play = await _load_play(conn, cmd.play_id)
     _check_run(play, cmd.starts_at)
-    seat_map = await ctx.app.rpc.call("studio.seat_map", {"id": cmd.studio_id},
-                                      SERVICE_CALLER)  # 404 when there is no such studio
+    try:  # 404 when there is no such studio
+        seat_map = await ctx.app.rpc.call("studio.seat_map", {"id": cmd.studio_id},
+                                          SERVICE_CALLER, _inner_timeout(ctx.app))
+    except errors.Timeout:
+        raise errors.ServiceUnavailable("studio_svc did not send the seat map") from None
     async with ctx.app.db.transaction() as tx:
         # The lock row; an existing row keeps its name (studio.* events keep it current).
         await tx.execute(insert(studios).prefix_with("IGNORE").values(
@@ -350,6 +353,12 @@ async def on_studio_created(event: s.StudioCreated, tx: Tx, app: App) -> None:
 @handlers.event(s.StudioUpdated)
 async def on_studio_updated(event: s.StudioUpdated, tx: Tx, app: App) -> None:
     await _keep_studio_name(event.studio, tx)
+
+
+def _inner_timeout(app: App) -> float:
+    """Calls made while answering a call: well inside the caller's deadline, so the caller
+    learns why (503) instead of timing out itself."""
+    return app.settings.rpc_timeout_seconds / 2
 
 
 def _require_manager(caller: Caller) -> None:

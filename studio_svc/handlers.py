@@ -45,8 +45,13 @@ async def _recount(tx: Tx, studio_id: int, rows: int, cols: int) -> None:
 
 
 async def _upcoming_shows(ctx: Context, studio_id: int) -> int:
-    answer = await ctx.app.rpc.call("play.studio_upcoming", {"studio_id": studio_id},
-                                    SERVICE_CALLER)
+    # Half the caller's deadline, so a silent play_svc is a clear 503 before the gateway's 504.
+    try:
+        answer = await ctx.app.rpc.call("play.studio_upcoming", {"studio_id": studio_id},
+                                        SERVICE_CALLER, ctx.app.settings.rpc_timeout_seconds / 2)
+    except errors.Timeout:
+        raise errors.ServiceUnavailable("play_svc did not say whether the studio has "
+                                        "upcoming shows") from None
     return int(answer["count"])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.catalogue import (
     at,
+    eventually,
     listening,
     make_play,
     make_schedule,
@@ -231,3 +232,20 @@ async def test_show_in_progress_counts_as_upcoming(manager):
     answer = await manager.delete(f"/studios/{studio['id']}")
     assert answer.status == 409 and answer.code == "conflict"
     assert (await manager.get(f"/studios/{studio['id']}")).status == 200
+
+
+async def test_resize_and_delete_wait_for_play_svc_rather_than_guess(manager, system, api):
+    studio = await make_studio(manager)
+    system.kill("play_svc")
+    try:
+        for answer in (await manager.delete(f"/studios/{studio['id']}"),
+                       await manager.patch(f"/studios/{studio['id']}", {"rows": 9})):
+            assert answer.status == 503 and answer.code == "service_unavailable", answer.body
+        assert (await manager.get(f"/studios/{studio['id']}")).body == studio
+    finally:
+        system.start("play_svc")
+
+    async def back():
+        assert (await api.get("/readyz")).status == 200
+    await eventually(back, within=30)
+    assert (await manager.delete(f"/studios/{studio['id']}")).status == 204

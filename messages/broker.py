@@ -19,6 +19,10 @@ from aio_pika.abc import AbstractConnection
 log = logging.getLogger("ttms.broker")
 
 Setup = Callable[[AbstractConnection], Awaitable[None]]
+# Longest pause between connection attempts. Short, because a refused connection costs the
+# broker nothing and every second here is a second of 503s after the broker is back
+# (it was 5 s: a broker restart of 5 s took up to 5 s more to be noticed).
+MAX_BACKOFF = 1.0
 
 
 class Broker:
@@ -56,39 +60,78 @@ class Broker:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _supervise(self) -> None:
+        # Nothing may end this loop but stop(): an exception that escaped it (a failing close
+        # of a half-open connection, a lost-callback that raised, a CancelledError that aiormq
+        # raises in operations of a connection it is closing) used to end the task silently,
+        # and the process then stayed without a broker until it was restarted.
         delay = 0.2
         while not self._stopping:
-            closed = asyncio.get_running_loop().create_future()
             try:
-                connection = await aio_pika.connect(
-                    self.url, client_properties={"connection_name": self.name}, timeout=5)
-            except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-                log.warning("cannot reach the broker (%s); retrying in %.1fs", exc, delay)
+                delay = await self._connect_once(delay)
+            except asyncio.CancelledError:
+                if self._stopping or _cancelled(asyncio.current_task()):
+                    raise
+                log.warning("broker connection set-up was cancelled; reconnecting")
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            connection.close_callbacks.add(
-                lambda *_, done=closed: done.done() or done.set_result(None))
-            try:
-                for setup in self._setups:
-                    await setup(connection)
+                delay = min(delay * 2, MAX_BACKOFF)
             except Exception:
-                log.exception("set-up on a new broker connection failed; reconnecting")
-                await connection.close()
+                log.exception("broker connection supervisor failed; reconnecting")
                 await asyncio.sleep(delay)
-                continue
-            self.connection = connection
-            self.ready.set()
-            delay = 0.2
-            log.info("connected to the broker")
-            await closed
-            self.connection = None
-            self.ready.clear()
-            for callback in self._lost:
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _connect_once(self, delay: float) -> float:
+        """One connection's life: connect, set up, wait until it closes. Returns the next
+        back-off delay."""
+        closed = asyncio.get_running_loop().create_future()
+        try:
+            connection = await aio_pika.connect(
+                self.url, client_properties={"connection_name": self.name}, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+            log.warning("cannot reach the broker (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            return min(delay * 2, MAX_BACKOFF)
+        connection.close_callbacks.add(
+            lambda *_, done=closed: done.done() or done.set_result(None))
+        try:
+            for setup in self._setups:
+                await setup(connection)
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and (
+                    self._stopping or _cancelled(asyncio.current_task())):
+                raise
+            log.warning("set-up on a new broker connection failed (%r); reconnecting", exc)
+            # The set-ups that did run may have registered consumers: tell everyone the
+            # connection is gone, as after any loss, before the next one is built.
+            await self._close_quietly(connection)
+            self._tell_lost()
+            await asyncio.sleep(delay)
+            return min(delay * 2, MAX_BACKOFF)
+        self.connection = connection
+        self.ready.set()
+        log.info("connected to the broker")
+        await closed
+        self.connection = None
+        self.ready.clear()
+        self._tell_lost()
+        if not self._stopping:
+            log.warning("broker connection lost; reconnecting")
+            await asyncio.sleep(0.2)
+        return 0.2
+
+    def _tell_lost(self) -> None:
+        for callback in self._lost:
+            try:
                 callback()
-            if not self._stopping:
-                log.warning("broker connection lost; reconnecting")
-                await asyncio.sleep(delay)
+            except Exception:
+                log.exception("a broker-lost callback failed")
+
+    @staticmethod
+    async def _close_quietly(connection: AbstractConnection) -> None:
+        try:
+            await asyncio.wait_for(connection.close(), 5)
+        except (Exception, asyncio.CancelledError):  # it is being dropped anyway
+            if _cancelled(asyncio.current_task()):
+                raise
 
     async def channel(self, connection: AbstractConnection, *, confirms: bool = False,
                       prefetch: int | None = None) -> aio_pika.abc.AbstractChannel:
@@ -105,3 +148,9 @@ class Broker:
 
         channel.close_callbacks.add(on_close)
         return channel
+
+
+def _cancelled(task: asyncio.Task | None) -> bool:
+    """True when ``task`` itself is being cancelled (by stop()), not merely handed a
+    CancelledError by a library whose connection closed under it."""
+    return task is not None and task.cancelling() > 0

@@ -214,8 +214,8 @@ class Bus:
         return bodies
 
 
-@pytest.fixture(scope="module")
-async def bus():
+@pytest.fixture(scope="module", name="bus")
+async def bus_fixture():
     await _create_databases()
     await _delete_queues()
     broker = Broker(SETTINGS.amqp_url, f"{NS}-test")

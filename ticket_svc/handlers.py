@@ -31,6 +31,9 @@ from messages.service import App, Context, Handlers
 from ticket_svc import domain
 
 log = logging.getLogger("ttms.ticket")
+# INSERT IGNORE is how inventory and idempotency keys stay idempotent; asyncmy would log each
+# ignored duplicate as a warning.
+logging.getLogger("asyncmy").setLevel(logging.ERROR)
 handlers = Handlers()
 
 SERVICE_CALLER = {"user_id": None, "role": None}

@@ -1,0 +1,156 @@
+"""Sales with more than one ticket_svc process, across a crash, and the commands other services
+call (ticket.sales_activity, ticket.ledger) and the delay queue, seen from the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from messages.broker import Broker
+from messages.rpc import RpcClient
+from tests.conftest import ROOT
+from tests.test_sales import HOLD_SECONDS, eventually, hold, make_show, seat_status
+
+SERVICE = {"user_id": None, "role": None}
+
+
+@pytest.fixture
+async def bus(system):
+    broker = Broker(system.settings.amqp_url, "test-sales-bus")
+    rpc = RpcClient(broker, system.settings.names, 5)
+    await broker.start()
+    yield rpc
+    await broker.stop()
+
+
+async def _ticket_pids(bus, tries: int = 40) -> set[int]:
+    pids = set()
+    for _ in range(tries):
+        answers = await asyncio.gather(*(bus.ping("ticket") for _ in range(8)),
+                                       return_exceptions=True)
+        pids |= {a["pid"] for a in answers if isinstance(a, dict)}
+        if len(pids) > 1:
+            break
+        await asyncio.sleep(0.25)
+    return pids
+
+
+@pytest.mark.slow
+async def test_two_ticket_processes_sell_each_seat_once(system, api, manager, new_user, bus):
+    log = open(system.run_dir / "logs" / "ticket_svc-2.log", "ab")  # noqa: ASYNC230
+    second = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for in the finally
+        [sys.executable, "-m", "ticket_svc"], cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **system.env},
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert len(await _ticket_pids(bus)) == 2, "the second ticket_svc never answered"
+        show = await make_show(manager, rows=2, cols=6)
+        buyers = await asyncio.gather(*(new_user() for _ in range(40)))
+        wanted = [[(1 + i % 2, 1 + (i + k) % 6) for k in range(1 + i % 3)] for i in range(40)]
+        answers = await asyncio.gather(*(hold(b, show, *w)
+                                         for b, w in zip(buyers, wanted, strict=True)))
+        assert all(a.status in (201, 409) for a in answers), [a.body for a in answers]
+        winners = [a.body for a in answers if a.status == 201]
+        claimed = [(s["row"], s["col"]) for r in winners for s in r["seats"]]
+        assert winners and len(claimed) == len(set(claimed))
+        status = await seat_status(api, show)
+        assert {k for k, v in status.items() if v == "held"} == set(claimed)
+        # Both processes pay; paying the same hold from both at once sells it once.
+        owner, target = next((b, a.body) for b, a in zip(buyers, answers, strict=True)
+                             if a.status == 201)
+        paid = await asyncio.gather(*(owner.post(f"/reservations/{target['id']}/pay", {})
+                                      for _ in range(6)))
+        assert {p.status for p in paid} == {200}, [p.body for p in paid]
+        assert len({tuple(t["id"] for t in p.body["tickets"]) for p in paid}) == 1
+        sold = await bus.call("ticket.sales_activity", {"schedule_ids": [show["id"]]}, SERVICE)
+        assert sold["schedules"][0]["sold"] == len(target["seats"])
+    finally:
+        second.terminate()
+        try:
+            second.wait(15)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait(5)
+        log.close()
+
+
+@pytest.mark.slow
+async def test_ticket_svc_killed_between_hold_and_pay(system, api, manager, customer):
+    show = await make_show(manager)
+    to_pay = await hold(customer, show, (1, 1), (1, 2))
+    to_expire = await hold(customer, show, (2, 1))
+    assert to_pay.status == to_expire.status == 201
+    system.kill("ticket_svc")  # SIGKILL
+    system.start("ticket_svc")
+
+    async def up():
+        return (await api.get(f"/schedules/{show['id']}/seats")).status == 200
+
+    await eventually(up, timeout=30)
+    for _ in range(50):  # the gateway may still count no ticket_svc consumer for a second
+        paid = await customer.post(f"/reservations/{to_pay.body['id']}/pay", {})
+        if paid.status != 503:
+            break
+        await asyncio.sleep(0.1)
+    expires_at = datetime.fromisoformat(to_pay.body["expires_at"])
+    if paid.status == 200:
+        assert paid.body["status"] == "paid" and len(paid.body["tickets"]) == 2
+        status = await seat_status(api, show)
+        assert status[(1, 1)] == status[(1, 2)] == "sold"
+    else:  # the restart took longer than the hold
+        assert paid.code == "hold_expired" and datetime.now(UTC) >= expires_at
+
+    async def released():
+        return (await seat_status(api, show))[(2, 1)] == "available"
+
+    await eventually(released, timeout=HOLD_SECONDS + 10)
+    after = await customer.get(f"/reservations/{to_expire.body['id']}")
+    assert after.body["status"] == "expired"
+
+
+async def _holds_work(customer, show) -> bool:
+    """True once ticket_svc answers holds again (after a restart in an earlier test)."""
+    return (await hold(customer, show, (1, 1))).status != 503
+
+
+async def test_each_hold_waits_in_the_delay_queue(system, manager, customer):
+    names = system.settings.names
+    waiting = f"{names.ns}.ticket.holds.wait.{HOLD_SECONDS * 1000}ms"
+    show = await make_show(manager)
+    await eventually(lambda: _holds_work(customer, show))
+    connection = await aio_pika.connect(system.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(waiting, passive=True)
+        before = queue.declaration_result.message_count
+        assert (await hold(customer, show, (2, 1))).status == 201
+        assert (await hold(customer, show, (2, 2))).status == 201
+        queue = await channel.declare_queue(waiting, passive=True)
+        assert queue.declaration_result.message_count >= before + 2 - 1  # one may be due
+
+
+async def test_sales_activity_and_ledger(manager, customer, bus):
+    show = await make_show(manager, price=1000)
+    paid = (await hold(customer, show, (1, 1), (1, 2))).body
+    answer = await customer.post(f"/reservations/{paid['id']}/pay", {})
+    assert answer.status == 200
+    assert (await hold(customer, show, (2, 1))).status == 201
+    refund = await customer.post(f"/tickets/{answer.body['tickets'][0]['id']}/refund")
+    assert refund.status == 200
+
+    activity = await bus.call("ticket.sales_activity",
+                              {"schedule_ids": [show["id"], 999999999]}, SERVICE)
+    assert activity == {"schedules": [
+        {"schedule_id": show["id"], "held": 1, "sold": 1},
+        {"schedule_id": 999999999, "held": 0, "sold": 0}]}
+    ledger = await bus.call("ticket.ledger", {}, SERVICE)
+    line = next(s for s in ledger["schedules"] if s["schedule_id"] == show["id"])
+    assert line == {"schedule_id": show["id"], "play_id": show["play_id"],
+                    "studio_id": show["studio_id"], "tickets_sold": 2, "tickets_refunded": 1,
+                    "gross": 2000, "refunded": 1000}

@@ -55,12 +55,15 @@ def _take(column: str):
 async def _remember_show(tx: Tx, schedule_id: int, play_id: int, studio_id: int | None,
                          starts_at: datetime | None, play_name: str | None = None) -> None:
     """What a sale says about its show, kept only while the catalogue events have not."""
-    await tx.execute(insert(shows).prefix_with("IGNORE").values(
-        id=schedule_id, play_id=play_id, studio_id=studio_id,
-        starts_at=to_db(starts_at) if starts_at else None))
+    await _insert_missing(tx, shows, id=schedule_id, play_id=play_id, studio_id=studio_id,
+                          starts_at=to_db(starts_at) if starts_at else None)
     if play_name is not None:
-        await tx.execute(insert(plays).prefix_with("IGNORE").values(
-            id=play_id, name=play_name, deleted=False))
+        await _insert_missing(tx, plays, id=play_id, name=play_name, deleted=False)
+
+
+async def _insert_missing(tx: Tx, table, **values: Any) -> None:
+    """INSERT IGNORE without its warning per existing row (the driver logs each one)."""
+    await tx.execute(insert(table).values(**values).on_duplicate_key_update(id=table.c.id))
 
 
 async def _refresh(tx: Tx, reservation_id: int) -> None:
@@ -174,10 +177,9 @@ async def _upsert_show(tx: Tx, schedule: p.Schedule, seat_count: int | None = No
                   "starts_at": func.coalesce(shows.c.starts_at, statement.inserted.starts_at),
                   "status": func.coalesce(shows.c.status, statement.inserted.status)}
     await tx.execute(statement.on_duplicate_key_update(**update))
-    await tx.execute(insert(plays).prefix_with("IGNORE").values(
-        id=schedule.play_id, name=schedule.play_name, deleted=False))
-    await tx.execute(insert(studios).prefix_with("IGNORE").values(
-        id=schedule.studio_id, name=schedule.studio_name))
+    await _insert_missing(tx, plays, id=schedule.play_id, name=schedule.play_name,
+                          deleted=False)
+    await _insert_missing(tx, studios, id=schedule.studio_id, name=schedule.studio_name)
 
 
 @handlers.event(p.ScheduleCreated)
@@ -289,7 +291,9 @@ async def get_order(cmd: c.GetOrder, ctx: Context) -> c.Order:
 
 # -- commands: box office --------------------------------------------------------------------
 
-def _figures(*group: Any) -> tuple[Any, ...]:
+def sale_figures(*group: Any) -> tuple[Any, ...]:
+    """Columns of the figures of a group of sale rows: sold, refunded_n, gross,
+    refunded_money (every sale counts as sold, a refunded one also as refunded)."""
     refunded_money = func.sum(case((sales.c.refunded.is_(True), sales.c.price), else_=0))
     return (*group,
             func.count().label("sold"),
@@ -305,7 +309,8 @@ async def play_box_office(cmd: c.GetPlayBoxOffice, ctx: Context) -> c.PlayBoxOff
         play = (await conn.execute(select(plays.c.name).where(plays.c.id == cmd.id))).first()
         show_rows = (await conn.execute(select(shows).where(shows.c.play_id == cmd.id))).all()
         figure_rows = (await conn.execute(
-            select(*_figures(sales.c.schedule_id, func.max(sales.c.studio_id).label("studio")))
+            select(*sale_figures(sales.c.schedule_id,
+                                 func.max(sales.c.studio_id).label("studio")))
             .where(sales.c.play_id == cmd.id).group_by(sales.c.schedule_id))).all()
     if play is None and not show_rows and not figure_rows:
         raise errors.NotFound("no such play")
@@ -359,7 +364,7 @@ async def box_office(cmd: c.GetBoxOffice, ctx: Context) -> c.BoxOfficeReport:
         label = literal_column("NULL")
     async with ctx.app.db.read() as conn:
         rows = (await conn.execute(
-            select(*_figures(key.label("key"), label.label("label"))).select_from(source)
+            select(*sale_figures(key.label("key"), label.label("label"))).select_from(source)
             .where(*where).group_by(key).order_by(key))).all()
     items = []
     for row in rows:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -199,8 +200,18 @@ class Subscriber:
             return True
 
 
+# How long a Listener's queue outlives its last consumer (a broker outage, a dead process).
+LISTENER_QUEUE_EXPIRES_MS = 5 * 60 * 1000
+
+
 class Listener:
-    """A subscription that lives as long as its process: an exclusive, auto-deleted queue."""
+    """A subscription that lives as long as its process, with no inbox.
+
+    Its queue is its own (``<ns>.listener.<random>``) but not exclusive: durable, deleted by
+    the broker once unused for ``LISTENER_QUEUE_EXPIRES_MS``. An exclusive queue died with
+    each connection, so events published while the connection was rebuilt (a broker restart,
+    a dropped connection) never arrived, and a gateway missed token revocations for good.
+    """
 
     def __init__(self, broker: Broker, names: Names, routing_keys: list[str],
                  callback: Callable[[Envelope], Awaitable[None] | None]) -> None:
@@ -208,12 +219,14 @@ class Listener:
         self._names = names
         self._keys = routing_keys
         self._callback = callback
+        self._queue = f"{names.ns}.listener.{uuid.uuid4().hex[:16]}"
         broker.on_connect(self._setup)
 
     async def _setup(self, connection) -> None:
         channel = await self._broker.channel(connection, prefetch=64)
         exchange = await declare_topology(channel, self._names)
-        queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
+        queue = await channel.declare_queue(
+            self._queue, durable=True, arguments={"x-expires": LISTENER_QUEUE_EXPIRES_MS})
         for key in self._keys:
             await queue.bind(exchange, routing_key=key)
         await queue.consume(self._on_message, no_ack=True)

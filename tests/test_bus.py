@@ -32,7 +32,7 @@ from messages import errors
 from messages.broker import Broker
 from messages.contracts.base import Command, Envelope, Event
 from messages.db import Database, inbox_table, outbox_table
-from messages.events import OutboxRelay
+from messages.events import Listener, OutboxRelay
 from messages.rpc import RpcClient
 from messages.service import Handlers, Service
 from messages.settings import Settings
@@ -706,3 +706,26 @@ async def test_round_trips_per_second_in_process(bus, capsys):
         print("\nRPC ping round trips/s, client and server in one process:",
               {n: round(r) for n, r in rates.items()})
     assert rates[64] > rates[1]
+
+
+async def test_listener_misses_nothing_while_its_connection_is_rebuilt(bus):
+    """The gateway learns of revoked tokens from a Listener: an event published while the
+    Listener's connection is being rebuilt must still reach it."""
+    got: list[str] = []
+    broker = Broker(SETTINGS.amqp_url, f"{NS}-listener")
+    Listener(broker, NAMES, ["bt.pinged"], lambda envelope: got.append(envelope.data["key"]))
+    await broker.start()
+    try:
+        first = key()
+        await bus.publish_raw(orjson.dumps(Envelope.wrap(Pinged(key=first), "bp").model_dump(
+            mode="json")))
+        await wait_for(lambda: first in got, 5, what="the first event")
+        connection = broker.connection
+        assert await close_connections(f"{NS}-listener") == 1
+        await wait_for(lambda: broker.connection is not connection, 5, 0.01, "the close")
+        during = key()
+        await bus.publish_raw(orjson.dumps(Envelope.wrap(Pinged(key=during), "bp").model_dump(
+            mode="json")))
+        await wait_for(lambda: during in got, 10, what="the event sent during the reconnect")
+    finally:
+        await broker.stop()

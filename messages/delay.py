@@ -51,8 +51,12 @@ class Delay:
         """Declare the queues and consume, now (if connected) and after every reconnect."""
         self._broker.on_connect(self._setup)
         self._broker.on_lost(self._on_lost)
-        if self._broker.connection is not None:
-            await self._setup(self._broker.connection)
+        connection = self._broker.connection
+        if connection is not None:
+            try:
+                await self._setup(connection)
+            except Exception as exc:  # noqa: BLE001 - the next connection sets it up again
+                log.warning("delay queue %s not set up yet (%s)", self.due_queue, exc)
 
     async def _setup(self, connection: AbstractConnection) -> None:
         channel = await self._broker.channel(connection, confirms=True, prefetch=self._prefetch)

@@ -684,8 +684,8 @@ async def expire_holds_when_due(app: App) -> None:
 
     delay = Delay(app.broker, app.settings.names, "ticket.holds", app.settings.hold_seconds,
                   due)
-    await delay.start()
     _expiry = delay
+    await delay.start()
 
 
 @handlers.startup

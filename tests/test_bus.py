@@ -729,3 +729,37 @@ async def test_listener_misses_nothing_while_its_connection_is_rebuilt(bus):
         await wait_for(lambda: during in got, 10, what="the event sent during the reconnect")
     finally:
         await broker.stop()
+
+
+BENCH_SCRIPT = """
+import asyncio, sys, time, uvloop
+from messages.broker import Broker
+from messages.rpc import RpcClient
+from messages.settings import Settings
+from tests.test_bus import round_trips_per_second
+
+async def main():
+    settings = Settings()
+    broker = Broker(settings.amqp_url, f"{settings.namespace}-bench")
+    rpc = RpcClient(broker, settings.names)
+    await broker.start()
+    await rpc.ping("user")
+    for n in map(int, sys.argv[1:]):
+        print(n, round(await round_trips_per_second(rpc, "user", n, 3.0)), flush=True)
+    await broker.stop()
+
+uvloop.run(main())
+"""
+
+
+async def test_round_trips_per_second_between_processes(system, capsys):
+    """A client process (uvloop) pinging the system's user_svc process, as the gateway
+    would: the bus alone, no HTTP."""
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", BENCH_SCRIPT, "1", "64", "256"], cwd=ROOT,
+        capture_output=True, text=True, timeout=120, env={**os.environ, **system.env})
+    assert done.returncode == 0, done.stderr
+    rates = {int(n): int(r) for n, r in (line.split() for line in done.stdout.splitlines())}
+    with capsys.disabled():
+        print("\nRPC ping round trips/s, client process → user_svc process:", rates)
+    assert rates[256] > rates[1]

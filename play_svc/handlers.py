@@ -166,6 +166,17 @@ def _upcoming():
     return and_(schedules.c.status == SCHEDULED, schedules.c.ends_at > to_db(utcnow()))
 
 
+async def _ensure_studio_row(app: App, studio_id: int, name: str) -> None:
+    """The studio's lock row, made when its first show is scheduled. An existing row keeps its
+    name: studio.* events keep that current."""
+    async with app.db.read() as conn:
+        if (await conn.execute(select(studios.c.id).where(studios.c.id == studio_id))).first():
+            return
+    async with app.db.transaction() as tx:
+        upsert = insert(studios).values(id=studio_id, name=name)
+        await tx.execute(upsert.on_duplicate_key_update(id=upsert.inserted.id))
+
+
 async def _lock_studio(tx: Tx, studio_id: int) -> None:
     """Taken first in every transaction that checks overlap in a studio: they run one at a
     time per studio, and the consistent reads after it see every show committed before."""
@@ -220,10 +231,7 @@ async def create_schedule(cmd: c.CreateSchedule, ctx: Context) -> c.Schedule:
                                           SERVICE_CALLER, _inner_timeout(ctx.app))
     except errors.Timeout:
         raise errors.ServiceUnavailable("studio_svc did not send the seat map") from None
-    async with ctx.app.db.transaction() as tx:
-        # The lock row; an existing row keeps its name (studio.* events keep it current).
-        await tx.execute(insert(studios).prefix_with("IGNORE").values(
-            id=cmd.studio_id, name=seat_map["name"]))
+    await _ensure_studio_row(ctx.app, cmd.studio_id, seat_map["name"])
     async with ctx.app.db.transaction() as tx:
         await _lock_studio(tx, cmd.studio_id)
         play = await _load_play(tx, cmd.play_id, lock="share")  # not deleted meanwhile

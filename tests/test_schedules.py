@@ -426,3 +426,20 @@ async def test_edits_wait_for_ticket_svc_rather_than_guess(manager, system, api)
     async def back():  # play_svc notices ticket_svc's consumer again within a second or so
         assert (await manager.patch(f"/schedules/{show['id']}", {"price": 1})).status == 200
     await eventually(back, within=30)
+
+
+async def test_catalogue_routes_are_documented(api):
+    doc = (await api.get("/openapi.json")).body
+    paths = doc["paths"]
+    for path, methods in {"/api/v1/studios": {"get", "post"},
+                          "/api/v1/studios/{id}": {"get", "patch", "delete"},
+                          "/api/v1/studios/{id}/seats": {"get", "patch"},
+                          "/api/v1/plays": {"get", "post"},
+                          "/api/v1/plays/{id}": {"get", "patch", "delete"},
+                          "/api/v1/schedules": {"get", "post"},
+                          "/api/v1/schedules/{id}": {"get", "patch", "delete"}}.items():
+        assert methods <= set(paths[path]), path
+    query = {p["name"] for p in paths["/api/v1/schedules"]["get"]["parameters"]}
+    assert {"play_id", "studio_id", "from", "to", "page", "page_size"} <= query
+    assert "security" not in paths["/api/v1/schedules"]["get"]
+    assert "security" in paths["/api/v1/studios"]["get"]

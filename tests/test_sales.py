@@ -186,6 +186,9 @@ async def test_hold_validation_errors(api, manager, customer):
     unknown = await customer.post("/reservations", {"schedule_id": show["id"],
                                                     "seats": seats((1, 1)), "vip": True})
     assert unknown.status == 422
+    not_json = await customer.post("/reservations", data=b"{nope",
+                                    headers={"Content-Type": "application/json"})
+    assert not_json.status == 400 and not_json.code == "bad_request"
     anonymous = await api.post("/reservations", {"schedule_id": show["id"],
                                                  "seats": seats((1, 1))})
     assert anonymous.status == 401 and anonymous.code == "unauthorized"
@@ -401,3 +404,22 @@ async def test_a_cancelled_show_releases_holds_and_refunds_tickets(api, manager,
     await eventually(settled)
     late = await hold(customer, show, (3, 3))
     assert late.status == 409 and late.code == "sales_closed"
+
+
+async def test_each_step_reaches_the_order(manager, customer):
+    """ticket.held / sold / refunded carry what order_svc needs to keep the order."""
+    show = await make_show(manager, price=2500)
+    r = (await hold(customer, show, (1, 1), (1, 2))).body
+
+    async def order_is(status: str):
+        answer = await customer.get(f"/orders/{r['id']}")
+        return answer.body if answer.status == 200 and answer.body["status"] == status else None
+
+    held = await eventually(lambda: order_is("held"))
+    assert held["total"] == 5000 and held["play_id"] == show["play_id"]
+    paid = await customer.post(f"/reservations/{r['id']}/pay", {})
+    await eventually(lambda: order_is("paid"))
+    refund = await customer.post(f"/tickets/{paid.body['tickets'][0]['id']}/refund")
+    assert refund.status == 200
+    partly = await eventually(lambda: order_is("partially_refunded"))
+    assert partly["refunded_total"] == 2500

@@ -477,7 +477,9 @@ async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
     async with ctx.app.db.read() as conn:
         row = await _load_reservation(conn, cmd.id, ctx.caller)
         tickets = await _tickets_of(conn, row.id) if row.status == "paid" else []
-    return _reservation(row, tickets=tickets)
+    # Overdue but not yet released (the sweep runs every few seconds): it is expired already.
+    overdue = row.status == "held" and as_utc(row.expires_at) <= utcnow()
+    return _reservation(row, status="expired" if overdue else None, tickets=tickets)
 
 
 @handlers.command(c.Pay)

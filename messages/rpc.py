@@ -288,14 +288,25 @@ class RpcServer:
             log.error("dropping a command message that is not a JSON list of commands")
             await channel.basic_ack(message.delivery.delivery_tag)
             return
-        results = await asyncio.gather(*(self._run_safely(call) for call in calls))
-        results = [r for r in results if r is not None]
         reply_to = message.header.properties.reply_to
+        # Each command's reply is queued as soon as that command is done (replies done in the
+        # same loop turn still share a message); the message is acked once all are. Replying
+        # only when the whole message was done made every call wait for the slowest command
+        # that happened to travel with it, up to timing out with it.
+        await asyncio.gather(*(self._answer(call, reply_to, channel) for call in calls))
         if channel is not self._channel:
             return  # connection replaced meanwhile: the broker redelivers the command
-        if reply_to:
-            self._replies.setdefault(reply_to, []).extend(results)
         self._acks.append(message.delivery.delivery_tag)
+        self._schedule_flush()
+
+    async def _answer(self, call: Any, reply_to: str | None, channel) -> None:
+        result = await self._run_safely(call)
+        if result is None or not reply_to or channel is not self._channel:
+            return
+        self._replies.setdefault(reply_to, []).append(result)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)

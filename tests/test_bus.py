@@ -448,6 +448,32 @@ async def test_concurrent_calls_are_batched_and_all_answered(bus):
     assert isinstance(outcomes[2], errors.InternalError)
 
 
+async def test_a_slow_command_does_not_hold_back_the_others_in_its_message(bus):
+    """Calls made together travel in one message; each reply still leaves when its own
+    command is done, not when the slowest of the message is."""
+    async def timed(payload: dict[str, Any]) -> float:
+        started = time.monotonic()
+        await bus.rpc.call("bt.echo", payload, ALICE, timeout=5)
+        return time.monotonic() - started
+
+    published: list[int] = []
+    original = bus.rpc._publish
+
+    async def counting(service, calls):
+        published.append(len(calls))
+        await original(service, calls)
+
+    bus.rpc._publish = counting
+    try:
+        slow, *fast = await asyncio.gather(timed({"text": "slow", "sleep": 1.5}),
+                                           *(timed({"text": f"f{n}"}) for n in range(5)))
+    finally:
+        del bus.rpc._publish
+    assert published == [6]  # one message
+    assert slow >= 1.5
+    assert max(fast) < 0.7, fast
+
+
 async def test_broker_unreachable_means_503_at_once():
     broker = Broker(CLOSED_PORT_URL, f"{NS}-nowhere")
     rpc = RpcClient(broker, NAMES, timeout=2)

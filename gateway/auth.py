@@ -43,6 +43,8 @@ class Authenticator:
                 claims = tokens.verify(self._settings, token.strip())
             except Exception:  # noqa: BLE001 - any decoding problem is the same 401
                 raise errors.Unauthorized("the token is invalid or expired") from None
+            if not 0 < claims.user_id < 2**63:  # an id no account has (nor the wire carries)
+                raise errors.Unauthorized("the token is invalid or expired")
             if len(self._verified) >= 50_000:
                 self._verified.clear()
             self._verified[token] = claims

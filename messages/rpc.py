@@ -99,6 +99,7 @@ class RpcClient:
             raise errors.ServiceUnavailable("the message broker is unreachable")
         service = command.split(".", 1)[0]
         self._watch.add(service)
+        timeout = self.timeout if timeout is None else timeout
         count = self._consumers.get(service)
         if count is None or (count == 0 and time.monotonic() - self._checked.get(service, 0)
                              > RECHECK_SECONDS):
@@ -106,14 +107,17 @@ class RpcClient:
             # (one queue.declare, shared by concurrent calls), so that a service that is not
             # running answers 503 at once instead of a Timeout at the deadline. A count of 0
             # is checked again after a while, so the client needs no watcher to see it back.
-            await self._learn_consumers(service)
+            started = time.monotonic()
+            await self._learn_consumers(service, min(timeout, 1.0))
+            timeout = max(timeout - (time.monotonic() - started), 0.001)  # one deadline
+            if self._channel is None:
+                raise errors.ServiceUnavailable("the message broker is unreachable")
         if self._consumers.get(service, 1) == 0:
             raise errors.ServiceUnavailable(f"{service} service is not running")
         if isinstance(payload, BaseModel):
             payload = payload.model_dump(mode="json")
         if isinstance(caller, Caller):
             caller = caller.model_dump(mode="json")
-        timeout = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         call_id = f"{self._prefix}{next(self._ids)}"
         future = loop.create_future()
@@ -185,21 +189,26 @@ class RpcClient:
             except Exception:  # noqa: BLE001 - the connection supervisor handles the rest
                 return
 
-    async def _learn_consumers(self, service: str) -> None:
+    async def _learn_consumers(self, service: str, wait: float) -> None:
         learning = self._learning.get(service)
         if learning is None:
             learning = self._learning[service] = asyncio.ensure_future(
                 self._declare_for_count(service))
             learning.add_done_callback(lambda _: self._learning.pop(service, None))
-        await asyncio.shield(learning)
+        try:
+            # shield: a caller that gives up does not cancel a queue.declare in flight (aiormq
+            # channels do not take well to cancelled RPCs); the declare itself goes on.
+            await asyncio.wait_for(asyncio.shield(learning), wait)
+        except TimeoutError:
+            pass  # unknown count: the call goes out and may time out
 
     async def _declare_for_count(self, service: str) -> None:
         channel = self._watch_channel
         if self._channel is None or channel is None:
             return
         try:
-            queue = await asyncio.wait_for(channel.declare_queue(
-                self.names.rpc_queue(service), durable=True, arguments=RPC_QUEUE_ARGS), 2)
+            queue = await channel.declare_queue(
+                self.names.rpc_queue(service), durable=True, arguments=RPC_QUEUE_ARGS)
             if self._watch_channel is channel:  # not a count from a connection since lost
                 self._consumers[service] = queue.declaration_result.consumer_count
                 self._checked[service] = time.monotonic()

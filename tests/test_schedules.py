@@ -423,8 +423,9 @@ async def test_edits_wait_for_ticket_svc_rather_than_guess(manager, system, api)
     finally:
         system.start("ticket_svc")
 
-    async def back():  # play_svc notices ticket_svc's consumer again within a second or so
+    async def back():  # play_svc and the gateway see ticket_svc's consumer again in ~1 s
         assert (await manager.patch(f"/schedules/{show['id']}", {"price": 1})).status == 200
+        assert (await api.get(f"/schedules/{show['id']}/seats")).status == 200
     await eventually(back, within=30)
 
 

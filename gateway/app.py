@@ -97,12 +97,31 @@ def edge_middleware(settings: Settings, limiter: RateLimiter):
 # -- the generic route handler ------------------------------------------------------------
 
 def _validate(model: type[BaseModel], data: Any, where: str) -> dict[str, Any]:
+    valid: Any = None
     try:
-        return model.model_validate(data).model_dump(mode="json", exclude_unset=True)
+        valid = model.model_validate(data).model_dump(mode="json", exclude_unset=True)
+        details = []
     except ValidationError as exc:
         details = [{"loc": [where, *e["loc"]], "msg": e["msg"]}
                    for e in exc.errors(include_url=False)]
-        raise errors.ValidationFailed("the request has invalid fields", details) from None
+    # Every id and amount is a signed 64-bit integer on the wire and in the database.
+    named = [d["loc"] for d in details]
+    details += [{"loc": loc, "msg": "Input should be a signed 64-bit integer"}
+                for loc in _big_integers(data if details else valid, [where]) if loc not in named]
+    if details:
+        raise errors.ValidationFailed("the request has invalid fields", details)
+    return valid
+
+
+def _big_integers(value: Any, loc: list) -> Any:
+    if isinstance(value, int) and not -2**63 <= value < 2**63:
+        yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _big_integers(item, [*loc, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _big_integers(item, [*loc, index])
 
 
 async def _read_json(request: web.Request, max_bytes: int) -> Any:

@@ -57,6 +57,7 @@ from order_svc.tables import PROJECTION, sales, stream_offsets
 
 log = logging.getLogger("ttms.order.tools")
 BATCH = 100  # events per transaction while rebuilding
+LANES = 8    # transactions at once; the events of one reservation always share a lane
 
 
 # -- replay ---------------------------------------------------------------------------------
@@ -98,20 +99,31 @@ class Rebuilder:
             return
         if handler is not None:
             self._pending.append((envelope, handler, event))
-            if len(self._pending) >= BATCH:
+            if len(self._pending) >= BATCH * LANES:
                 await self.flush()
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
+        """Apply what is pending, in lanes at once: the handlers give the same end state in
+        any order of events, and a reservation's (or a show's) events stay in log order."""
+        lanes: list[list[tuple[Envelope, Any, Any]]] = [[] for _ in range(LANES)]
+        for item in self._pending:
+            event = item[2]
+            key = (getattr(event, "reservation_id", None)
+                   or getattr(getattr(event, "schedule", None), "id", 0))
+            lanes[key % LANES].append(item)
+        self._pending = []
+        await asyncio.gather(*(self._apply_lane(lane) for lane in lanes if lane))
+
+    async def _apply_lane(self, pending: list[tuple[Envelope, Any, Any]]) -> None:
         try:
-            self.report.applied += await self._apply(pending)
+            applied = await self._apply(pending)
         except ReplayFailed:
             raise
         except Exception:  # noqa: BLE001 - find the event at fault, one per transaction
+            applied = 0
             for one in pending:
-                self.report.applied += await self._apply([one])
+                applied += await self._apply([one])
+        self.report.applied += applied
 
     async def _apply(self, batch: list[tuple[Envelope, Any, Any]]) -> int:
         delay = 0.1
@@ -325,8 +337,9 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = Settings()
+async def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """One command; its exit status. What it reports goes to stdout, problems to stderr."""
+    settings = settings or Settings()
     if args.command == "replay":
         start: StreamStart = "first"
         if args.offset is not None:
@@ -388,9 +401,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncmy").setLevel(logging.ERROR)  # INSERT IGNORE warnings
     try:
-        return asyncio.run(_run(args))
+        return asyncio.run(run(args))
     except (errors.ServiceError, ReplayFailed, ConnectionError, OSError) as exc:
         print(f"ttms-orders {args.command}: {exc}", file=sys.stderr)
         return 2

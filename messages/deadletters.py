@@ -130,8 +130,9 @@ class DeadLetters:
                     letter = _describe(consumer, message)
                     if ids is not None and letter.id not in ids:
                         continue
+                    # x-death stays, so the broker counts on if it dies again.
                     headers = {k: v for k, v in letter.headers.items()
-                               if not k.startswith("x-")}
+                               if k == "x-death" or not k.startswith("x-")}
                     copy = aio_pika.Message(
                         bodies.get(letter.id, letter.body), message_id=message.message_id,
                         type=letter.routing_key, content_type=message.content_type,

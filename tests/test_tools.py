@@ -103,6 +103,29 @@ async def test_malformed_event_is_dead_lettered_and_applied_once_after_a_fix(
     assert order.body["status"] == "paid" and order.body["total"] == 12000
 
 
+async def test_redrive_all_to_the_consumers_own_queue(system, bus, customer):
+    sale = Sale(Show(), customer.user["id"], [(3, 3)])
+    held = sale.held()
+    malformed = Envelope(id=held.id, type=held.type, producer="ticket",
+                         data={**held.data, "seats": "not a list"})
+    await bus.publish(malformed)
+
+    async def dead_once_more(deaths: int) -> dict:
+        run = await tool(system, "dead-letters", "show", held.id, "--consumer", "order")
+        assert run.code == 0, run.err
+        letter = orjson.loads(run.out)
+        assert letter["deaths"] == deaths and letter["reason"] == "rejected", letter
+        return letter
+
+    letter = await eventually(lambda: dead_once_more(1))
+    assert letter["queue"] == f"{system.settings.namespace}.order.events"
+    run = await tool(system, "dead-letters", "redrive", "--all", "--to-queue",
+                     "--consumer", "order")
+    assert run.code == 0 and f"re-drove {held.id} (ticket.held) to queue of order" in run.out
+    await eventually(lambda: dead_once_more(2))  # still malformed: dead again, counted
+    assert (await tool(system, "dead-letters", "redrive")).code == 2  # neither ID nor --all
+
+
 async def _snapshot(manager, customer, play_ids: list[int], order_ids: list[int]) -> dict:
     report = await manager.get("/box-office", params={"group_by": "day"})
     assert report.status == 200, report.body

@@ -162,6 +162,22 @@ async def _server(settings: Settings, statements: list[str]) -> None:
 
 async def replay(settings: Settings, start: StreamStart = "first", *,
                  from_live: bool = False) -> ReplayReport:
+    """One replay at a time per namespace (they share the scratch database)."""
+    engine = create_async_engine(settings.database_url("order", with_database=False))
+    name = f"{settings.namespace}.order.replay"
+    try:
+        async with engine.connect() as conn:
+            if not (await conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name})).scalar():
+                raise ReplayFailed("another replay of this namespace is running")
+            try:
+                return await _replay(settings, start, from_live)
+            finally:
+                await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+    finally:
+        await engine.dispose()
+
+
+async def _replay(settings: Settings, start: StreamStart, from_live: bool) -> ReplayReport:
     live, scratch, old = (f"`{settings.database_name(s)}`"
                           for s in ("order", "order_replay", "order_old"))
     report = ReplayReport()

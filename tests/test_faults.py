@@ -84,7 +84,7 @@ async def _readyz_names(api, service: str) -> Answer | None:
     return None
 
 
-async def test_user_svc_killed_under_load_loses_no_acknowledged_command(system, api):
+async def test_user_svc_killed_under_load_loses_no_acknowledged_command(system, api, admin):
     """Registrations keep coming while user_svc is SIGKILLed and started again: every one that
     got 201 exists afterwards; the others got 503/504 problem+json, at the latest at the
     deadline (5 s), never a hang."""
@@ -132,6 +132,12 @@ async def test_user_svc_killed_under_load_loses_no_acknowledged_command(system, 
         answer = await api.post("/auth/login", {"username": username, "password": "password123"})
         if answer.status != 200:
             failed.append((username, answer.status, answer.body))
+            continue
+        # then deleted again, so that the hundreds of accounts made here do not crowd the
+        # first pages of GET /users for the tests that run after this one
+        me = await api.as_(answer.body["access_token"]).get("/users/me")
+        assert me.status == 200, me.body
+        assert (await admin.delete(f"/users/{me.body['id']}")).status == 204
     assert failed == []
     assert len(created) > 20
 

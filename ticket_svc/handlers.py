@@ -69,16 +69,11 @@ MARK_PAID = text(
     "UPDATE reservations SET status = 'paid', paid_at = :now, payment_ref = :ref "
     "WHERE id = :id AND status = 'held' AND expires_at > :now")
 
-SELL_SEATS = text(
-    "UPDATE seats SET status = 'sold' WHERE reservation_id = :id AND status = 'held'")
 
 END_HOLD = text(
     "UPDATE reservations SET status = :status, released_at = :now "
     "WHERE id = :id AND status = 'held'")
 
-FREE_HELD_SEATS = text(
-    "UPDATE seats SET status = 'available', reservation_id = NULL "
-    "WHERE reservation_id = :id AND status = 'held'")
 
 TICKETS_OF_RESERVATION = text(
     "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, status, "
@@ -97,6 +92,24 @@ FREE_SOLD_SEAT = text(
     "UPDATE seats SET status = 'available', reservation_id = NULL "
     "WHERE schedule_id = :schedule_id AND seat_row = :row AND seat_col = :col "
     "AND status = 'sold' AND reservation_id = :reservation_id")
+
+
+
+
+def _seats_of_hold(assignment: str, seats: list[dict[str, int]]):
+    """UPDATE the seats a hold owns, found by primary key in key order (as a hold claims
+    them), never through an index range: a range lock there would make holds and payments
+    of neighbouring reservations deadlock."""
+    keys = sorted((s["row"], s["col"]) for s in seats)
+    return text(f"UPDATE seats SET {assignment} WHERE schedule_id = :sid AND "
+                f"(seat_row, seat_col) IN ({domain.seat_list_sql(keys)}) "
+                "AND reservation_id = :id AND status = 'held'")
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """MariaDB chose this transaction as a deadlock victim, or a lock wait timed out."""
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1213, 1205)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -376,8 +389,12 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
         if not caller.at_least(Role.clerk):
             raise errors.Forbidden("only box-office staff may sell on a customer's account")
         buyer = cmd.customer_id
-    return await _idempotent(ctx, "hold", cmd.idempotency_key,
-                             lambda idem: _hold(cmd, ctx, buyer, idem))
+    try:
+        return await _idempotent(ctx, "hold", cmd.idempotency_key,
+                                 lambda idem: _hold(cmd, ctx, buyer, idem))
+    except DBAPIError as exc:  # answered as 503; say why here
+        log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
+        raise
 
 
 class _NotAllAvailable(Exception):
@@ -393,40 +410,57 @@ async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.R
                             settings.sales_cutoff_minutes)
     keys = domain.seat_keys(cmd.seats)
     seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
+    for attempt in range(3):
+        try:
+            reservation = await _claim_seats(app, show, buyer, keys, seats, now, idem)
+            break
+        except _NotAllAvailable:
+            raise errors.SeatUnavailable(
+                "some of the seats are not available; nothing was held",
+                details=await _unavailable_details(app, show.id, keys)) from None
+        except DBAPIError as exc:
+            if attempt == 2 or not _deadlock(exc):
+                raise
+            if idem is not None:
+                idem.recorded = False
+            await asyncio.sleep(0.005 * (attempt + 1))
+    await _schedule_expiry(reservation.id)
+    return reservation
+
+
+async def _claim_seats(app: App, show, buyer: int, keys: list[tuple[int, int]],
+                       seats: list[dict[str, int]], now: datetime,
+                       idem: _Key | None) -> c.Reservation:
+    """The hold's one transaction: the reservation, its seats (all or nothing), its event."""
+    settings = app.settings
     total = show.price * len(keys)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
-    try:
-        async with app.db.transaction() as tx:
-            inserted = await tx.execute(INSERT_RESERVATION, {
-                "schedule_id": show.id, "user_id": buyer, "seats": orjson.dumps(seats).decode(),
-                "total": total, "currency": settings.currency,
-                "expires_at": to_db(expires_at), "created_at": to_db(now)})
-            reservation_id = inserted.lastrowid
-            # All or nothing: one conditional UPDATE over every requested seat.
-            claimed = await tx.execute(text(
-                "UPDATE seats SET status = 'held', reservation_id = :rid "
-                "WHERE schedule_id = :sid AND (seat_row, seat_col) IN ("
-                + domain.seat_list_sql(keys) + ") AND status = 'available'"),
-                {"rid": reservation_id, "sid": show.id})
-            if claimed.rowcount != len(keys):
-                raise _NotAllAvailable
-            reservation = c.Reservation(
-                id=reservation_id, schedule_id=show.id, user_id=buyer,
-                seats=[c.PricedSeat(**s) for s in seats], total=total,
-                currency=settings.currency, status=c.ReservationStatus.held,
-                expires_at=expires_at, created_at=now)
-            tx.emit(c.TicketHeld(
-                reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
-                play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
-                starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
-                currency=settings.currency, expires_at=expires_at, created_at=now))
-            if idem is not None:
-                await idem.record(tx, True, reservation.model_dump(mode="json"))
-    except _NotAllAvailable:
-        raise errors.SeatUnavailable(
-            "some of the seats are not available; nothing was held",
-            details=await _unavailable_details(app, show.id, keys)) from None
-    await _schedule_expiry(reservation_id)
+    async with app.db.transaction() as tx:
+        inserted = await tx.execute(INSERT_RESERVATION, {
+            "schedule_id": show.id, "user_id": buyer, "seats": orjson.dumps(seats).decode(),
+            "total": total, "currency": settings.currency,
+            "expires_at": to_db(expires_at), "created_at": to_db(now)})
+        reservation_id = inserted.lastrowid
+        # All or nothing: one conditional UPDATE over every requested seat.
+        claimed = await tx.execute(text(
+            "UPDATE seats SET status = 'held', reservation_id = :rid "
+            "WHERE schedule_id = :sid AND (seat_row, seat_col) IN ("
+            + domain.seat_list_sql(keys) + ") AND status = 'available'"),
+            {"rid": reservation_id, "sid": show.id})
+        if claimed.rowcount != len(keys):
+            raise _NotAllAvailable
+        reservation = c.Reservation(
+            id=reservation_id, schedule_id=show.id, user_id=buyer,
+            seats=[c.PricedSeat(**s) for s in seats], total=total,
+            currency=settings.currency, status=c.ReservationStatus.held,
+            expires_at=expires_at, created_at=now)
+        tx.emit(c.TicketHeld(
+            reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
+            play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
+            starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
+            currency=settings.currency, expires_at=expires_at, created_at=now))
+        if idem is not None:
+            await idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation
 
 
@@ -485,8 +519,12 @@ async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
 @handlers.command(c.Pay)
 async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
     _signed_in(ctx.caller)
-    return await _idempotent(ctx, "pay", cmd.idempotency_key,
-                             lambda idem: _pay(cmd, ctx, idem))
+    try:
+        return await _idempotent(ctx, "pay", cmd.idempotency_key,
+                                 lambda idem: _pay(cmd, ctx, idem))
+    except DBAPIError as exc:
+        log.warning("paying reservation %s failed in the database: %s", cmd.id, exc.orig)
+        raise
 
 
 async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
@@ -494,23 +532,30 @@ async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
     for _ in range(5):
         now = utcnow()
         expired = False
-        async with app.db.transaction() as tx:
-            row = await _load_reservation(tx, cmd.id, ctx.caller)
-            if row.status == "paid":  # paying twice changes nothing
-                return _reservation(row, tickets=await _tickets_of(tx, row.id))
-            if row.status != "held":
-                raise errors.HoldExpired(f"the hold was {row.status}")
-            if as_utc(row.expires_at) <= now:
-                # Do not wait for the delay queue or the sweep: release it now.
-                await _release(tx, row, row.play_id, "expired", "expired", now)
-                expired = True
-            else:
-                domain.check_sales_open(row.schedule_status, as_utc(row.starts_at), now,
-                                        app.settings.sales_cutoff_minutes)
-                paid = await tx.execute(MARK_PAID, {"id": row.id, "now": to_db(now),
-                                                    "ref": cmd.payment_ref})
-                if paid.rowcount == 1:
-                    return await _sell(tx, row, now, app, idem)
+        try:
+            async with app.db.transaction() as tx:
+                row = await _load_reservation(tx, cmd.id, ctx.caller)
+                if row.status == "paid":  # paying twice changes nothing
+                    return _reservation(row, tickets=await _tickets_of(tx, row.id))
+                if row.status != "held":
+                    raise errors.HoldExpired(f"the hold was {row.status}")
+                if as_utc(row.expires_at) <= now:
+                    # Do not wait for the delay queue or the sweep: release it now.
+                    await _release(tx, row, row.play_id, "expired", "expired", now)
+                    expired = True
+                else:
+                    domain.check_sales_open(row.schedule_status, as_utc(row.starts_at), now,
+                                            app.settings.sales_cutoff_minutes)
+                    paid = await tx.execute(MARK_PAID, {"id": row.id, "now": to_db(now),
+                                                        "ref": cmd.payment_ref})
+                    if paid.rowcount == 1:
+                        return await _sell(tx, row, now, app, idem)
+        except DBAPIError as exc:
+            if not _deadlock(exc):
+                raise
+            if idem is not None:
+                idem.recorded = False  # that answer was rolled back with its transaction
+            continue
         if expired:
             raise errors.HoldExpired("the hold expired before it was paid")
         # Someone else changed it between our read and our update (paid, expired, cancelled):
@@ -520,7 +565,8 @@ async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
 
 async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None) -> c.Reservation:
     seats = _seats_of(row)
-    sold = await tx.execute(SELL_SEATS, {"id": row.id})
+    sold = await tx.execute(_seats_of_hold("status = 'sold'", seats),
+                            {"sid": row.schedule_id, "id": row.id})
     if sold.rowcount != len(seats):  # cannot happen while holds own their seats
         raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
     values = ", ".join(
@@ -552,7 +598,8 @@ async def _release(tx: Tx, row, play_id: int, reason: str, status: str,
     ended = await tx.execute(END_HOLD, {"id": row.id, "status": status, "now": to_db(now)})
     if ended.rowcount == 0:
         return False
-    await tx.execute(FREE_HELD_SEATS, {"id": row.id})
+    await tx.execute(_seats_of_hold("status = 'available', reservation_id = NULL",
+                                    _seats_of(row)), {"sid": row.schedule_id, "id": row.id})
     tx.emit(c.TicketReleased(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=play_id, seats=[c.PricedSeat(**s) for s in _seats_of(row)], reason=reason,

@@ -47,8 +47,10 @@ seats = Table(
     Column("seat_row", SmallInteger, primary_key=True, autoincrement=False),
     Column("seat_col", SmallInteger, primary_key=True, autoincrement=False),
     Column("status", String(16), nullable=False),          # available|held|sold|unavailable
-    Column("reservation_id", BigInteger, nullable=True),   # the hold or sale holding it
-    Index("ix_seats_reservation", "reservation_id"),
+    # The hold or sale that has the seat. Deliberately not indexed: a reservation's seats are
+    # always updated by primary key (the reservation lists them), so that no index-range lock
+    # makes neighbouring holds and payments deadlock.
+    Column("reservation_id", BigInteger, nullable=True),
 )
 
 reservations = Table(

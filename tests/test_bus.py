@@ -32,7 +32,7 @@ from messages import errors
 from messages.broker import Broker
 from messages.contracts.base import Command, Envelope, Event
 from messages.db import Database, inbox_table, outbox_table
-from messages.events import Listener, OutboxRelay
+from messages.events import EventHandler, Listener, OutboxRelay, Subscriber
 from messages.rpc import RpcClient
 from messages.service import Handlers, Service
 from messages.settings import Settings
@@ -682,6 +682,47 @@ async def test_malformed_event_is_dead_lettered_at_once(bus):
         dead += await wait_for(bus.dead_letters, 5, 0.1, "more dead letters")
     assert b"{not json" in dead and len(dead) == 3
     assert ATTEMPTS[k] == 0
+
+
+class Other(Event, type="bt.other"):
+    key: str
+
+
+async def test_database_outage_is_retried_in_place_not_dead_lettered(bus):
+    """A subscriber whose database is unreachable keeps the event and tries again, without
+    using up deliveries; once the database answers, the event is handled once."""
+    attempts: collections.Counter[str] = collections.Counter()
+
+    async def on_other(event: Other, tx) -> None:
+        attempts[event.key] += 1
+        await tx.execute(text("INSERT INTO effects (event_key) VALUES (:k)"),
+                         {"k": f"bt3:{event.key}"})
+
+    db = Database(SETTINGS, "bt")
+    working = db.engine
+    db.engine = create_async_engine(SETTINGS.database_url("bt").replace(
+        f":{SETTINGS.db_port}/", ":1/"))  # nothing listens there
+    broker = Broker(SETTINGS.amqp_url, f"{NS}-bt3")
+    Subscriber(broker, NAMES, db, "bt3", {"bt.other": EventHandler(Other, on_other)},
+               delivery_limit=2)
+    await broker.start()
+    k = key()
+    try:
+        await bus.publish_raw(orjson.dumps(Envelope.wrap(Other(key=k), "bp").model_dump(
+            mode="json")), routing_key="bt.other")
+        await asyncio.sleep(3)  # several failed attempts, more than the delivery limit
+        assert attempts[k] == 0 and await bus.effects(f"bt3:{k}") == 0
+        await db.engine.dispose()
+        db.engine = working  # the database is back
+        await wait_for(lambda: bus.effects(f"bt3:{k}"), 10, 0.1, "the effect")
+        assert attempts[k] == 1
+        channel = await bus.amqp.channel()
+        dead = await channel.get_queue(NAMES.dead_letter_queue("bt3"))
+        assert await dead.get(fail=False) is None
+        await channel.close()
+    finally:
+        await broker.stop()
+        await db.dispose()
 
 
 async def test_event_log_stream_receives_every_event(bus):

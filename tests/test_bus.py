@@ -390,7 +390,7 @@ async def test_a_service_that_stops_is_unavailable_within_the_watch_interval(bus
 
         await wait_for(unavailable, 5, 0.05, "503 from a stopped service")
         assert time.monotonic() - stopped < 1.5
-        assert answered[0] < 0.05
+        assert answered[0] < 0.25
         async with running_service("bt2", other):
             await wait_for(lambda: _pings(bus.rpc, "bt2"), 5, 0.1, "bt2 back")
             assert await bus.rpc.call("bt2.hello", {}, ALICE) == {"hello": True}

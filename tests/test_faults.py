@@ -123,7 +123,9 @@ async def test_user_svc_killed_under_load_loses_no_acknowledged_command(system, 
           f"(run again after the kill), slowest answer {max(r[2] for r in results):.2f}s")
     assert set(statuses) <= {201, 409, 503, 504}, [r for r in results
                                                    if r[1] not in (201, 409, 503, 504)]
-    assert statuses.count(503) + statuses.count(504) > 0  # the outage was seen
+    # the outage was felt: answers failed, or waited for the new user_svc (which then took
+    # the commands left in the queue: when it is back within their deadline, all succeed)
+    assert statuses.count(201) < len(statuses) or max(r[2] for r in results) > 1.0
     assert max(r[2] for r in results) < 6.5  # the 5 s deadline, plus a little
     await wait_for(lambda: _ready(api), 30, 0.2, "ready again")
     # every 201 is a real account: it can sign in (and one created later still works)

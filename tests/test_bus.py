@@ -474,6 +474,13 @@ async def test_a_slow_command_does_not_hold_back_the_others_in_its_message(bus):
     assert max(fast) < 0.7, fast
 
 
+async def test_commands_are_handled_concurrently(bus):
+    started = time.monotonic()
+    await asyncio.gather(*(bus.rpc.call("bt.echo", {"text": f"c{n}", "sleep": 0.5}, ALICE)
+                           for n in range(40)))
+    assert time.monotonic() - started < 1.5
+
+
 async def test_broker_unreachable_means_503_at_once():
     broker = Broker(CLOSED_PORT_URL, f"{NS}-nowhere")
     rpc = RpcClient(broker, NAMES, timeout=2)

@@ -1,6 +1,6 @@
 """Operator tools of order_svc: ``ttms-orders`` (or ``python -m order_svc.tools``).
 
-    ttms-orders replay [--from-start | --offset N | --since TIME]
+    ttms-orders replay [--from-start | --offset N | --since TIME | --resume]
     ttms-orders dead-letters list [--consumer C]
     ttms-orders dead-letters show ID [--consumer C]
     ttms-orders dead-letters redrive (ID | --all) [--consumer C] [--to-queue] [--body FILE]
@@ -13,7 +13,8 @@ service took in meanwhile. ``--from-start`` (the default) starts from empty tabl
 first event kept; ``--offset``/``--since`` start from a consistent copy of the live tables and
 apply the events from that point (the inbox skips those already applied): use them when
 events were lost before reaching order_svc's queue. Malformed events are skipped, as the live
-consumer dead-letters them. The next offset is kept in ``stream_offsets`` (reader ``replay``).
+consumer dead-letters them. The next offset is kept in ``stream_offsets`` (reader ``replay``);
+``--resume`` starts there.
 
 dead-letters: lists, shows (the full event) and re-drives what order_svc (or ``--consumer``)
 dead-lettered. A re-drive publishes the event again to the events exchange with its routing
@@ -229,6 +230,18 @@ async def _replay(settings: Settings, start: StreamStart, from_live: bool) -> Re
     return report
 
 
+async def stored_offset(settings: Settings) -> int | str:
+    """Where the last replay stopped ("first" if none ran)."""
+    db = Database(settings, "order")
+    try:
+        async with db.read() as conn:
+            offset = (await conn.execute(select(stream_offsets.c.next_offset).where(
+                stream_offsets.c.reader == "replay"))).scalar()
+    finally:
+        await db.dispose()
+    return "first" if offset is None else offset
+
+
 # -- reconcile ------------------------------------------------------------------------------
 
 FIELDS = ("tickets_sold", "tickets_refunded", "gross", "refunded")
@@ -362,6 +375,8 @@ async def run(args: argparse.Namespace, settings: Settings | None = None) -> int
             start = args.offset
         elif args.since is not None:
             start = args.since
+        elif args.resume:
+            start = await stored_offset(settings)
         began = time.monotonic()
         report = await replay(settings, start, from_live=start != "first")
         print(f"replayed {report.read} logged events from offset {report.first_offset}: "
@@ -396,6 +411,8 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--from-start", action="store_true", help="the default")
     start.add_argument("--offset", type=int, help="re-apply from this log offset")
     start.add_argument("--since", type=_time, help="re-apply from this time (ISO 8601)")
+    start.add_argument("--resume", action="store_true",
+                       help="re-apply from where the last replay stopped")
     dead = commands.add_parser("dead-letters", help="list, show and re-drive dead letters")
     actions = dead.add_subparsers(dest="action", required=True)
     for name in ("list", "show", "redrive"):

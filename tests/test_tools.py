@@ -173,6 +173,11 @@ async def test_replay_gives_the_same_figures_as_live(system, bus, manager, custo
     first = int(run.out.split("from offset ")[1].split(":")[0])
     assert next_offset - 3 <= first < next_offset + 5  # markers take offsets too
     await _exact(manager, show, (7, 1, 14000, 2000))
+    stopped = int(run.out.split("next offset ")[1].split(";")[0])
+    run = await tool(system, "replay", "--resume")  # from where the last one stopped
+    assert run.code == 0, run.err
+    assert "replayed 0 logged events" in run.out or f"from offset {stopped}" in run.out, run.out
+    await _exact(manager, show, (7, 1, 14000, 2000))
     assert (await tool(system, "replay", "--offset", "x")).code == 2
 
 

@@ -42,6 +42,11 @@ def build(routes: list[Route], base: str) -> dict[str, Any]:
             models.append((route.response, "serialization"))
     keys, definitions = models_json_schema(models, ref_template=REF)
     schemas = definitions.get("$defs", {})
+    for route in routes:  # the enums that query parameters refer to (GroupBy, PlayKind, …)
+        if route.query:
+            for name, schema in route.query.model_json_schema(ref_template=REF).get(
+                    "$defs", {}).items():
+                schemas.setdefault(name, schema)
     schemas["Problem"] = PROBLEM_SCHEMA
 
     paths: dict[str, dict[str, Any]] = {}
@@ -84,11 +89,24 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
     if route.query:
         schema = route.query.model_json_schema(ref_template=REF)
         for name, prop in schema.get("properties", {}).items():
-            params.append({"name": name, "in": "query", "required": False, "schema": prop})
+            params.append({"name": name, "in": "query", "required": False,
+                           "schema": _not_null(prop)})
     if route.idempotency_key:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "schema": {"type": "string", "minLength": 1, "maxLength": 100}})
     return params
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or a value: never null (pydantic's ``X | None``)."""
+    schema = {k: v for k, v in schema.items() if not (k == "default" and v is None)}
+    options = [o for o in schema.get("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        del schema["anyOf"]
+        schema = {**options[0], **schema}
+    elif options:
+        schema["anyOf"] = options
+    return schema
 
 
 def _responses(route: Route, keys: dict) -> dict[str, Any]:
@@ -103,13 +121,15 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
             response["content"] = {"application/json": {
                 "schema": keys[(route.response, "serialization")]}}
         responses[str(route.status)] = response
-    codes = ["400", "422", "429", "503", "504"]
-    if route.who is not Who.anyone or True:
-        codes.append("401")
-    if route.who is not Who.anyone and route.who is not Who.signed_in:
+    # Every status the route can answer: 401 for any bad token (even where none is needed),
+    # 403 wherever a role or ownership is checked (services check owners, and clerk-only
+    # filters such as ?user_id=), 404 for a path id or a body naming another resource.
+    codes = ["400", "401", "422", "429", "503", "504"]
+    if route.who is not Who.anyone:
         codes.append("403")
-    if "{id}" in route.path:
-        codes += ["403", "404"]
+    if "{id}" in route.path or (route.body is not None and any(
+            name.endswith("_id") for name in route.body.model_fields)):
+        codes.append("404")
     if route.method in ("POST", "PATCH", "DELETE"):
         codes.append("409")
     for code in sorted(set(codes)):

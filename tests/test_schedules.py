@@ -137,7 +137,10 @@ async def test_schedule_bodies_are_validated(manager):
     for bad in ({**base, "starts_at": "2030-01-01T20:00:00"},   # no offset
                 {**base, "starts_at": "tomorrow"}, {**base, "price": -1},
                 {**base, "price": 1.5}, {**base, "status": "cancelled"},
-                {"play_id": play["id"], "studio_id": studio["id"]}, {**base, "play_id": "x"}):
+                {"play_id": play["id"], "studio_id": studio["id"]}, {**base, "play_id": "x"},
+                {**base, "studio_id": 2**63}, {**base, "play_id": 0},
+                {**base, "starts_at": "9999-12-31T23:00:00Z"},       # would end in year 10000
+                {**base, "starts_at": "0001-01-01T00:00:00+14:00"}):
         answer = await manager.post("/schedules", bad)
         assert answer.status == 422 and answer.code == "validation_error", bad
     bad_json = await manager.post("/schedules", data=b"{", headers={

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     Field,
@@ -24,6 +25,23 @@ Area = Annotated[str, Field(max_length=100)]
 Description = Annotated[str, Field(max_length=4000)]
 Duration = Annotated[int, Field(ge=1, le=600)]
 Price = Annotated[int, Field(ge=0, le=1_000_000_000)]  # integer minor units
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # fits the database's BIGINT
+
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_time(value: datetime) -> datetime:
+    # Far from datetime's limits, so adding a show's duration or moving to UTC cannot overflow.
+    try:
+        inside = _EARLIEST <= value <= _LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ValueError("must be between 2000-01-01 and 9000-01-01 (UTC)")
+    return value
+
+
+ShowTime = Annotated[AwareDatetime, AfterValidator(_in_time)]
 
 
 class PlayKind(StrEnum):
@@ -124,20 +142,20 @@ class PlayQuery(PageQuery):
 
 
 class CreateScheduleBody(Strict):
-    play_id: int
-    studio_id: int
-    starts_at: AwareDatetime
+    play_id: Id
+    studio_id: Id
+    starts_at: ShowTime
     price: Price | None = None  # the play's price when absent
 
 
 class UpdateScheduleBody(Strict):
-    starts_at: AwareDatetime = None  # type: ignore[assignment]
+    starts_at: ShowTime = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
 
 
 class _ScheduleFilters(PageQuery):
-    play_id: int | None = None
-    studio_id: int | None = None
+    play_id: Id | None = None
+    studio_id: Id | None = None
     status: ScheduleStatus | None = None
 
 
@@ -146,7 +164,7 @@ class _ScheduleFilters(PageQuery):
 # Read them with ``getattr(query, "from")``. Shows starting at or after `from` and before `to`.
 ScheduleQuery = create_model(
     "ScheduleQuery", __base__=_ScheduleFilters,
-    **{"from": (AwareDatetime | None, None), "to": (AwareDatetime | None, None)})
+    **{"from": (ShowTime | None, None), "to": (ShowTime | None, None)})
 
 
 # Commands.

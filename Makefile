@@ -15,9 +15,10 @@ deps:
 
 venv: $(STAMP)
 
-$(STAMP): $(wildcard requirements*.txt)
+$(STAMP): $(wildcard requirements*.txt) pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $@
 
 # up, down and logs go to compose when a Docker engine answers, else to the local launcher.

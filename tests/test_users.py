@@ -26,8 +26,15 @@ async def test_register_login_and_me(api):
 
 async def test_duplicate_username_is_409(api, customer):
     answer = await api.post("/auth/register", {"username": customer.user["username"],
-                                               "password": "password123"})
+                                               "password": "another-password"})
     assert answer.status == 409 and answer.code == "conflict"
+
+
+async def test_the_same_registration_again_answers_with_the_same_account(api):
+    body = {"username": "twice.sent", "password": "password123", "email": "t@example.com"}
+    first = await api.post("/auth/register", body)
+    again = await api.post("/auth/register", body)
+    assert first.status == again.status == 201 and again.body == first.body
 
 
 async def test_bad_credentials_same_answer_for_unknown_user(api, customer):

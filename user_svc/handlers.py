@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -52,8 +53,29 @@ async def _create(ctx: Context, username: str, password: str, role: Role,
             user = to_user(await _load(tx, result.inserted_primary_key[0]))
             tx.emit(c.UserRegistered(user=user))
     except IntegrityError:
-        raise errors.Conflict("that username is taken") from None
+        existing = await _same_request_again(ctx, username, password, role, email)
+        if existing is None:
+            raise errors.Conflict("that username is taken") from None
+        return existing
     return user
+
+
+# A command is delivered at least once: if the process dies after the commit but before the
+# reply, the broker hands the command to the next process. The caller must then get its
+# account, not a 409 for it.
+RERUN_WINDOW = timedelta(minutes=2)
+
+
+async def _same_request_again(ctx: Context, username: str, password: str, role: Role,
+                              email: str | None) -> c.User | None:
+    async with ctx.app.db.read() as conn:
+        row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    if (row is None or row.deleted_at is not None or row.role != role.value
+            or row.email != email or as_utc(row.created_at) < utcnow() - RERUN_WINDOW):
+        return None
+    if not await asyncio.to_thread(passwords(ctx.app).verify, row.password_hash, password):
+        return None
+    return to_user(row)
 
 
 @handlers.command(c.Register)

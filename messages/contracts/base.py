@@ -74,6 +74,15 @@ class Command(Strict):
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name is not None:
+            cls.__command_name = name
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Set after pydantic built the class: a body field called ``name`` would otherwise
+        # hide the command's own name.
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.__dict__.get("_Command__command_name")
+        if name is not None:
             cls.name = name
             cls.service = name.split(".", 1)[0]
             COMMANDS[name] = cls

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
-from messages.contracts.studio import Seat, keep_command_names
+from messages.contracts.studio import Seat
 
 PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                             max_length=200)]
@@ -220,7 +220,6 @@ class StudioUpcoming(Command, name="play.studio_upcoming"):
     studio_id: int
 
 
-keep_command_names(__name__)
 
 
 # Events.

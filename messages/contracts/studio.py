@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import COMMANDS, Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
 
 MAX_SIDE = 100  # rows and cols are 1..100
 
@@ -115,15 +115,6 @@ class EditSeats(EditSeatsBody, Command, name="studio.edit_seats"):
     id: int
 
 
-def keep_command_names(module: str) -> None:
-    """pydantic hides a class attribute that shares its name with a field, so a command whose
-    body has a ``name`` field loses ``Command.name``: set it again once the classes exist."""
-    for command_name, cls in COMMANDS.items():
-        if cls.__module__ == module and "name" in cls.model_fields:
-            cls.name = command_name
-
-
-keep_command_names(__name__)
 
 
 # Events.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -154,3 +155,45 @@ async def test_sales_activity_and_ledger(manager, customer, bus):
     assert line == {"schedule_id": show["id"], "play_id": show["play_id"],
                     "studio_id": show["studio_id"], "tickets_sold": 2, "tickets_refunded": 1,
                     "gross": 2000, "refunded": 1000}
+
+
+@pytest.mark.slow
+async def test_holds_payments_cancels_and_refunds_at_once_stay_consistent(api, manager, clerk,
+                                                                        new_user):
+    """Buyers hold overlapping seats while others pay, cancel and refund on the same show:
+    nothing fails (no deadlock surfaces as a 5xx) and seats agree with tickets afterwards."""
+    show = await make_show(manager, rows=2, cols=8)
+    places = [(r, c) for r in (1, 2) for c in range(1, 9)]
+    buyers = await asyncio.gather(*(new_user() for _ in range(20)))
+    statuses: list[int] = []
+
+    async def buyer(client, n: int) -> None:
+        rnd = random.Random(n)
+        for _ in range(15):
+            held = await hold(client, show, *rnd.sample(places, rnd.randint(1, 4)))
+            statuses.append(held.status)
+            if held.status != 201:
+                continue
+            if rnd.random() < 0.4:
+                statuses.append((await client.delete(f"/reservations/{held.body['id']}")).status)
+                continue
+            paid = await client.post(f"/reservations/{held.body['id']}/pay", {})
+            statuses.append(paid.status)
+            if paid.status == 200 and rnd.random() < 0.5:
+                for ticket in paid.body["tickets"]:
+                    statuses.append((await client.post(f"/tickets/{ticket['id']}/refund")).status)
+
+    await asyncio.gather(*(buyer(b, n) for n, b in enumerate(buyers)))
+    assert set(statuses) <= {200, 201, 204, 409}, sorted(set(statuses))
+    tickets, page = [], 1
+    while True:
+        answer = await clerk.get("/tickets", params={"schedule_id": show["id"],
+                                                     "page_size": 100, "page": page})
+        tickets += answer.body["items"]
+        if len(tickets) >= answer.body["total"]:
+            break
+        page += 1
+    sold_seats = [(t["row"], t["col"]) for t in tickets if t["status"] == "sold"]
+    assert len(sold_seats) == len(set(sold_seats))  # never sold twice
+    status = await seat_status(api, show)
+    assert {k for k, v in status.items() if v == "sold"} == set(sold_seats)

@@ -1,0 +1,357 @@
+"""The faults, one at a time, each injected while a rush runs, and the phase that wraps them:
+a fresh show, the rush, the fault in the middle of it, then recovery and the invariants.
+
+Shared dependencies (RabbitMQ, MariaDB) are always restored in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chaos import checks
+from chaos.rush import Api, Customer, Record, Rush, RushPlan, make_show
+from messages import launcher
+from messages.settings import Settings
+from messages.streams import EventLog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Target:
+    """The system under test: where it runs and how to reach it."""
+    url: str
+    env: dict[str, str]
+    run_dir: Path
+    settings: Settings
+    api: Api
+    manager: Customer
+    people: list[Customer]
+
+
+@dataclass
+class Window:
+    """When the fault was in force (monotonic), and what the fault itself noted."""
+    began: float = 0.0
+    ended: float = 0.0
+    ready_at: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+Fault = Callable[[Target, Window], Awaitable[None]]
+
+
+async def ready(target: Target, within: float = 60.0) -> float:
+    """Seconds until /readyz answers 200 (raises if it does not within ``within``)."""
+    started = time.monotonic()
+    while True:
+        status, _ = await target.api.call(None, "readyz", "GET", "/readyz")
+        if status == 200:
+            return time.monotonic() - started
+        if time.monotonic() - started > within:
+            raise RuntimeError(f"/readyz not 200 within {within:.0f}s")
+        await asyncio.sleep(0.1)
+
+
+# -- the faults -----------------------------------------------------------------------------
+
+def kill(name: str, down_for: float = 2.0) -> Fault:
+    """SIGKILL one process (its whole group), leave it down a moment, start it again."""
+
+    async def fault(target: Target, window: Window) -> None:
+        window.began = time.monotonic()
+        try:
+            await asyncio.to_thread(launcher.kill_one, target.run_dir, name, signal.SIGKILL)
+            await asyncio.sleep(down_for)
+        finally:
+            await asyncio.to_thread(launcher.start_one, target.run_dir, name, target.env)
+            window.ended = time.monotonic()
+    fault.__name__ = f"kill {name}"
+    return fault
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def broker_restart(down_for: float = 3.0) -> Fault:
+    """``rabbitmqctl stop_app``, a few seconds, ``start_app`` (always)."""
+
+    async def fault(target: Target, window: Window) -> None:
+        window.began = time.monotonic()
+        try:
+            await asyncio.to_thread(_rabbitmqctl, "stop_app")
+            window.notes.append(f"stop_app took {time.monotonic() - window.began:.1f}s")
+            await asyncio.sleep(down_for)
+        finally:
+            started = time.monotonic()
+            await asyncio.to_thread(_rabbitmqctl, "start_app")
+            window.ended = time.monotonic()
+            window.notes.append(f"start_app took {window.ended - started:.1f}s")
+    fault.__name__ = "broker restart"
+    return fault
+
+
+def _mariadbd_pid() -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("mariadbd", "mysqld"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise RuntimeError("no mariadbd process found")
+
+
+async def _db_answers(settings: Settings, within: float = 60.0) -> float:
+    started = time.monotonic()
+    engine = create_async_engine(settings.database_url("ticket"), pool_pre_ping=True)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(2):
+                    async with engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+                return time.monotonic() - started
+            except Exception:  # not yet
+                if time.monotonic() - started > within:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
+def database_freeze(down_for: float = 10.0) -> Fault:
+    """MariaDB stopped for ``down_for`` seconds with SIGSTOP, resumed with SIGCONT (always).
+
+    Not a real stop/start: the server is shared with other engineers' running tests, and a
+    restart of it (its exact arguments, crash recovery) is the riskier thing to get wrong.
+    A frozen server is also the harsher case for the clients: connections are accepted by the
+    kernel and then nothing answers, so only deadlines save the callers.
+    """
+
+    async def fault(target: Target, window: Window) -> None:
+        pid = _mariadbd_pid()
+        window.began = time.monotonic()
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            await asyncio.sleep(down_for)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            window.ended = time.monotonic()
+        took = await _db_answers(target.settings)
+        window.notes.append(f"mariadbd pid {pid} SIGSTOP {down_for:.0f}s, SIGCONT; "
+                            f"3306 answered a query {took:.1f}s after")
+    fault.__name__ = "database stopped 10s"
+    return fault
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _start_copies(target: Target) -> dict[str, subprocess.Popen]:
+    extra: dict[str, subprocess.Popen] = {}
+    for name in launcher.SERVICES:
+        with open(target.run_dir / "logs" / f"{name}.2.log", "ab") as log:
+            extra[name] = subprocess.Popen(
+                [sys.executable, "-m", name], cwd=ROOT,
+                env={"PYTHONUNBUFFERED": "1", **os.environ, **target.env},
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+    return extra
+
+
+def _stop_copies(extra: dict[str, subprocess.Popen]) -> None:
+    for proc in extra.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in extra.values():
+        try:
+            proc.wait(launcher.STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def doubled(hold_for: float = 10.0) -> Fault:
+    """A second process of every service (and of the gateway, on the same port) for a while,
+    then stopped again (SIGTERM, SIGKILL after the launcher's grace)."""
+
+    async def fault(target: Target, window: Window) -> None:
+        window.began = time.monotonic()
+        extra: dict[str, subprocess.Popen] = {}
+        try:
+            extra = await asyncio.to_thread(_start_copies, target)
+            await asyncio.sleep(hold_for / 2)
+            window.notes.append("consumers per RPC queue: " + ", ".join(
+                f"{svc} {n}" for svc, n in (await _consumers(target.settings)).items()))
+            await asyncio.sleep(hold_for / 2)
+            exited = [n for n, p in extra.items() if p.poll() is not None]
+            if exited:
+                window.notes.append(f"second copies that exited early: {exited}")
+        finally:
+            await asyncio.to_thread(_stop_copies, extra)
+            window.ended = time.monotonic()
+    fault.__name__ = "every process twice"
+    return fault
+
+
+async def _consumers(settings: Settings) -> dict[str, int]:
+    found = {}
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        for svc in ("user", "studio", "play", "ticket", "order"):
+            channel = await connection.channel()
+            queue = await channel.declare_queue(settings.names.rpc_queue(svc), passive=True)
+            found[svc] = queue.declaration_result.consumer_count
+    return found
+
+
+def duplicated_events(since: datetime, copies: int = 2, replay: bool = False) -> Fault:
+    """Every event logged since ``since`` published again onto the events exchange, ``copies``
+    times each, shuffled (so reordered too); every consumer's inbox must make them no-ops.
+    With ``replay``, also ``python -m order_svc.tools replay --since`` (rebuild under load)."""
+
+    async def fault(target: Target, window: Window) -> None:
+        window.began = time.monotonic()
+        names = target.settings.names
+        async with EventLog(target.settings) as event_log:
+            logged = [e async for e in event_log.read(since)]
+        batch = [e for e in logged for _ in range(copies)]
+        random.shuffle(batch)
+        connection = await aio_pika.connect(target.settings.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(names.events_exchange, ensure=False)
+            for e in batch:
+                await exchange.publish(
+                    aio_pika.Message(e.body, message_id=e.message_id, type=e.routing_key,
+                                     content_type="application/json",
+                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=e.routing_key)
+        window.notes.append(f"published {len(batch)} copies of {len(logged)} logged events "
+                            "in shuffled order")
+        if replay:
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "order_svc.tools", "replay", "--since",
+                 since.isoformat()],
+                cwd=ROOT, env={**os.environ, **target.env}, capture_output=True, text=True,
+                timeout=120)
+            window.notes.append(f"replay --since exit {done.returncode}: "
+                                f"{(done.stdout + done.stderr).strip()[-300:]}")
+        window.ended = time.monotonic()
+    fault.__name__ = "duplicated and reordered events"
+    return fault
+
+
+# -- a phase --------------------------------------------------------------------------------
+
+@dataclass
+class PhaseResult:
+    name: str
+    summary: dict[str, Any]
+    slowest_during: float
+    slowest: float
+    recovered_in: float | None       # restore → first accepted hold or pay
+    ready_in: float | None           # restore → /readyz 200
+    verdict: checks.Verdict
+    notes: list[str]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.verdict.ok and self.summary["hangs"] == 0
+
+
+async def phase(target: Target, name: str, fault: Fault | None, *, seconds: float,
+                fault_at: float, workers: int = 16, rows: int = 12, cols: int = 20,
+                after: float = 2.0,
+                make_fault: Callable[[datetime], Fault] | None = None) -> PhaseResult:
+    """A rush on a fresh show of ``seconds``; the fault starts ``fault_at`` seconds in (the rush
+    goes on while it lasts, and for the rest of ``seconds`` after, at least ``after`` seconds
+    past the moment /readyz is 200 again); then the holds'
+    last expiry plus a sweep, and the invariants."""
+    await ready(target)
+    show = await make_show(target.api, target.manager, rows, cols, label=name)
+    began_at = datetime.now(UTC) - timedelta(seconds=1)
+    fault = fault or make_fault(began_at)
+    rush = Rush(target.api, show, target.people, RushPlan(seconds=seconds, workers=workers))
+    window = Window()
+    error = None
+
+    async def inject() -> None:
+        try:
+            await asyncio.sleep(fault_at)
+            await fault(target, window)
+            await ready(target, 90)
+            window.ready_at = time.monotonic()
+            rush.stop_at = max(rush.stop_at, window.ready_at + after)
+        finally:
+            rush.released.set()
+
+    rush.released.clear()
+
+    results = await asyncio.gather(rush.run(), inject(), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            error = f"{type(result).__name__}: {result}"
+    record: Record = rush.record
+    ready_in = window.ready_at - window.ended if window.ready_at else None
+    first = record.first_accepted_after(window.ended) if window.ended else None
+    recovered_in = None if first is None else first - window.ended
+    # let every hold of the phase expire and one sweep pass, then check
+    hold_seconds = target.settings.hold_seconds
+    await asyncio.sleep(hold_seconds + target.settings.sweep_interval_seconds + 1.5)
+    verdict = await checks.check(target.settings, target.api, record, target.people, [show["id"]])
+    return PhaseResult(name, record.summary(),
+                       record.slowest(window.began, window.ended or time.monotonic()),
+                       record.slowest(), recovered_in, ready_in,
+                       verdict, window.notes, error)
+
+
+def describe(result: PhaseResult) -> list[str]:
+    s = result.summary
+    refused = ", ".join(f"{k}: {v}" for k, v in s["refused"].items()) or "none"
+    lines = [
+        f"### {result.name} — {'OK' if result.ok else 'FAILED'}",
+        "",
+        f"- requests sent {s['sent']}, accepted {s['accepted']}, lost {result.verdict.lost}, "
+        f"hangs (no answer in 10 s) {s['hangs']}",
+        f"- refused by code: {refused}",
+        f"- pays that answered 200: {s['paid']}; refunds that answered 200: {s['refunded']}",
+        f"- slowest answer during the fault {result.slowest_during:.2f}s "
+        f"(whole phase {result.slowest:.2f}s)",
+        "- after the restore: /readyz 200 in "
+        + (f"{result.ready_in:.1f}s" if result.ready_in is not None else "?")
+        + ", first accepted hold or pay in "
+        + (f"{result.recovered_in:.1f}s" if result.recovered_in is not None else "? (none)"),
+    ]
+    lines += [f"- {n}" for n in result.notes + result.verdict.notes]
+    if result.error:
+        lines.append(f"- ERROR: {result.error}")
+    lines += [f"- INVARIANT BROKEN: {f}" for f in result.verdict.failures[:20]]
+    if len(result.verdict.failures) > 20:
+        lines.append(f"- … and {len(result.verdict.failures) - 20} more")
+    return lines + [""]

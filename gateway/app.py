@@ -104,24 +104,31 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> dict[str, Any]:
     except ValidationError as exc:
         details = [{"loc": [where, *e["loc"]], "msg": e["msg"]}
                    for e in exc.errors(include_url=False)]
-    # Every id and amount is a signed 64-bit integer on the wire and in the database.
     named = [d["loc"] for d in details]
-    details += [{"loc": loc, "msg": "Input should be a signed 64-bit integer"}
-                for loc in _big_integers(data if details else valid, [where]) if loc not in named]
+    details += [{"loc": loc, "msg": msg} for loc, msg in _wire_problems(
+        data, valid if not details else data, [where]) if loc not in named]
     if details:
         raise errors.ValidationFailed("the request has invalid fields", details)
     return valid
 
 
-def _big_integers(value: Any, loc: list) -> Any:
-    if isinstance(value, int) and not -2**63 <= value < 2**63:
-        yield loc
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _big_integers(item, [*loc, key])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _big_integers(item, [*loc, index])
+def _wire_problems(sent: Any, read: Any, loc: list) -> Any:
+    """What pydantic's lax mode lets through but the contract does not: integers outside
+    signed 64 bits (the wire and the database carry no more) and ``true``/``false`` read as
+    the integers 1/0. ``sent`` is the request as parsed, ``read`` the validated values."""
+    if isinstance(read, int) and not isinstance(read, bool):
+        if not -2**63 <= read < 2**63:
+            yield loc, "Input should be a signed 64-bit integer"
+        elif isinstance(sent, bool):
+            yield loc, "Input should be a valid integer"
+    elif isinstance(read, dict):
+        for key, item in read.items():
+            yield from _wire_problems(sent.get(key) if isinstance(sent, dict) else None, item,
+                                      [*loc, key])
+    elif isinstance(read, list):
+        same = isinstance(sent, list) and len(sent) == len(read)
+        for index, item in enumerate(read):
+            yield from _wire_problems(sent[index] if same else None, item, [*loc, index])
 
 
 async def _read_json(request: web.Request, max_bytes: int) -> Any:
@@ -142,6 +149,9 @@ def route_handler(route: Route):
     min_role = route.who.min_role
     query_fields = set(route.query.model_fields) if route.query else set()
     rpc_seconds = metrics.rpc_latency.labels(service, command)
+    shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
+    if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
+        raise ValueError(f"{route.path}: only public reads may share answers")
 
     async def handle(request: web.Request) -> web.Response:
         app = request.app
@@ -171,6 +181,11 @@ def route_handler(route: Route):
             payload["idempotency_key"] = key
         if caller is None and route.who is Who.anyone:
             caller = ANONYMOUS
+        if shared is not None:
+            return await shared.answer(request.path_qs, lambda: call(app, payload, caller))
+        return await call(app, payload, caller)
+
+    async def call(app: web.Application, payload: dict[str, Any], caller: dict) -> web.Response:
         started = time.perf_counter()
         metrics.rpc_in_flight.inc()
         try:
@@ -183,6 +198,38 @@ def route_handler(route: Route):
         return json_response(result, route.status)
 
     return handle
+
+
+class SharedAnswers:
+    """A short-lived cache of public answers, with one call in flight per key: while a call
+    for a path is out, other requests for it wait for the same answer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._answers: dict[str, tuple[float, bytes]] = {}
+        self._pending: dict[str, asyncio.Future] = {}
+
+    async def answer(self, key: str, call) -> web.Response:
+        now = time.monotonic()
+        cached = self._answers.get(key)
+        if cached is None or cached[0] <= now:
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = asyncio.ensure_future(self._fetch(key, call))
+            body = await asyncio.shield(pending)
+        else:
+            body = cached[1]
+        return web.Response(body=body, content_type="application/json")
+
+    async def _fetch(self, key: str, call) -> bytes:
+        try:
+            body = (await call()).body
+            if len(self._answers) > 10_000:
+                self._answers.clear()
+            self._answers[key] = (time.monotonic() + self.seconds, body)
+            return body
+        finally:
+            del self._pending[key]
 
 
 def _limit_login(request: web.Request, username: str) -> None:

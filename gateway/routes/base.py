@@ -44,4 +44,7 @@ class Route:
     # Fields the gateway fills in from the verified caller: {"field": "user_id"}.
     idempotency_key: bool = False               # pass the Idempotency-Key header along
     timeout: float | None = None
+    # Public reads only: answers are shared by every caller for this long (one RPC per path
+    # per period however many ask), e.g. the seat map during an on-sale rush.
+    cache_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)

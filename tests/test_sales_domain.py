@@ -35,4 +35,5 @@ def test_refunds_close_when_the_show_starts():
 def test_seats_are_claimed_in_key_order():
     seats = [Seat(row=3, col=1), Seat(row=1, col=9), Seat(row=1, col=2)]
     assert domain.seat_keys(seats) == [(1, 2), (1, 9), (3, 1)]
-    assert domain.seat_list_sql(domain.seat_keys(seats)) == "(1,2), (1,9), (3,1)"
+    assert domain.seats_sql([(1, 2), (3, 1)]) == (
+        "((seat_row = 1 AND seat_col = 2) OR (seat_row = 3 AND seat_col = 1))")

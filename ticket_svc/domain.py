@@ -31,6 +31,9 @@ def seat_keys(seats: list[Seat]) -> list[tuple[int, int]]:
     return sorted({(s.row, s.col) for s in seats})
 
 
-def seat_list_sql(keys: list[tuple[int, int]]) -> str:
-    """``(r,c), (r,c), …`` for a row-constructor IN list. The values are validated ints."""
-    return ", ".join(f"({int(r)},{int(c)})" for r, c in keys)
+def seats_sql(keys: list[tuple[int, int]]) -> str:
+    """``((seat_row = r AND seat_col = c) OR …)``: the seats by full primary key. Not the row
+    constructor ``(seat_row, seat_col) IN ((r, c))``: with a single pair MariaDB 10.11 reads
+    (and under REPEATABLE READ locks) every seat of the show. The values are validated ints."""
+    return "(" + " OR ".join(f"(seat_row = {int(r)} AND seat_col = {int(c)})"
+                             for r, c in keys) + ")"

@@ -102,8 +102,7 @@ def _seats_of_hold(assignment: str, seats: list[dict[str, int]]):
     of neighbouring reservations deadlock."""
     keys = sorted((s["row"], s["col"]) for s in seats)
     return text(f"UPDATE seats SET {assignment} WHERE schedule_id = :sid AND "
-                f"(seat_row, seat_col) IN ({domain.seat_list_sql(keys)}) "
-                "AND reservation_id = :id AND status = 'held'")
+                f"{domain.seats_sql(keys)} AND reservation_id = :id AND status = 'held'")
 
 
 def _deadlock(exc: DBAPIError) -> bool:
@@ -177,18 +176,6 @@ async def _fetch_inventory(app: App, schedule_id: int) -> None:
     async with app.db.transaction() as tx:
         await _store_inventory(tx, inventory.schedule, inventory.rows, inventory.cols,
                                inventory.seats)
-
-
-async def _schedule(app: App, schedule_id: int):
-    async with app.db.read() as conn:
-        row = (await conn.execute(SCHEDULE, {"id": schedule_id})).first()
-    if row is None:
-        await _fetch_inventory(app, schedule_id)
-        async with app.db.read() as conn:
-            row = (await conn.execute(SCHEDULE, {"id": schedule_id})).first()
-        if row is None:
-            raise errors.NotFound("no such show")
-    return row
 
 
 @handlers.event(p.ScheduleCreated)
@@ -403,39 +390,52 @@ class _NotAllAvailable(Exception):
 
 async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.Reservation:
     app = ctx.app
-    settings = app.settings
-    show = await _schedule(app, cmd.schedule_id)
-    now = utcnow()
-    domain.check_sales_open(show.status, as_utc(show.starts_at), now,
-                            settings.sales_cutoff_minutes)
     keys = domain.seat_keys(cmd.seats)
-    seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
-    for attempt in range(3):
+    fetched = False
+    for attempt in range(4):
         try:
-            reservation = await _claim_seats(app, show, buyer, keys, seats, now, idem)
+            reservation = await _claim_seats(app, cmd.schedule_id, buyer, keys, idem)
             break
+        except _UnknownShow:
+            if fetched:
+                raise errors.NotFound("no such show") from None
+            await _fetch_inventory(app, cmd.schedule_id)  # its event is still on its way
+            fetched = True
         except _NotAllAvailable:
             raise errors.SeatUnavailable(
                 "some of the seats are not available; nothing was held",
-                details=await _unavailable_details(app, show.id, keys)) from None
+                details=await _unavailable_details(app, cmd.schedule_id, keys)) from None
         except DBAPIError as exc:
-            if attempt == 2 or not _deadlock(exc):
+            if attempt == 3 or not _deadlock(exc):
                 raise
             if idem is not None:
-                idem.recorded = False
+                idem.recorded = False  # that answer was rolled back with its transaction
             await asyncio.sleep(0.005 * (attempt + 1))
+    else:
+        raise errors.Conflict("could not hold the seats; try again", retry_after=1)
     await _schedule_expiry(reservation.id)
     return reservation
 
 
-async def _claim_seats(app: App, show, buyer: int, keys: list[tuple[int, int]],
-                       seats: list[dict[str, int]], now: datetime,
+class _UnknownShow(Exception):
+    pass
+
+
+async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],
                        idem: _Key | None) -> c.Reservation:
-    """The hold's one transaction: the reservation, its seats (all or nothing), its event."""
+    """The hold's one transaction: read the show, write the reservation, claim its seats (all
+    or nothing) and its event."""
     settings = app.settings
-    total = show.price * len(keys)
-    expires_at = now + timedelta(seconds=settings.hold_seconds)
+    now = utcnow()
     async with app.db.transaction() as tx:
+        show = (await tx.execute(SCHEDULE, {"id": schedule_id})).first()
+        if show is None:
+            raise _UnknownShow
+        domain.check_sales_open(show.status, as_utc(show.starts_at), now,
+                                settings.sales_cutoff_minutes)
+        seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
+        total = show.price * len(keys)
+        expires_at = now + timedelta(seconds=settings.hold_seconds)
         inserted = await tx.execute(INSERT_RESERVATION, {
             "schedule_id": show.id, "user_id": buyer, "seats": orjson.dumps(seats).decode(),
             "total": total, "currency": settings.currency,
@@ -444,8 +444,8 @@ async def _claim_seats(app: App, show, buyer: int, keys: list[tuple[int, int]],
         # All or nothing: one conditional UPDATE over every requested seat.
         claimed = await tx.execute(text(
             "UPDATE seats SET status = 'held', reservation_id = :rid "
-            "WHERE schedule_id = :sid AND (seat_row, seat_col) IN ("
-            + domain.seat_list_sql(keys) + ") AND status = 'available'"),
+            "WHERE schedule_id = :sid AND " + domain.seats_sql(keys)
+            + " AND status = 'available'"),
             {"rid": reservation_id, "sid": show.id})
         if claimed.rowcount != len(keys):
             raise _NotAllAvailable
@@ -469,7 +469,7 @@ async def _unavailable_details(app: App, schedule_id: int,
     async with app.db.read() as conn:
         found = {(r.seat_row, r.seat_col): r.status for r in (await conn.execute(text(
             "SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = :sid AND "
-            "(seat_row, seat_col) IN (" + domain.seat_list_sql(keys) + ")"),
+            + domain.seats_sql(keys)),
             {"sid": schedule_id})).all()}
     details = []
     for r, col in keys:

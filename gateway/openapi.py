@@ -134,6 +134,10 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         codes.append("409")
     for code in sorted(set(codes)):
         responses[code] = {"description": "Problem", **problem}
+        if code in ("409", "429", "503"):  # rate limits, idempotency keys in flight, loading
+            responses[code]["headers"] = {"Retry-After": {
+                "description": "seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 1}}}
     return responses
 
 

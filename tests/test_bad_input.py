@@ -143,6 +143,7 @@ HUGE = {
     "1e30": b"1e30",
     "1.5": b"1.5",
     "string": b'"many"',
+    "true": b"true",
     "list": b"[1]",
 }
 
@@ -158,7 +159,20 @@ async def test_integers_out_of_range_or_not_integers_are_422_naming_the_field(
     data = b'{"' + field.encode() + b'": ' + HUGE[value] + b"}"
     answer = await raw(admin, route, data)
     clean(answer, 422)
+    if value == "true" and _refuses_empty(route.body):
+        return  # true is told from 1 once the rest of the body is valid (pydantic reads it)
     assert ["body", field] in [e["loc"][:2] for e in answer.body["errors"]], answer.body
+
+
+async def test_true_is_not_an_integer_in_a_complete_body(manager):
+    answer = await send(manager, "POST", "/studios", {"name": _name("Bool"), "rows": True,
+                                                      "cols": 2})
+    clean(answer, 422)
+    assert answer.body["errors"] == [{"loc": ["body", "rows"],
+                                      "msg": "Input should be a valid integer"}]
+    seats = await send(manager, "POST", "/reservations", {
+        "schedule_id": 1, "seats": [{"row": 1, "col": False}]})
+    clean(seats, 422)
 
 
 @pytest.mark.parametrize(("route", "field"), STR_FIELDS,
@@ -331,7 +345,7 @@ async def test_negative_prices_on_updates_and_shows_are_422(manager):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("rows", 2.5), ("cols", 0), ("rows", 101), ("rows", -(2**63) - 1),
+    ("rows", 2.5), ("cols", 0), ("rows", 101), ("rows", -(2**63) - 1), ("rows", True),
     ("cols", "ten"), ("rows", 2**70)], ids=repr)
 async def test_studio_sizes_that_are_not_small_integers_are_422(manager, field, value):
     body = {"name": _name("Size"), "rows": 5, "cols": 5, field: value}
@@ -339,13 +353,8 @@ async def test_studio_sizes_that_are_not_small_integers_are_422(manager, field, 
     clean(answer, 422)
 
 
-PLAY_SVC_OVERFLOW = pytest.mark.xfail(
-    strict=False, reason="play_svc bug: OverflowError (500) in domain.ends_at / domain.in_run")
-
-
 @pytest.mark.parametrize("starts_at", [
-    pytest.param("9999-12-31T23:00:00Z", marks=PLAY_SVC_OVERFLOW),
-    pytest.param("0001-01-01T00:00:00+14:00", marks=PLAY_SVC_OVERFLOW), "2026-13-01T00:00:00Z",
+    "9999-12-31T23:00:00Z", "0001-01-01T00:00:00+14:00", "2026-13-01T00:00:00Z",
     "2026-01-01T00:00:00", "yesterday", "1e400"], ids=repr)
 async def test_dates_at_the_edges_of_time_are_refused_cleanly(manager, starts_at):
     """A show near year 9999 would end in year 10000; a naive time has no offset."""

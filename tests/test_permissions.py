@@ -182,6 +182,7 @@ class World:
     show: dict = field(default_factory=dict)
     play: dict = field(default_factory=dict)
     studio: dict = field(default_factory=dict)
+    created_users: list[int] = field(default_factory=list)  # deleted when the module ends
     seats: Any = field(default_factory=lambda: itertools.count())
     names: Any = field(default_factory=lambda: itertools.count())
 
@@ -245,12 +246,18 @@ async def world(api, admin, manager, new_user) -> World:
     world.play = await world.make_play()
     world.show = await world.make_show(world.play)
     await until_ok(admin, f"/box-office/plays/{world.play['id']}")
-    return world
+    yield world
+    # Leave the user list as it was found (other tests page through it).
+    for user_id in [*world.created_users, world.other.user["id"]]:
+        await admin.delete(f"/users/{user_id}")
 
 
 @pytest.fixture(scope="module")
-async def callers(new_user) -> dict[str, Client]:
-    return {role: await new_user(role) for role in RANK}
+async def callers(new_user, admin) -> dict[str, Client]:
+    callers = {role: await new_user(role) for role in RANK}
+    yield callers
+    for caller in callers.values():
+        await admin.delete(f"/users/{caller.user['id']}")
 
 
 # How to build a valid request for each route: (world, caller, owner) → Request. ``owner`` is
@@ -275,8 +282,9 @@ async def _(w, caller, owner):
 @builds("POST /auth/login")
 async def _(w, caller, owner):
     username = w.unique("login")
-    assert (await w.api.post("/auth/register", {"username": username,
-                                                "password": "password123"})).status == 201
+    answer = await w.api.post("/auth/register", {"username": username, "password": "password123"})
+    assert answer.status == 201, answer.body
+    w.created_users.append(answer.body["id"])
     return Request("/auth/login", 200, {"username": username, "password": "password123"})
 
 
@@ -317,6 +325,7 @@ async def _fresh_user(w: World) -> dict:
     answer = await w.api.post("/auth/register", {"username": w.unique("target"),
                                                  "password": "password123"})
     assert answer.status == 201, answer.body
+    w.created_users.append(answer.body["id"])
     return answer.body
 
 
@@ -545,6 +554,10 @@ async def test_permission_matrix(world, callers, new_user, case: Case):
         await generic_request(world, caller, owner, contract)
     answer = await asyncio.wait_for(
         caller.request(contract.method, request.path, request.json, params=request.params), 15)
+    if answer.status == 201 and contract.path in ("/auth/register", "/users"):
+        world.created_users.append(answer.body["id"])
+    if role is not None and contract.key in FRESH_CALLER:
+        world.created_users.append(caller.user["id"])
     assert answer.status < 500, answer.body
     expected = case.expected
     if expected is None:
@@ -836,3 +849,18 @@ async def test_services_refuse_commands_without_a_caller(system):
                 pytest.fail(f"{name} ran without a caller")
     finally:
         await broker.stop()
+
+
+async def test_only_staff_may_sell_on_a_customers_account(world, callers, new_user):
+    """``customer_id`` on POST /reservations is the box office's: a customer naming another
+    account is 403; a clerk's sale belongs to the customer, who then owns it."""
+    buyer = await new_user()
+    n = next(world.seats)
+    body = {"schedule_id": world.show["id"], "customer_id": buyer.user["id"],
+            "seats": [{"row": n // 20 + 1, "col": n % 20 + 1}]}
+    refused = await callers["customer"].post("/reservations", body)
+    assert refused.status == 403 and refused.code == "forbidden", refused.body
+    sold = await callers["clerk"].post("/reservations", body)
+    assert sold.status == 201 and sold.body["user_id"] == buyer.user["id"], sold.body
+    assert (await buyer.get(f"/reservations/{sold.body['id']}")).status == 200
+    assert (await callers["customer"].get(f"/reservations/{sold.body['id']}")).status == 403

@@ -37,6 +37,10 @@ NOWHERE = 10**15  # ids from here on belong to no row
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_headers_conformance,
           checks.response_schema_conformance, checks.negative_data_rejection]
+# What a valid example may create, and where it is deleted afterwards.
+CLEAN_UP = {"/api/v1/auth/register": "/api/v1/users", "/api/v1/users": "/api/v1/users",
+            "/api/v1/studios": "/api/v1/studios", "/api/v1/plays": "/api/v1/plays"}
+CREATED: list[str] = []
 ROUTE_OF = {(r.method, "/api/v1" + r.path): r for r in ROUTES}
 OPERATIONS = sorted(ROUTE_OF)
 # Invalid data needs something to make invalid: a path id, a query, a body or a header.
@@ -54,7 +58,7 @@ def openapi(system):
 
 
 @pytest.fixture(scope="module")
-def tokens(system) -> dict[str, str | None]:
+def tokens(system):
     """A fresh account of each role (its password unguessable), signed in."""
     http = requests.Session()
 
@@ -72,8 +76,14 @@ def tokens(system) -> dict[str, str | None]:
                            headers={"Authorization": f"Bearer {admin}"},
                            json={"username": username, "password": password, "role": role})
         assert answer.status_code == 201, answer.text
+        CREATED.append(f"/api/v1/users/{answer.json()['id']}")
         found[role] = login(username, password)
-    return found
+    yield found
+    # Leave the shared system as it was: delete what the valid examples created.
+    headers = {"Authorization": f"Bearer {admin}"}
+    for path in reversed(CREATED):
+        http.delete(f"{system.url}{path}", headers=headers, timeout=TIMEOUT)
+    CREATED.clear()
 
 
 def _nowhere(value: Any) -> Any:
@@ -108,6 +118,8 @@ def fuzz(operation, token: str | None, base_url: str, mode: GenerationMode,
     def run(case) -> None:
         make_harmless(case)
         response = case.call(base_url=base_url, headers=headers, timeout=TIMEOUT)
+        if response.status_code == 201 and case.path in CLEAN_UP:
+            CREATED.append(f"{CLEAN_UP[case.path]}/{response.json()['id']}")
         case.validate_response(response, checks=CHECKS, headers=headers)
 
     run()

@@ -225,8 +225,22 @@ async def orders_through_api(api: Api, record: Record, people: list[Customer],
 
 
 async def check(settings: Settings, api: Api, record: Record, people: list[Customer],
-                schedule_ids: list[int], wait: float = 15.0) -> Verdict:
-    """Every invariant; order_svc may lag, so its comparisons are retried for ``wait`` s."""
+                schedule_ids: list[int], wait: float = 15.0, tries: int = 3) -> Verdict:
+    """Every invariant; order_svc may lag, so its comparisons are retried for ``wait`` s.
+    A check that cannot read (the shared server out of connections, say) is tried again."""
+    for attempt in range(tries):
+        try:
+            return await _check(settings, api, record, people, schedule_ids, wait)
+        except Exception as exc:  # noqa: BLE001 - report it if it persists
+            if attempt == tries - 1:
+                return Verdict(failures=[f"the checks could not run: "
+                                         f"{type(exc).__name__}: {exc}"])
+            await asyncio.sleep(3)
+    raise AssertionError("unreachable")
+
+
+async def _check(settings: Settings, api: Api, record: Record, people: list[Customer],
+                 schedule_ids: list[int], wait: float) -> Verdict:
     tickets, seats, reservations, now = await _ticket_facts(settings, schedule_ids)
     verdict = seats_and_sales(record, tickets, seats, reservations, now,
                               settings.sweep_interval_seconds)

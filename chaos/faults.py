@@ -170,16 +170,18 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _start_copies(target: Target) -> dict[str, subprocess.Popen]:
+def _start_copies(target: Target) -> tuple[dict[str, subprocess.Popen], dict[str, int]]:
     extra: dict[str, subprocess.Popen] = {}
+    offsets: dict[str, int] = {}
     for name in launcher.SERVICES:
         with open(target.run_dir / "logs" / f"{name}.2.log", "ab") as log:
+            offsets[name] = log.tell()
             extra[name] = subprocess.Popen(
                 [sys.executable, "-m", name], cwd=ROOT,
                 env={"PYTHONUNBUFFERED": "1", **os.environ, **target.env},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-    return extra
+    return extra, offsets
 
 
 def _stop_copies(extra: dict[str, subprocess.Popen]) -> None:
@@ -194,18 +196,40 @@ def _stop_copies(extra: dict[str, subprocess.Popen]) -> None:
             proc.wait()
 
 
-def doubled(hold_for: float = 10.0) -> Fault:
-    """A second process of every service (and of the gateway, on the same port) for a while,
-    then stopped again (SIGTERM, SIGKILL after the launcher's grace)."""
+def _started(target: Target, name: str, offset: int) -> bool:
+    """Has the second copy said it is serving? (services: "… started"; the gateway: once it
+    loaded the token revocations, just before it listens). Its log from ``offset`` on."""
+    with open(target.run_dir / "logs" / f"{name}.2.log", "rb") as log:
+        log.seek(offset)
+        said = log.read().decode(errors="replace")
+    return ("token revocations" if name == "gateway" else " started") in said
+
+
+def doubled(hold_for: float = 10.0, start_within: float = 60.0) -> Fault:
+    """A second process of every service (and of the gateway, on the same port) for
+    ``hold_for`` seconds once all of them serve, then stopped again (SIGTERM, SIGKILL after
+    the launcher's grace)."""
 
     async def fault(target: Target, window: Window) -> None:
         window.began = time.monotonic()
         extra: dict[str, subprocess.Popen] = {}
         try:
-            extra = await asyncio.to_thread(_start_copies, target)
+            extra, offsets = await asyncio.to_thread(_start_copies, target)
+            for name in launcher.SERVICES:
+                while not _started(target, name, offsets[name]):
+                    if extra[name].poll() is not None:
+                        raise RuntimeError(f"the second {name} exited with code "
+                                           f"{extra[name].returncode}")
+                    if time.monotonic() - window.began > start_within:
+                        raise RuntimeError(f"the second {name} did not start within "
+                                           f"{start_within:.0f}s")
+                    await asyncio.sleep(0.2)
+            window.notes.append(f"all six second copies serving "
+                                f"{time.monotonic() - window.began:.1f}s after their start")
             await asyncio.sleep(hold_for / 2)
             window.notes.append("consumers per RPC queue: " + ", ".join(
-                f"{svc} {n}" for svc, n in (await _consumers(target.settings)).items()))
+                f"{svc} {n}" for svc, n in (await _consumers(target.settings)).items())
+                + f"; gateway listeners on the port: {_listeners(target)}")
             await asyncio.sleep(hold_for / 2)
             exited = [n for n, p in extra.items() if p.poll() is not None]
             if exited:
@@ -215,6 +239,13 @@ def doubled(hold_for: float = 10.0) -> Fault:
             window.ended = time.monotonic()
     fault.__name__ = "every process twice"
     return fault
+
+
+def _listeners(target: Target) -> int:
+    port = target.env.get("TTMS_GATEWAY_PORT", "8080")
+    done = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True,
+                          text=True, timeout=10)
+    return done.stdout.count("pid=")
 
 
 async def _consumers(settings: Settings) -> dict[str, int]:
@@ -287,12 +318,13 @@ class PhaseResult:
 
 async def phase(target: Target, name: str, fault: Fault | None, *, seconds: float,
                 fault_at: float, workers: int = 16, rows: int = 12, cols: int = 20,
-                after: float = 2.0,
+                after: float = 2.0, allowed: frozenset[str] = frozenset({"409", "503", "504"}),
                 make_fault: Callable[[datetime], Fault] | None = None) -> PhaseResult:
     """A rush on a fresh show of ``seconds``; the fault starts ``fault_at`` seconds in (the rush
     goes on while it lasts, and for the rest of ``seconds`` after, at least ``after`` seconds
     past the moment /readyz is 200 again); then the holds'
-    last expiry plus a sweep, and the invariants."""
+    last expiry plus a sweep, and the invariants. Refusals other than ``allowed`` (statuses, or
+    "conn_error") are reported as broken: a dependency down must mean 503/504, not a 500."""
     await ready(target)
     show = await make_show(target.api, target.manager, rows, cols, label=name)
     began_at = datetime.now(UTC) - timedelta(seconds=1)
@@ -325,8 +357,10 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
     hold_seconds = target.settings.hold_seconds
     await asyncio.sleep(hold_seconds + target.settings.sweep_interval_seconds + 1.5)
     verdict = await checks.check(target.settings, target.api, record, target.people, [show["id"]])
+    verdict.failures += record.unexpected(allowed)
     return PhaseResult(name, record.summary(),
-                       record.slowest(window.began, window.ended or time.monotonic()),
+                       record.slowest(window.began, window.ended or time.monotonic(),
+                                      in_flight=True),
                        record.slowest(), recovered_in, ready_in,
                        verdict, window.notes, error)
 

@@ -32,6 +32,7 @@ class Outcome:
     code: str | None   # problem+json code, or the exception's class
     started: float     # time.monotonic()
     elapsed: float
+    detail: str | None = None  # the problem's detail, kept for unexpected answers only
 
 
 @dataclass(slots=True)
@@ -72,10 +73,29 @@ class Record:
                 "by_kind": dict(Counter(f"{o.kind} {o.status}" for o in writes).most_common()),
                 "paid": len(self.paid), "refunded": len(self.refunded)}
 
-    def slowest(self, since: float = 0.0, until: float = float("inf")) -> float:
-        """The longest answer among requests started in [since, until]."""
-        return max((o.elapsed for o in self.outcomes if since <= o.started <= until),
+    def slowest(self, since: float = 0.0, until: float = float("inf"),
+                in_flight: bool = False) -> float:
+        """The longest answer among requests started in [since, until] (or, ``in_flight``,
+        that were waiting for their answer at some moment of it)."""
+        return max((o.elapsed for o in self.outcomes
+                    if (since <= o.started <= until if not in_flight
+                        else o.started <= until and o.started + o.elapsed >= since)),
                    default=0.0)
+
+    def unexpected(self, allowed: frozenset[str]) -> list[str]:
+        """Refusals that are not among ``allowed`` (statuses as text, or "conn_error")."""
+        odd = Counter()
+        example: dict[str, str] = {}
+        for o in self.outcomes:
+            if 200 <= o.status < 300:
+                continue
+            kind = "conn_error" if o.status == -1 else "hang" if o.status == -2 else str(o.status)
+            if kind not in allowed:
+                label = f"{o.kind} {o.status} {o.code}"
+                odd[label] += 1
+                example.setdefault(label, o.detail or "")
+        return [f"unexpected answer {label} x{n}: {example[label][:200]}"
+                for label, n in odd.most_common()]
 
     def first_accepted_after(self, moment: float) -> float | None:
         times = [o.started + o.elapsed for o in self.outcomes
@@ -120,8 +140,11 @@ class Api:
         except (aiohttp.ClientError, OSError) as exc:
             status, code = -1, f"conn_error:{type(exc).__name__}"
         if record is not None:
+            detail = None
+            if status >= 500 and status not in (503, 504):
+                detail = str(answer.get("detail") if isinstance(answer, dict) else answer)
             record.outcomes.append(Outcome(kind, status, code, started,
-                                           time.monotonic() - started))
+                                           time.monotonic() - started, detail))
         return status, answer
 
 

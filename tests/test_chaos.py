@@ -43,16 +43,14 @@ def _assert_ok(result: faults.PhaseResult) -> None:
     assert result.verdict.lost == 0, report
     assert result.summary["hangs"] == 0, report
     assert result.summary["accepted"] > 0, report
-    # what was refused was refused cleanly: contract codes, or the gateway itself away
-    for refusal in result.summary["refused"]:
-        assert refusal.split(" ")[0] in ("409", "503", "504") or refusal.startswith(
-            "conn_error"), report
 
 
 @pytest.mark.parametrize("name", launcher.SERVICES)
 async def test_kill_under_rush(target, name):
+    allowed = {"409", "503", "504"} | ({"conn_error"} if name == "gateway" else set())
     result = await faults.phase(target, f"SIGKILL {name}", faults.kill(name, down_for=1.0),
-                                seconds=SECONDS, fault_at=1.0, workers=8, rows=10, cols=20)
+                                seconds=SECONDS, fault_at=1.0, workers=8, rows=10, cols=20,
+                                allowed=frozenset(allowed))
     _assert_ok(result)
     assert result.ready_in is not None and result.ready_in < 30, result
     assert result.recovered_in is not None, "no sale after the restart"

@@ -39,6 +39,7 @@ handlers = Handlers()
 SERVICE_CALLER = {"user_id": None, "role": None}
 STALE_PENDING_SECONDS = 30  # an idempotency key left pending this long was orphaned by a crash
 KEY_LIFETIME = timedelta(hours=24)
+SWEEP_GRACE_SECONDS = 1.0  # the sweep takes holds overdue by more than this
 
 _expiry: Delay | None = None  # set by the start-up task; None until the broker is set up
 
@@ -598,13 +599,18 @@ async def _release(tx: Tx, row, play_id: int, reason: str, status: str,
     ended = await tx.execute(END_HOLD, {"id": row.id, "status": status, "now": to_db(now)})
     if ended.rowcount == 0:
         return False
+    await _free_seats(tx, row, play_id, reason, now)
+    return True
+
+
+async def _free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> None:
+    """The seats of a hold that just ended are available again; announce it."""
     await tx.execute(_seats_of_hold("status = 'available', reservation_id = NULL",
                                     _seats_of(row)), {"sid": row.schedule_id, "id": row.id})
     tx.emit(c.TicketReleased(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=play_id, seats=[c.PricedSeat(**s) for s in _seats_of(row)], reason=reason,
         released_at=now))
-    return True
 
 
 @handlers.command(c.CancelReservation)
@@ -716,11 +722,17 @@ async def ledger(cmd: c.GetLedger, ctx: Context) -> c.Ledger:
 # -- expiry: the delay queue and the sweep ----------------------------------------------------
 
 async def _expire(app: App, reservation_id: int) -> None:
+    """A hold came back from the delay queue: release it if it is still unpaid and due.
+    Usually it was paid or cancelled meanwhile, and this is one UPDATE that changes nothing."""
     now = utcnow()
     async with app.db.transaction() as tx:
-        row = (await tx.execute(RESERVATION, {"id": reservation_id})).first()
-        if row is not None and row.status == "held" and as_utc(row.expires_at) <= now:
-            await _release(tx, row, row.play_id, "expired", "expired", now)
+        ended = await tx.execute(text(
+            "UPDATE reservations SET status = 'expired', released_at = :now "
+            "WHERE id = :id AND status = 'held' AND expires_at <= :now"),
+            {"id": reservation_id, "now": to_db(now)})
+        if ended.rowcount == 1:
+            row = (await tx.execute(RESERVATION, {"id": reservation_id})).first()
+            await _free_seats(tx, row, row.play_id, "expired", now)
 
 
 @handlers.startup
@@ -760,13 +772,16 @@ async def sweep_overdue_holds(app: App) -> None:
 
 
 async def sweep_once(app: App, batch: int = 200) -> int:
+    """Release up to ``batch`` holds overdue by more than SWEEP_GRACE_SECONDS: the delay queue
+    releases holds when due; the sweep leaves it that moment, so the two rarely race."""
     now = utcnow()
     async with app.db.transaction() as tx:
         # SKIP LOCKED: two processes sweeping at once take different holds.
         due = (await tx.execute(text(
             "SELECT id, schedule_id, user_id, seats FROM reservations "
-            "WHERE status = 'held' AND expires_at <= :now ORDER BY expires_at LIMIT :n "
-            "FOR UPDATE SKIP LOCKED"), {"now": to_db(now), "n": batch})).all()
+            "WHERE status = 'held' AND expires_at <= :due ORDER BY expires_at LIMIT :n "
+            "FOR UPDATE SKIP LOCKED"),
+            {"due": to_db(now - timedelta(seconds=SWEEP_GRACE_SECONDS)), "n": batch})).all()
         if not due:
             return 0
         plays = {r.id: r.play_id for r in (await tx.execute(text(

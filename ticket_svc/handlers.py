@@ -414,7 +414,7 @@ async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.R
             await asyncio.sleep(0.005 * (attempt + 1))
     else:
         raise errors.Conflict("could not hold the seats; try again", retry_after=1)
-    await _schedule_expiry(reservation.id)
+    _schedule_expiry(reservation.id)
     return reservation
 
 
@@ -483,13 +483,25 @@ async def _unavailable_details(app: App, schedule_id: int,
     return details or [{"loc": ["body", "seats"], "msg": "taken by another buyer just now"}]
 
 
-async def _schedule_expiry(reservation_id: int) -> None:
+def _schedule_expiry(reservation_id: int) -> None:
+    """Hand the hold to the delay queue in the background: the buyer's answer does not wait
+    for the broker's confirm, and a broker that is away costs the hold nothing (the sweep
+    releases it instead)."""
     if _expiry is None:
-        return  # the sweep releases it
+        return
+    task = asyncio.ensure_future(_publish_expiry(_expiry, reservation_id))
+    _publishing.add(task)
+    task.add_done_callback(_publishing.discard)
+
+
+async def _publish_expiry(expiry: Delay, reservation_id: int) -> None:
     try:
-        await _expiry.schedule({"reservation_id": reservation_id})
+        await expiry.schedule({"reservation_id": reservation_id})
     except Exception as exc:  # noqa: BLE001 - the sweep is the fallback for this hold
         log.warning("could not schedule the expiry of hold %s (%s)", reservation_id, exc)
+
+
+_publishing: set[asyncio.Task] = set()
 
 
 # -- reservations: read, pay, cancel ---------------------------------------------------------

@@ -46,10 +46,6 @@ _expiry: Delay | None = None  # set by the start-up task; None until the broker 
 
 # -- statements ----------------------------------------------------------------------------
 
-SCHEDULE = text(
-    "SELECT id, play_id, studio_id, play_name, starts_at, price, status, seat_rows, seat_cols "
-    "FROM schedules WHERE id = :id")
-
 SEAT_MAP = text(
     "SELECT sc.seat_rows, sc.seat_cols, sc.price, s.seat_row, s.seat_col, s.status "
     "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id "
@@ -429,11 +425,22 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
     settings = app.settings
     now = utcnow()
     async with app.db.transaction() as tx:
-        show = (await tx.execute(SCHEDULE, {"id": schedule_id})).first()
-        if show is None:
+        # The show and the requested seats as they are now, in one read: most refusals in an
+        # on-sale rush end here, before anything is written.
+        rows = (await tx.execute(text(
+            "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
+            "sc.status, s.seat_row, s.seat_col, s.status AS seat_status FROM schedules sc "
+            "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + domain.seats_sql(keys)
+            + " WHERE sc.id = :id"), {"id": schedule_id})).all()
+        if not rows:
             raise _UnknownShow
+        show = rows[0]
         domain.check_sales_open(show.status, as_utc(show.starts_at), now,
                                 settings.sales_cutoff_minutes)
+        taken = _unavailable({(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
+        if taken:
+            raise errors.SeatUnavailable(
+                "some of the seats are not available; nothing was held", details=taken)
         seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
         total = show.price * len(keys)
         expires_at = now + timedelta(seconds=settings.hold_seconds)
@@ -467,11 +474,19 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
 
 async def _unavailable_details(app: App, schedule_id: int,
                                keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """After a lost race for a seat: which seats were taken."""
     async with app.db.read() as conn:
         found = {(r.seat_row, r.seat_col): r.status for r in (await conn.execute(text(
             "SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = :sid AND "
             + domain.seats_sql(keys)),
             {"sid": schedule_id})).all()}
+    return _unavailable(found, keys) or [
+        {"loc": ["body", "seats"], "msg": "taken by another buyer just now"}]
+
+
+def _unavailable(found: dict[tuple[int, int], str | None],
+                 keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The requested seats that are not available, as the contract's ``errors``."""
     details = []
     for r, col in keys:
         status = found.get((r, col), "not a seat")
@@ -480,7 +495,7 @@ async def _unavailable_details(app: App, schedule_id: int,
         if status != "available":
             details.append({"loc": ["body", "seats", {"row": r, "col": col}],
                             "msg": f"row {r} col {col}: {status}"})
-    return details or [{"loc": ["body", "seats"], "msg": "taken by another buyer just now"}]
+    return details
 
 
 def _schedule_expiry(reservation_id: int) -> None:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import aio_pika
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from messages.broker import Broker
 from messages.rpc import RpcClient
@@ -197,3 +199,24 @@ async def test_holds_payments_cancels_and_refunds_at_once_stay_consistent(api, m
     assert len(sold_seats) == len(set(sold_seats))  # never sold twice
     status = await seat_status(api, show)
     assert {k for k, v in status.items() if v == "sold"} == set(sold_seats)
+
+
+async def test_paying_an_overdue_hold_is_refused_before_any_sweep(system, api, manager,
+                                                                 customer):
+    """Pay checks expires_at itself: a hold past its time is expired even if neither the delay
+    queue nor the sweep has released it yet (here: its expiry moved into the past directly in
+    the database, half a second ago, so neither has had a reason to look at it)."""
+    show = await make_show(manager)
+    r = (await hold(customer, show, (5, 1))).body
+    engine = create_async_engine(system.settings.database_url("ticket"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "UPDATE reservations SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 0.5 SECOND "
+                "WHERE id = :id"), {"id": r["id"]})
+    finally:
+        await engine.dispose()
+    pay = await customer.post(f"/reservations/{r['id']}/pay", {})
+    assert pay.status == 409 and pay.code == "hold_expired"
+    assert (await seat_status(api, show))[(5, 1)] == "available"
+    assert (await customer.get(f"/reservations/{r['id']}")).body["status"] == "expired"

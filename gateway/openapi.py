@@ -134,6 +134,11 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         codes.append("409")
     for code in sorted(set(codes)):
         responses[code] = {"description": "Problem", **problem}
+        if code == "400":  # aiohttp's HTTP parser answers before the gateway runs
+            responses[code] = {
+                "description": "Problem; in text/plain when the request line or a header is "
+                               "longer than 8190 bytes",
+                "content": {**problem["content"], "text/plain": {"schema": {"type": "string"}}}}
         if code in ("409", "429", "503"):  # rate limits, idempotency keys in flight, loading
             responses[code]["headers"] = {"Retry-After": {
                 "description": "seconds to wait before trying again",

@@ -149,6 +149,8 @@ def route_handler(route: Route):
     min_role = route.who.min_role
     query_fields = set(route.query.model_fields) if route.query else set()
     rpc_seconds = metrics.rpc_latency.labels(service, command)
+    optional_body = route.body is not None and not any(
+        field.is_required() for field in route.body.model_fields.values())
     shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
     if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
         raise ValueError(f"{route.path}: only public reads may share answers")
@@ -171,7 +173,10 @@ def route_handler(route: Route):
             payload.update(_validate(route.query, {k: v for k, v in request.query.items()
                                                    if k in query_fields}, "query"))
         if route.body is not None:
-            body = await _read_json(request, app[settings_key].max_body_bytes)
+            if optional_body and not request.can_read_body:
+                body = {}  # e.g. POST …/pay, whose fields are all optional
+            else:
+                body = await _read_json(request, app[settings_key].max_body_bytes)
             payload.update(_validate(route.body, body, "body"))
         if route.extra.get("login"):
             _limit_login(request, payload["username"])

@@ -63,7 +63,8 @@ def build(routes: list[Route], base: str) -> dict[str, Any]:
         if route.who is not Who.anyone:
             operation["security"] = [{"bearer": []}]
         if route.body:
-            operation["requestBody"] = {"required": True, "content": {
+            required = any(f.is_required() for f in route.body.model_fields.values())
+            operation["requestBody"] = {"required": required, "content": {
                 "application/json": {"schema": keys[(route.body, "validation")]}}}
         paths.setdefault(base + route.path, {})[route.method.lower()] = operation
 

@@ -87,7 +87,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             settings.database_url(service),
             pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
+            # A steady pool: overflow connections opened and closed under load exhaust the
+            # server's max_connections (151 by default) when several services share it.
+            max_overflow=settings.db_pool_size // 2,
             pool_recycle=1800,
             pool_timeout=5,
         )

@@ -117,4 +117,7 @@ def from_infrastructure(exc: BaseException) -> ServiceError | None:
         return ServiceUnavailable("the database is unavailable")
     if isinstance(exc, sa.TimeoutError | ConnectionError | OSError):
         return ServiceUnavailable("a dependency is unavailable")
+    if isinstance(exc, RuntimeError) and "Transport" in str(exc):
+        # asyncmy's answer to a refused connection: "Transport does not expose socket instance"
+        return ServiceUnavailable("the database is unavailable")
     return None

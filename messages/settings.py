@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     db_port: int = 3306
     db_user: str = "root"
     db_password: SecretStr = SecretStr("")
-    db_pool_size: int = 20
+    db_pool_size: int = 10
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080

@@ -423,3 +423,12 @@ async def test_each_step_reaches_the_order(manager, customer):
     assert refund.status == 200
     partly = await eventually(lambda: order_is("partially_refunded"))
     assert partly["refunded_total"] == 2500
+
+
+async def test_pay_needs_no_body(api, manager, customer):
+    """API.md: pay takes ``{payment_ref?}``, so an empty POST is a valid payment."""
+    show = await make_show(manager)
+    held = await hold(customer, show, (1, 1))
+    assert held.status == 201, held.body
+    paid = await customer.post(f"/reservations/{held.body['id']}/pay")
+    assert paid.status == 200 and paid.body["status"] == "paid"

@@ -167,24 +167,29 @@ def main(argv: list[str] | None = None) -> int:
     _reset(_settings())
     url = launcher.up(run_dir, ENV, timeout=120)
     print(f"chaos: TTMS up at {url} (namespace {NAMESPACE}, logs in {run_dir / 'logs'})")
+    results: list[PhaseResult] = []
+    reconciled = False
+    reconcile = "not run"
     try:
         results = asyncio.run(run(args, url))
         done = subprocess.run([sys.executable, "-m", "order_svc.tools", "reconcile", "--wait",
                                "10"], cwd=ROOT, env={**os.environ, **ENV}, capture_output=True,
                               text=True, timeout=120)
+        reconciled = done.returncode == 0
         reconcile = (f"exit {done.returncode}, "
                      f"{(done.stdout + done.stderr).strip().splitlines()[-1:]}")
     finally:
         if not args.keep:
             launcher.down(run_dir)
-    if not args.no_results:
-        write_results(results, args, time.monotonic() - began, reconcile)
-        print(f"chaos: results appended to {RESULTS}")
-    failed = [r.name for r in results if not r.ok] + ([] if done.returncode == 0
+        if results and not args.no_results:
+            write_results(results, args, time.monotonic() - began, reconcile)
+            print(f"chaos: results appended to {RESULTS}")
+    failed = [r.name for r in results if not r.ok] + ([] if reconciled
                                                       else ["whole-namespace reconcile"])
     if failed:
         print(f"chaos: FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
+    print(f"chaos: all {len(results)} faults passed")
     return 0
 
 

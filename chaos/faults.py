@@ -52,6 +52,9 @@ class Window:
     ended: float = 0.0
     ready_at: float = 0.0
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    # run once the rush is over, before the checks (e.g. wait for queues to drain)
+    after_rush: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 Fault = Callable[[Target, Window], Awaitable[None]]
@@ -259,6 +262,27 @@ async def _consumers(settings: Settings) -> dict[str, int]:
     return found
 
 
+CONSUMERS = ("user", "studio", "play", "ticket", "order")
+
+
+async def _depths(settings: Settings, dead: bool) -> dict[str, int]:
+    """Ready messages in each consumer's event queue (or dead-letter queue) that exists."""
+    names = settings.names
+    found = {}
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        for consumer in CONSUMERS:
+            name = names.dead_letter_queue(consumer) if dead else names.event_queue(consumer)
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:  # no such queue: not a consumer
+                continue
+            found[consumer] = queue.declaration_result.message_count
+            await channel.close()
+    return found
+
+
 def duplicated_events(since: datetime, copies: int = 2, replay: bool = False) -> Fault:
     """Every event logged since ``since`` published again onto the events exchange, ``copies``
     times each, shuffled (so reordered too); every consumer's inbox must make them no-ops.
@@ -267,6 +291,7 @@ def duplicated_events(since: datetime, copies: int = 2, replay: bool = False) ->
     async def fault(target: Target, window: Window) -> None:
         window.began = time.monotonic()
         names = target.settings.names
+        dead_before = await _depths(target.settings, dead=True)
         async with EventLog(target.settings) as event_log:
             logged = [e async for e in event_log.read(since)]
         batch = [e for e in logged for _ in range(copies)]
@@ -283,6 +308,25 @@ def duplicated_events(since: datetime, copies: int = 2, replay: bool = False) ->
                     routing_key=e.routing_key)
         window.notes.append(f"published {len(batch)} copies of {len(logged)} logged events "
                             "in shuffled order")
+
+        async def drained() -> None:
+            published = time.monotonic()
+            while any((await _depths(target.settings, dead=False)).values()):
+                if time.monotonic() - published > 60:
+                    window.failures.append("the event queues did not drain within 60 s")
+                    break
+                await asyncio.sleep(0.2)
+            window.notes.append(f"every consumer's event queue empty "
+                                f"{time.monotonic() - published:.1f}s after the rush")
+            dead_after = await _depths(target.settings, dead=True)
+            grown = {c: dead_after[c] - dead_before.get(c, 0) for c in dead_after
+                     if dead_after[c] > dead_before.get(c, 0)}
+            if grown:
+                window.failures.append(f"copies were dead-lettered instead of ignored: {grown}")
+            else:
+                window.notes.append("no event dead-lettered")
+
+        window.after_rush.append(drained)
         if replay:
             done = await asyncio.to_thread(
                 subprocess.run,
@@ -350,6 +394,8 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
         if isinstance(result, BaseException):
             error = f"{type(result).__name__}: {result}"
     record: Record = rush.record
+    for step in window.after_rush:
+        await step()
     ready_in = window.ready_at - window.ended if window.ready_at else None
     first = record.first_accepted_after(window.ended) if window.ended else None
     recovered_in = None if first is None else first - window.ended
@@ -357,7 +403,7 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
     hold_seconds = target.settings.hold_seconds
     await asyncio.sleep(hold_seconds + target.settings.sweep_interval_seconds + 1.5)
     verdict = await checks.check(target.settings, target.api, record, target.people, [show["id"]])
-    verdict.failures += record.unexpected(allowed)
+    verdict.failures += record.unexpected(allowed) + window.failures
     return PhaseResult(name, record.summary(),
                        record.slowest(window.began, window.ended or time.monotonic(),
                                       in_flight=True),

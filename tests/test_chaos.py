@@ -49,7 +49,7 @@ def _assert_ok(result: faults.PhaseResult) -> None:
 async def test_kill_under_rush(target, name):
     allowed = {"409", "503", "504"} | ({"conn_error"} if name == "gateway" else set())
     result = await faults.phase(target, f"SIGKILL {name}", faults.kill(name, down_for=1.0),
-                                seconds=SECONDS, fault_at=1.0, workers=8, rows=10, cols=20,
+                                seconds=SECONDS, fault_at=1.0, workers=8, rows=20, cols=25,
                                 allowed=frozenset(allowed))
     _assert_ok(result)
     assert result.ready_in is not None and result.ready_in < 30, result
@@ -60,8 +60,8 @@ async def test_kill_under_rush(target, name):
 
 async def test_duplicated_and_reordered_events_change_nothing(target):
     result = await faults.phase(target, "duplicated and reordered events", None,
-                                seconds=SECONDS, fault_at=SECONDS - 1, workers=8, rows=10,
-                                cols=20, make_fault=lambda since: faults.duplicated_events(
+                                seconds=SECONDS, fault_at=SECONDS - 1, workers=8, rows=20,
+                                cols=25, make_fault=lambda since: faults.duplicated_events(
                                     since, copies=2))
     _assert_ok(result)
     assert any("published" in note and not note.startswith("published 0")

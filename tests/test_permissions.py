@@ -864,3 +864,20 @@ async def test_only_staff_may_sell_on_a_customers_account(world, callers, new_us
     assert sold.status == 201 and sold.body["user_id"] == buyer.user["id"], sold.body
     assert (await buyer.get(f"/reservations/{sold.body['id']}")).status == 200
     assert (await callers["customer"].get(f"/reservations/{sold.body['id']}")).status == 403
+
+
+PUBLIC = [r for r in ROUTES if r.who.value == "anyone"]
+
+
+@pytest.mark.parametrize("route", PUBLIC, ids=[f"{r.method} {r.path}" for r in PUBLIC])
+async def test_a_bad_token_is_401_even_where_none_is_needed(api, route):
+    """A token, if sent, must be valid: also on public routes, and on answers the gateway
+    shares between callers (the seat map), whose cache comes after the token check."""
+    forged = jwt.encode(_claims(1), SECRET + "x", algorithm="HS256")
+    path = route.path.replace("{id}", "1")
+    for _ in range(2):  # the second one could be served from a shared answer
+        answer = await api.request(route.method, path, {} if route.body else None)
+        assert answer.status != 401
+        answer = await api.as_(forged).request(route.method, path,
+                                               {} if route.body else None)
+        assert answer.status == 401 and answer.code == "unauthorized", answer.body

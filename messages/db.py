@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncmy
 import orjson
 from sqlalchemy import (
     BigInteger,
@@ -94,6 +95,9 @@ class Database:
             pool_timeout=5,
         )
         self.outbox_written = asyncio.Event()  # nudges the relay right after a commit
+        self._settings = settings
+        self._plain_pool = None
+        self._plain_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -115,7 +119,30 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
+    async def fetch(self, sql: str, args: Any = None) -> tuple[tuple, ...]:
+        """A read on a hot path, in plain asyncmy: through SQLAlchemy the same one-row query
+        costs several times the CPU of the query itself (PERFORMANCE.md). ``%s`` parameters,
+        tuples back, autocommit (no transaction is left open)."""
+        pool = self._plain_pool or await self._open_plain_pool()
+        async with pool.acquire() as conn, conn.cursor() as cursor:
+            await cursor.execute(sql, args)
+            return await cursor.fetchall()
+
+    async def _open_plain_pool(self):
+        async with self._plain_lock:
+            if self._plain_pool is None:
+                s = self._settings
+                self._plain_pool = await asyncmy.create_pool(
+                    host=s.db_host, port=s.db_port, user=s.db_user,
+                    password=s.db_password.get_secret_value(),
+                    db=s.database_name(self.service), autocommit=True, minsize=1,
+                    maxsize=max(2, s.db_pool_size // 2), pool_recycle=1800)
+        return self._plain_pool
+
     async def dispose(self) -> None:
+        if self._plain_pool is not None:
+            self._plain_pool.close()
+            await self._plain_pool.wait_closed()
         await self.engine.dispose()
 
 

@@ -110,10 +110,13 @@ def validation_details(exc: Any) -> list[dict[str, Any]]:
 
 def from_infrastructure(exc: BaseException) -> ServiceError | None:
     """A database or network failure → 503; anything else is a bug (None)."""
+    import asyncmy.errors
     from sqlalchemy import exc as sa
 
     if isinstance(exc, sa.DBAPIError) and (
             exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError)):
+        return ServiceUnavailable("the database is unavailable")
+    if isinstance(exc, asyncmy.errors.OperationalError | asyncmy.errors.InterfaceError):
         return ServiceUnavailable("the database is unavailable")
     if isinstance(exc, sa.TimeoutError | ConnectionError | OSError):
         return ServiceUnavailable("a dependency is unavailable")

@@ -388,6 +388,7 @@ class _NotAllAvailable(Exception):
 async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.Reservation:
     app = ctx.app
     keys = domain.seat_keys(cmd.seats)
+    await _refuse_early(app, cmd.schedule_id, keys)
     fetched = False
     for attempt in range(4):
         try:
@@ -416,6 +417,23 @@ async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.R
 
 class _UnknownShow(Exception):
     pass
+
+
+async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:
+    """Most holds of an on-sale rush are refused: refuse them with one plain read and no
+    transaction. Passing here proves nothing; the hold's transaction decides."""
+    rows = await app.db.fetch(
+        "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status FROM schedules sc "
+        "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + domain.seats_sql(keys)
+        + " WHERE sc.id = %s", (schedule_id,))
+    if not rows:
+        return  # unknown here yet: the transaction fetches the show
+    domain.check_sales_open(rows[0][0], as_utc(rows[0][1]), utcnow(),
+                            app.settings.sales_cutoff_minutes)
+    taken = _unavailable({(r[2], r[3]): r[4] for r in rows}, keys)
+    if taken:
+        raise errors.SeatUnavailable("some of the seats are not available; nothing was held",
+                                     details=taken)
 
 
 async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],

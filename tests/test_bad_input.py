@@ -111,7 +111,12 @@ BROKEN_BODIES = {
 @pytest.mark.parametrize("case", sorted(BROKEN_BODIES))
 async def test_a_body_that_is_not_json_is_400(admin, route, case):
     data, content_type = BROKEN_BODIES[case]
-    clean(await raw(admin, route, data, content_type), 400)
+    answer = await raw(admin, route, data, content_type)
+    if case == "empty" and not _refuses_empty(route.body):
+        # No body where every field is optional reads as {} (POST …/pay with no body).
+        assert answer.status < 500, answer.body
+        return
+    clean(answer, 400)
 
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=rid)

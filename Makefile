@@ -61,7 +61,7 @@ wrk:
 		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; }; }
 	@command -v wrk >/dev/null || { echo "wrk is missing: install Debian's wrk package" >&2; exit 1; }
 
-# Faults under load in its own namespace (ttms_h8); appends a dated section to chaos/RESULTS.md.
+# Faults under load in its own namespace (ttms_chaos); appends a dated section to chaos/RESULTS.md.
 # It restarts the shared RabbitMQ and freezes MariaDB 10 s; CHAOS_ARGS=--skip-shared leaves
 # those out. CHAOS_ARGS passes options, e.g. make chaos CHAOS_ARGS="--seconds 30 --only kill".
 chaos: deps venv

@@ -34,9 +34,9 @@ from messages.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, TEST_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMESPACE = os.environ.get("CHAOS_NAMESPACE", "ttms_h8")
+NAMESPACE = os.environ.get("CHAOS_NAMESPACE", "ttms_chaos")
 PORT = os.environ.get("CHAOS_PORT", "18808")
-# A smaller pool than the default 20 (+20): the MariaDB server is shared (max_connections 151
+# A smaller pool than the default 10 (+5): the MariaDB server is shared (max_connections 151
 # here), and "every process twice" doubles what this namespace holds.
 ENV = {**TEST_ENV, "TTMS_NAMESPACE": NAMESPACE, "TTMS_GATEWAY_PORT": PORT,
        "TTMS_DB_POOL_SIZE": os.environ.get("CHAOS_DB_POOL_SIZE", "5")}

@@ -41,7 +41,7 @@ migrate: deps venv
 	$(PY) -m migrations upgrade
 
 # The tests start their own processes in their own namespace; no `make up` needed.
-test: deps venv
+test: deps venv wrk
 	.venv/bin/ruff check .
 	$(PY) -m pytest -q
 

@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal_column, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.dialects.mysql import insert
 
 from messages import errors
@@ -71,18 +71,25 @@ async def _insert_missing(tx: Tx, table, **values: Any) -> None:
 
 
 async def _refresh(tx: Tx, reservation_id: int) -> None:
-    """Derive the refund figures and the status of one order from its facts."""
-    refunded = and_(sales.c.reservation_id == reservation_id, sales.c.refunded.is_(True))
+    """Derive the refund figures and the status of one order from its facts.
+
+    Called after the event has upserted (and so locked) the order row: every writer of the
+    reservation's sale rows holds that lock first, so the rows cannot change under us. But a
+    plain read would see the transaction's REPEATABLE READ snapshot, which may predate a refund
+    committed meanwhile (a replay's catch-up applies many events per transaction): the sale rows
+    are read with a locking read, which sees the latest committed rows. The order row itself is
+    this transaction's own (upserted) version, so it is current."""
+    n, money = (await tx.execute(
+        select(func.count(), func.coalesce(func.sum(sales.c.price), 0))
+        .where(sales.c.reservation_id == reservation_id, sales.c.refunded.is_(True))
+        .with_for_update(read=True))).one()
     row = (await tx.execute(select(
         orders.c.paid_at, orders.c.ticket_count, orders.c.release_reason,
-        select(func.count()).where(refunded).scalar_subquery().label("n"),
-        select(func.coalesce(func.sum(sales.c.price), 0)).where(refunded)
-        .scalar_subquery().label("money"),
-    ).where(orders.c.id == reservation_id))).one()
+    ).where(orders.c.id == reservation_id).with_for_update())).one()
     status = domain.order_status(paid=row.paid_at is not None, ticket_count=row.ticket_count,
-                                 refunded_count=row.n, release_reason=row.release_reason)
+                                 refunded_count=n, release_reason=row.release_reason)
     await tx.execute(orders.update().where(orders.c.id == reservation_id).values(
-        refunded_count=row.n, refunded_total=int(row.money), status=status.value))
+        refunded_count=n, refunded_total=int(money), status=status.value))
 
 
 @handlers.event(t.TicketHeld)

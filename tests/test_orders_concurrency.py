@@ -1,0 +1,168 @@
+"""An order's status and refund figures always follow the committed sale rows, however the
+events of its reservation meet: handled at once by the live consumer (prefetch > 1), or applied
+by a replay's catch-up inside a longer transaction while the live service commits a refund.
+
+The handlers run here in this process against a real MariaDB database of the test namespace
+with order_svc's tables (``<ns>_order_conc``, made like the order database and dropped after):
+the events never reach the event log, so they must stay out of the live tables that the replay
+tests rebuild from the log."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from sqlalchemy import func, select, text
+
+from messages import errors
+from messages.contracts.base import Envelope, utcnow
+from messages.db import Database, to_db
+from messages.service import App
+from order_svc import domain, tools
+from order_svc.handlers import handlers
+from order_svc.tables import PROJECTION, orders, sales
+from tests.test_orders import Sale, Show
+
+
+@pytest.fixture(scope="module")
+async def order_db(system):
+    settings = system.settings
+    live, scratch = (f"`{settings.database_name(s)}`" for s in ("order", "order_conc"))
+    await tools._server(settings, [
+        f"DROP DATABASE IF EXISTS {scratch}",
+        f"CREATE DATABASE {scratch} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        *(f"CREATE TABLE {scratch}.{t} LIKE {live}.{t}" for t in PROJECTION)])
+    db = Database(settings, "order_conc")
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        await tools._server(settings, [f"DROP DATABASE IF EXISTS {scratch}"])
+
+
+@pytest.fixture(scope="module")
+def app(system, order_db):
+    return App("order", system.settings, order_db, None, None)
+
+
+async def apply(db: Database, app: App, envelope: Envelope) -> None:
+    """One event in its own transaction, as the live consumer applies it (inbox included);
+    a deadlock with another event is tried again, as the consumer does."""
+    handler = handlers.events[envelope.type]
+    event = handler.event.model_validate(envelope.data)
+    delay = 0.02
+    while True:
+        try:
+            async with db.transaction() as tx:
+                claimed = await tx.execute(text(
+                    "INSERT IGNORE INTO inbox (event_id, event_type, handled_at) "
+                    "VALUES (:id, :type, :now)"),
+                    {"id": envelope.id, "type": envelope.type, "now": to_db(utcnow())})
+                if claimed.rowcount:
+                    await handler.fn(event, tx, app)
+            return
+        except Exception as exc:
+            if errors.from_infrastructure(exc) is None:
+                raise
+            await asyncio.sleep(delay * random.random())
+            delay = min(delay * 2, 0.5)
+
+
+async def order_against_sales(db: Database, reservation_id: int) -> tuple[tuple, tuple]:
+    """(what the order row says, what its sale rows say): refunded count, money, status."""
+    async with db.read() as conn:
+        order = (await conn.execute(select(
+            orders.c.refunded_count, orders.c.refunded_total, orders.c.status,
+            orders.c.paid_at, orders.c.ticket_count, orders.c.release_reason)
+            .where(orders.c.id == reservation_id))).one()
+        n, money = (await conn.execute(select(
+            func.count(), func.coalesce(func.sum(sales.c.price), 0))
+            .where(sales.c.reservation_id == reservation_id,
+                   sales.c.refunded.is_(True)))).one()
+    status = domain.order_status(paid=order.paid_at is not None,
+                                 ticket_count=order.ticket_count, refunded_count=n,
+                                 release_reason=order.release_reason)
+    return ((order.refunded_count, int(order.refunded_total), order.status),
+            (n, int(money), status.value))
+
+
+async def test_catch_up_batch_keeps_a_refund_committed_after_its_snapshot(
+        system, order_db, app):
+    """The chaos run's order 3045: the live service applied `sold`, then `refunded` while a
+    replay's catch-up transaction (many events, REPEATABLE READ) was already open; the batch
+    then applied the late `held` of the same reservation. The order must say refunded."""
+    show = Show(price=3000)
+    sale = Sale(show, 1, [(2, 3)])
+    earlier = Sale(show, 1, [(2, 4)])  # another reservation, earlier in the same batch
+    await apply(order_db, app, sale.sold())
+    refund = sale.refunded()
+
+    class CommitsARefundMeanwhile:
+        """The first event of the batch, after which the live service commits the refund."""
+        def __init__(self, real) -> None:
+            self.real = real
+            self.event = real.event
+
+        async def fn(self, event, tx, app_):
+            await self.real.fn(event, tx, app_)
+            await apply(order_db, app, refund)  # another connection: committed now
+
+    rebuilder = tools.Rebuilder(system.settings, order_db, tools.ReplayReport())
+    first, late = earlier.held(), sale.held()
+    batch = [(first, CommitsARefundMeanwhile(handlers.events[first.type]),
+              handlers.events[first.type].event.model_validate(first.data)),
+             (late, handlers.events[late.type],
+              handlers.events[late.type].event.model_validate(late.data))]
+    assert await asyncio.wait_for(rebuilder._apply(batch), 30) == 2
+
+    said, facts = await order_against_sales(order_db, sale.id)
+    assert facts == (1, 3000, "refunded")
+    assert said == facts
+
+
+@pytest.mark.parametrize("shape", ["one event per transaction", "batches"])
+async def test_events_of_one_reservation_at_once_end_as_the_sales_say(
+        system, order_db, app, shape):
+    """held, sold and refunds of each reservation applied concurrently in random orders,
+    the order row not existing yet; the catch-up shape also puts several reservations'
+    events into one transaction. Every order ends exactly as its sale rows say."""
+    rng = random.Random(9)
+    show = Show(price=1000)
+    reservations = []
+    for _ in range(40):
+        sale = Sale(show, 2, [(3, 1), (3, 2), (3, 3)])
+        refunds = [sale.refunded(i) for i in range(rng.randint(0, 3))]
+        reservations.append((sale, [sale.held(), sale.sold(), *refunds]))
+
+    if shape == "one event per transaction":
+        async def run(envelopes):
+            envelopes = envelopes[:]
+            rng.shuffle(envelopes)
+            await asyncio.gather(*(apply(order_db, app, e) for e in envelopes))
+        await asyncio.gather(*(run(envelopes) for _, envelopes in reservations))
+    else:
+        rebuilder = tools.Rebuilder(system.settings, order_db, tools.ReplayReport())
+        everything = [e for _, envelopes in reservations for e in envelopes]
+        rng.shuffle(everything)
+        live, batched = everything[::2], everything[1::2]
+
+        async def batches():
+            for i in range(0, len(batched), 10):
+                rebuilder._pending = [
+                    (e, handlers.events[e.type],
+                     handlers.events[e.type].event.model_validate(e.data))
+                    for e in batched[i:i + 10]]
+                await rebuilder.flush()
+
+        async def live_service():
+            for i in range(0, len(live), 8):  # the live consumer's prefetch
+                await asyncio.gather(*(apply(order_db, app, e) for e in live[i:i + 8]))
+        await asyncio.wait_for(asyncio.gather(batches(), live_service()), 120)
+
+    for sale, envelopes in reservations:
+        said, facts = await order_against_sales(order_db, sale.id)
+        refunded = len(envelopes) - 2
+        assert facts == (refunded, refunded * 1000, domain.order_status(
+            paid=True, ticket_count=3, refunded_count=refunded, release_reason=None).value)
+        assert said == facts, (sale.id, said, facts)

@@ -166,3 +166,23 @@ async def test_events_of_one_reservation_at_once_end_as_the_sales_say(
         assert facts == (refunded, refunded * 1000, domain.order_status(
             paid=True, ticket_count=3, refunded_count=refunded, release_reason=None).value)
         assert said == facts, (sale.id, said, facts)
+
+
+async def test_the_first_event_of_a_reservation_holds_back_the_others(order_db, app):
+    """The live consumer handles a reservation's events at once (prefetch > 1). The first
+    upsert creates the order row and keeps it locked to its commit; a second event's upsert of
+    the same row waits for that, and then counts what the first committed."""
+    sale = Sale(Show(price=2500), 3, [(4, 1), (4, 2)])
+    sold, refund = sale.sold(), sale.refunded(1)
+    handler = handlers.events[sold.type]
+    async with order_db.transaction() as tx:
+        await handler.fn(handler.event.model_validate(sold.data), tx, app)
+        assert (await tx.execute(select(func.count()).select_from(orders)
+                                 .where(orders.c.id == sale.id))).scalar() == 1
+        second = asyncio.create_task(apply(order_db, app, refund))
+        await asyncio.sleep(1.0)
+        assert not second.done(), "the refund went ahead of the uncommitted sale"
+    await asyncio.wait_for(second, 30)
+    said, facts = await order_against_sales(order_db, sale.id)
+    assert facts == (1, 2500, "partially_refunded")
+    assert said == facts

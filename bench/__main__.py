@@ -165,6 +165,7 @@ def report_row(results: list[dict], failures: list[str], stamp: str, args) -> st
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(by["rush"]["counts"].items())
                            if not k.startswith("2"))
     verdict = "FAILED: " + "; ".join(failures) if failures else "ok"
+    verdict = " ".join(verdict.split()).replace("|", "/")  # one table cell
     return (f"| {stamp} | {args.seconds}s × c{args.connections} | {rps('rush')} | "
             f"{lat('rush')} | {errors or 'none'} | {rps('browse')} | {rps('ceiling')} | "
             f"{ratio} | {verdict} | {args.note} |\n")

@@ -442,7 +442,7 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
     or nothing) and its event."""
     settings = app.settings
     now = utcnow()
-    async with app.db.transaction() as tx:
+    async with app.db.plain_transaction() as tx:
         # The show and the requested seats as they are now, in one read: most refusals in an
         # on-sale rush end here, before anything is written.
         rows = (await tx.execute(text(
@@ -579,7 +579,7 @@ async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
         now = utcnow()
         expired = False
         try:
-            async with app.db.transaction() as tx:
+            async with app.db.plain_transaction() as tx:
                 row = await _load_reservation(tx, cmd.id, ctx.caller)
                 if row.status == "paid":  # paying twice changes nothing
                     return _reservation(row, tickets=await _tickets_of(tx, row.id))
@@ -707,7 +707,7 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
 @handlers.command(c.Refund)
 async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
     app = ctx.app
-    async with app.db.transaction() as tx:
+    async with app.db.plain_transaction() as tx:
         row = (await tx.execute(TICKET, {"id": cmd.id})).first()
         if row is None:
             raise errors.NotFound("no such ticket")

@@ -148,6 +148,10 @@ async def test_replay_gives_the_same_figures_as_live(system, bus, manager, custo
     run = await tool(system, "replay", "--from-start")
     assert run.code == 0, run.err
     assert "replayed" in run.out and "applied" in run.out
+    # `days` covers the whole namespace, on purpose: every test before this one must leave the
+    # live order tables exactly as the event log says. A test that applies events to order_svc's
+    # tables itself (not through the events exchange) must use a scratch database, as
+    # tests/test_orders_concurrency.py does (`<ns>_order_conc`).
     assert await _snapshot(manager, customer, [show.play_id], ids) == before
 
     # Sales go on while a replay runs: the swap loses none of them.

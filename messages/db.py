@@ -7,7 +7,7 @@ import asyncio
 import collections
 import functools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -24,12 +24,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from messages.contracts.base import Envelope, Event, utcnow
+from messages.contracts.base import Envelope, Event, Page, PageQuery, utcnow
 from messages.settings import Settings
 
 # Naive UTC in the database, microsecond precision; `as_utc` makes it aware again on the way out.
@@ -245,6 +247,18 @@ class Database:
                     db=s.database_name(self.service), autocommit=True, minsize=1,
                     maxsize=max(2, s.db_pool_size // 2), pool_recycle=1800)
         return self._plain_pool
+
+    async def page(self, query: Any, counted: Any, where: list, order_by: list,
+                   paging: PageQuery, convert: Callable[[Any], Any]) -> Page:
+        """One page of a list answer: ``query`` filtered by ``where`` and ordered, the rows
+        converted, with the total of ``counted`` (the table or join the rows come from)."""
+        async with self.read() as conn:
+            total = (await conn.execute(
+                select(func.count()).select_from(counted).where(*where))).scalar()
+            rows = (await conn.execute(query.where(*where).order_by(*order_by)
+                                       .limit(paging.page_size).offset(paging.offset))).all()
+        return Page(items=[convert(r) for r in rows], total=total, page=paging.page,
+                    page_size=paging.page_size)
 
     async def dispose(self) -> None:
         if self._plain_pool is not None:

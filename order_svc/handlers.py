@@ -277,14 +277,8 @@ async def list_orders(cmd: c.ListOrders, ctx: Context) -> Page[c.Order]:
         where.append(orders.c.user_id == user_id)
     if cmd.status is not None:
         where.append(orders.c.status == cmd.status.value)
-    async with ctx.app.db.read() as conn:
-        total = (await conn.execute(
-            select(func.count()).select_from(orders).where(*where))).scalar()
-        rows = (await conn.execute(
-            select(*_order_columns).select_from(_order_source).where(*where)
-            .order_by(orders.c.id.desc()).limit(cmd.page_size).offset(cmd.offset))).all()
-    return Page[c.Order](items=[to_order(r) for r in rows], total=total, page=cmd.page,
-                         page_size=cmd.page_size)
+    return await ctx.app.db.page(select(*_order_columns).select_from(_order_source), orders,
+                                 where, [orders.c.id.desc()], cmd, to_order)
 
 
 @handlers.command(c.GetOrder)

@@ -67,13 +67,7 @@ async def list_plays(cmd: c.ListPlays, ctx: Context) -> Page[c.Play]:
         where.append(plays.c.name.contains(cmd.q, autoescape=True))
     if cmd.kind is not None:
         where.append(plays.c.kind == cmd.kind.value)
-    async with ctx.app.db.read() as conn:
-        total = (await conn.execute(select(func.count()).select_from(plays)
-                                    .where(*where))).scalar()
-        rows = (await conn.execute(select(plays).where(*where).order_by(plays.c.id)
-                                   .limit(cmd.page_size).offset(cmd.offset))).all()
-    return Page[c.Play](items=[to_play(r) for r in rows], total=total, page=cmd.page,
-                        page_size=cmd.page_size)
+    return await ctx.app.db.page(select(plays), plays, where, [plays.c.id], cmd, to_play)
 
 
 @handlers.command(c.GetPlay)
@@ -261,14 +255,8 @@ async def list_schedules(cmd: c.ListSchedules, ctx: Context) -> Page[c.Schedule]
         where.append(schedules.c.starts_at >= to_db(starts_from))
     if cmd.to is not None:
         where.append(schedules.c.starts_at < to_db(cmd.to))
-    async with ctx.app.db.read() as conn:
-        total = (await conn.execute(select(func.count()).select_from(schedules)
-                                    .where(*where))).scalar()
-        rows = (await conn.execute(_schedule_query().where(*where)
-                                   .order_by(schedules.c.starts_at, schedules.c.id)
-                                   .limit(cmd.page_size).offset(cmd.offset))).all()
-    return Page[c.Schedule](items=[to_schedule(r) for r in rows], total=total, page=cmd.page,
-                            page_size=cmd.page_size)
+    return await ctx.app.db.page(_schedule_query(), schedules, where,
+                                 [schedules.c.starts_at, schedules.c.id], cmd, to_schedule)
 
 
 @handlers.command(c.GetSchedule)

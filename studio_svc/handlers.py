@@ -73,13 +73,8 @@ async def create_studio(cmd: c.CreateStudio, ctx: Context) -> c.Studio:
 @handlers.command(c.ListStudios)
 async def list_studios(cmd: c.ListStudios, ctx: Context) -> Page[c.Studio]:
     where = [] if cmd.q is None else [studios.c.name.contains(cmd.q, autoescape=True)]
-    async with ctx.app.db.read() as conn:
-        total = (await conn.execute(select(func.count()).select_from(studios)
-                                    .where(*where))).scalar()
-        rows = (await conn.execute(select(studios).where(*where).order_by(studios.c.id)
-                                   .limit(cmd.page_size).offset(cmd.offset))).all()
-    return Page[c.Studio](items=[to_studio(r) for r in rows], total=total, page=cmd.page,
-                          page_size=cmd.page_size)
+    return await ctx.app.db.page(select(studios), studios, where, [studios.c.id], cmd,
+                                 to_studio)
 
 
 @handlers.command(c.GetStudio)

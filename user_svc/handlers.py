@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from messages import errors, tokens
@@ -144,13 +144,8 @@ async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
 @handlers.command(c.ListUsers)
 async def list_users(cmd: c.ListUsers, ctx: Context) -> Page[c.User]:
     _require_admin(ctx.caller)
-    live = users.c.deleted_at.is_(None)
-    async with ctx.app.db.read() as conn:
-        total = (await conn.execute(select(func.count()).select_from(users).where(live))).scalar()
-        rows = (await conn.execute(select(users).where(live).order_by(users.c.id)
-                                   .limit(cmd.page_size).offset(cmd.offset))).all()
-    return Page[c.User](items=[to_user(r) for r in rows], total=total, page=cmd.page,
-                        page_size=cmd.page_size)
+    return await ctx.app.db.page(select(users), users, [users.c.deleted_at.is_(None)],
+                                 [users.c.id], cmd, to_user)
 
 
 @handlers.command(c.UpdateUser)

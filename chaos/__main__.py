@@ -23,13 +23,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 
 from chaos import faults
 from chaos.faults import PhaseResult, Target
 from chaos.rush import Api, customers, staff
 from messages import launcher
+from messages.broker import delete_namespace
 from messages.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, TEST_ENV
 
@@ -53,23 +53,7 @@ def _reset(settings: Settings) -> None:
     """Drop the namespace's databases and delete its queues and exchanges."""
     subprocess.run([sys.executable, "-m", "migrations", "drop"], cwd=ROOT, check=True,
                    env={**os.environ, **ENV}, capture_output=True)
-    listed = subprocess.run(["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
-                            capture_output=True, text=True, timeout=60)
-    queues = [q.strip() for q in listed.stdout.splitlines()
-              if q.strip().startswith(f"{settings.namespace}.")]
-
-    async def delete() -> None:
-        connection = await aio_pika.connect(settings.amqp_url)
-        async with connection:
-            for queue in queues:
-                channel = await connection.channel()
-                await channel.queue_delete(queue)
-            channel = await connection.channel()
-            for exchange in (settings.names.events_exchange, settings.names.dead_letter_exchange,
-                             settings.names.delay_exchange):
-                await channel.exchange_delete(exchange)
-
-    asyncio.run(delete())
+    asyncio.run(delete_namespace(settings.amqp_url, settings.names))
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, faults.Fault | None, dict]]:

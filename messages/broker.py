@@ -154,3 +154,25 @@ def _cancelled(task: asyncio.Task | None) -> bool:
     """True when ``task`` itself is being cancelled (by stop()), not merely handed a
     CancelledError by a library whose connection closed under it."""
     return task is not None and task.cancelling() > 0
+
+
+async def delete_namespace(url: str, names) -> list[str]:
+    """Delete every queue of a namespace (``<ns>.…``) and its exchanges, so that a test or
+    chaos run starts empty. Queues are listed with ``rabbitmqctl`` (AMQP cannot list them).
+    Returns the deleted queues' names."""
+    listed = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    output, _ = await asyncio.wait_for(listed.communicate(), 60)
+    queues = [q.strip() for q in output.decode().splitlines()
+              if q.strip().startswith(f"{names.ns}.")]
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for queue in queues:
+            channel = await connection.channel()  # a failed delete would close the channel
+            await channel.queue_delete(queue)
+        channel = await connection.channel()
+        for exchange in (names.events_exchange, names.dead_letter_exchange,
+                         names.delay_exchange):
+            await channel.exchange_delete(exchange)
+    return queues

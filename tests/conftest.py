@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import orjson
 import pytest
 
 from messages import launcher
+from messages.broker import delete_namespace
 from messages.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,23 +60,7 @@ def _reset_namespace(settings: Settings) -> None:
     """Drop the namespace's databases and delete its queues and exchanges."""
     subprocess.run([sys.executable, "-m", "migrations", "drop"], cwd=ROOT, check=True,
                    env={**os.environ, **TEST_ENV}, capture_output=True)
-    prefix = f"{settings.namespace}."
-    listed = subprocess.run(["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
-                            capture_output=True, text=True, timeout=60)
-    queues = [q.strip() for q in listed.stdout.splitlines() if q.strip().startswith(prefix)]
-
-    async def delete() -> None:
-        connection = await aio_pika.connect(settings.amqp_url)
-        async with connection:
-            for queue in queues:
-                channel = await connection.channel()
-                await channel.queue_delete(queue)
-            channel = await connection.channel()
-            for exchange in (settings.names.events_exchange, settings.names.dead_letter_exchange,
-                             settings.names.delay_exchange):
-                await channel.exchange_delete(exchange)
-
-    asyncio.run(delete())
+    asyncio.run(delete_namespace(settings.amqp_url, settings.names))
 
 
 @dataclass

@@ -29,7 +29,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from messages import errors
-from messages.broker import Broker
+from messages.broker import Broker, delete_namespace
 from messages.contracts.base import Command, Envelope, Event
 from messages.db import Database, inbox_table, outbox_table
 from messages.events import EventHandler, Listener, OutboxRelay, Subscriber
@@ -132,18 +132,7 @@ async def _drop_databases() -> None:
 
 
 async def _delete_queues() -> None:
-    listed = await asyncio.to_thread(
-        subprocess.run, ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
-        capture_output=True, text=True, timeout=60)
-    queues = [q.strip() for q in listed.stdout.splitlines() if q.strip().startswith(NS + ".")]
-    connection = await aio_pika.connect(SETTINGS.amqp_url)
-    async with connection:
-        for queue in queues:
-            channel = await connection.channel()
-            await channel.queue_delete(queue)
-        channel = await connection.channel()
-        for exchange in (NAMES.events_exchange, NAMES.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+    await delete_namespace(SETTINGS.amqp_url, NAMES)
 
 
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = ""):
@@ -808,7 +797,7 @@ async def test_listener_misses_nothing_while_its_connection_is_rebuilt(bus):
 
 BENCH_SCRIPT = """
 import asyncio, sys, time, uvloop
-from messages.broker import Broker
+from messages.broker import Broker, delete_namespace
 from messages.rpc import RpcClient
 from messages.settings import Settings
 from tests.test_bus import round_trips_per_second

@@ -18,6 +18,7 @@ from gateway.problems import from_http, problem
 from gateway.routes import ROUTES, Route, Who
 from messages import errors
 from messages.broker import Broker
+from messages.contracts.base import Role
 from messages.events import Listener
 from messages.rpc import RpcClient
 from messages.settings import SERVICES, Settings
@@ -248,9 +249,7 @@ def _limit_login(request: web.Request, username: str) -> None:
                                      retry_after=wait)
 
 
-def _at_least(role: str, minimum) -> bool:
-    from messages.contracts.base import Role
-
+def _at_least(role: str, minimum: Role) -> bool:
     return Role(role).at_least(minimum)
 
 

@@ -420,20 +420,68 @@ class _UnknownShow(Exception):
 
 
 async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:
-    """Most holds of an on-sale rush are refused: refuse them with one plain read and no
-    transaction. Passing here proves nothing; the hold's transaction decides."""
-    rows = await app.db.fetch(
-        "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status FROM schedules sc "
-        "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + domain.seats_sql(keys)
-        + " WHERE sc.id = %s", (schedule_id,))
-    if not rows:
+    """Most holds of an on-sale rush are refused: refuse them with a plain read and no
+    transaction, one read shared by the holds of a show that arrive together. Passing here
+    proves nothing; the hold's transaction decides."""
+    show, seats = await _seat_reads.look(app, schedule_id, keys)
+    if show is None:
         return  # unknown here yet: the transaction fetches the show
-    domain.check_sales_open(rows[0][0], as_utc(rows[0][1]), utcnow(),
+    domain.check_sales_open(show[0], as_utc(show[1]), utcnow(),
                             app.settings.sales_cutoff_minutes)
-    taken = _unavailable({(r[2], r[3]): r[4] for r in rows}, keys)
+    taken = _unavailable(seats, keys)
     if taken:
         raise errors.SeatUnavailable("some of the seats are not available; nothing was held",
                                      details=taken)
+
+
+class _SeatReads:
+    """Coalesces the early reads of holds: the holds of one show that start in the same
+    event-loop turn (those of one batched RPC message, or of messages read together) share
+    one query for the union of their seats, made on the next turn. A rush of many buyers on a
+    few seats then costs one round trip per batch instead of one per buyer. The answer is a
+    read of committed rows, exactly as one query per hold would give."""
+
+    MAX_KEYS = 400  # seats per query; beyond it the next holds start another query
+
+    def __init__(self) -> None:
+        self._open: dict[int, tuple[set[tuple[int, int]], asyncio.Future]] = {}
+
+    def look(self, app: App, schedule_id: int, keys: list[tuple[int, int]]) -> asyncio.Future:
+        """(show status and start, or None if unknown) and {(row, col): seat status}."""
+        batch = self._open.get(schedule_id)
+        if batch is None or len(batch[0]) + len(keys) > self.MAX_KEYS:
+            loop = asyncio.get_running_loop()
+            batch = self._open[schedule_id] = (set(), loop.create_future())
+            loop.call_soon(self._start, app, schedule_id, batch)
+        batch[0].update(keys)
+        # shield: a waiter that is cancelled must not cancel the read for the others
+        return asyncio.shield(batch[1])
+
+    def _start(self, app: App, schedule_id: int, batch) -> None:
+        if self._open.get(schedule_id) is batch:
+            del self._open[schedule_id]
+        task = asyncio.ensure_future(self._read(app, schedule_id, batch))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    @staticmethod
+    async def _read(app: App, schedule_id: int, batch) -> None:
+        keys, future = batch
+        try:
+            rows = await app.db.fetch(
+                "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status "
+                "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND "
+                + domain.seats_sql(sorted(keys)) + " WHERE sc.id = %s", (schedule_id,))
+        except Exception as exc:  # noqa: BLE001 - each waiting hold gets the failure
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result((rows[0][:2], {(r[2], r[3]): r[4] for r in rows}) if rows
+                              else (None, {}))
+
+
+_seat_reads = _SeatReads()
 
 
 async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],
@@ -523,8 +571,8 @@ def _schedule_expiry(reservation_id: int) -> None:
     if _expiry is None:
         return
     task = asyncio.ensure_future(_publish_expiry(_expiry, reservation_id))
-    _publishing.add(task)
-    task.add_done_callback(_publishing.discard)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def _publish_expiry(expiry: Delay, reservation_id: int) -> None:
@@ -534,7 +582,7 @@ async def _publish_expiry(expiry: Delay, reservation_id: int) -> None:
         log.warning("could not schedule the expiry of hold %s (%s)", reservation_id, exc)
 
 
-_publishing: set[asyncio.Task] = set()
+_background: set[asyncio.Task] = set()
 
 
 # -- reservations: read, pay, cancel ---------------------------------------------------------

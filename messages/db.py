@@ -123,29 +123,104 @@ class PlainResult:
         return self._rows[0][0] if self._rows else None
 
 
+class Later:
+    """A statement queued by ``PlainTx.later``: its ``rowcount`` once it was sent."""
+
+    __slots__ = ("sql", "rowcount")
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.rowcount: int | None = None
+
+
 class PlainTx(Tx):
     """A ``Tx`` on a plain asyncmy connection, for the hottest transactions: the same
     ``execute(text(...), params)`` and ``emit`` as ``Tx``, at a fraction of SQLAlchemy's CPU
     per statement (PERFORMANCE.md). Takes ``text()`` clauses or SQL strings with ``:name``
     parameters (lists expand for ``IN :ids``); driver errors arrive as SQLAlchemy's, so the
-    callers' error handling is the same for both."""
+    callers' error handling is the same for both.
 
-    __slots__ = ()
+    ``later`` queues a statement whose result is not needed at once; it travels with the
+    next ``execute`` (or ``flush``, or the commit) in one multi-statement round trip. On this
+    machine a round trip's system calls cost more than the statement's Python."""
+
+    __slots__ = ("_later",)
+
+    def __init__(self, conn: Any, producer: str) -> None:
+        super().__init__(conn, producer)
+        self._later: list[Later] = []
 
     async def execute(self, statement: Any, params: Any = None) -> PlainResult:
         sql = statement.text if hasattr(statement, "text") else str(statement)
         if params:
             sql = _pyformat(sql)
+        queued = self._later
         try:
             async with self.conn.cursor() as cursor:
-                await cursor.execute(sql, params or None)
+                if queued:
+                    await self._send(cursor, cursor.mogrify(sql, params or None))
+                else:
+                    await cursor.execute(sql, params or None)
                 rows = []
                 if cursor.description:
                     row = _row_type(tuple(d[0] for d in cursor.description))
                     rows = [row(*r) for r in await cursor.fetchall()]
                 return PlainResult(cursor.rowcount, cursor.lastrowid, rows)
         except asyncmy.errors.Error as exc:
-            raise _as_sqlalchemy(sql, params, exc) from exc
+            raise _as_sqlalchemy(_script(queued, sql), params, exc) from exc
+
+    def later(self, statement: Any, params: dict[str, Any] | None = None, *,
+              rows: list[dict[str, Any]] | None = None) -> Later:
+        """Queue a statement, sent with the next ``execute``/``flush``/commit; its errors
+        surface there. ``rows``: an ``INSERT … VALUES (:a, :b, …) [ON DUPLICATE KEY UPDATE
+        …]`` as one multi-row insert of these rows."""
+        sql = statement.text if hasattr(statement, "text") else str(statement)
+        literal = self.conn.literal
+        if rows is not None:
+            values = _INSERT_VALUES.match(_pyformat(sql))
+            if values is None:
+                raise ValueError(f"not an INSERT … VALUES (…) statement: {sql}")
+            prefix, one, suffix = values.groups()
+            sql = prefix + ", ".join(
+                one % {k: literal(v) for k, v in row.items()} for row in rows) + suffix
+        elif params:
+            sql = _pyformat(sql) % {k: literal(v) for k, v in params.items()}
+        queued = Later(sql)
+        self._later.append(queued)
+        return queued
+
+    async def flush(self) -> None:
+        """Send what ``later`` queued, now."""
+        queued = self._later
+        if queued:
+            try:
+                async with self.conn.cursor() as cursor:
+                    await self._send(cursor, None)
+            except asyncmy.errors.Error as exc:
+                raise _as_sqlalchemy(_script(queued), None, exc) from exc
+
+    async def _send(self, cursor: Any, last: str | None) -> None:
+        """The queued statements (and ``last``) in one round trip; the cursor is left on the
+        last result."""
+        queued, self._later = self._later, []
+        await cursor.execute(_script(queued, last))
+        for i, q in enumerate(queued):
+            q.rowcount = cursor.rowcount
+            if i + 1 < len(queued) or last is not None:
+                await cursor.nextset()
+
+
+def _script(queued: list[Later], last: str | None = None) -> str:
+    """What a round trip sent, for error messages."""
+    return ";\n".join([q.sql for q in queued] + ([last] if last is not None else []))
+
+
+# An INSERT's parts around its one VALUES tuple of parameters (the driver's executemany uses
+# the same split).
+_INSERT_VALUES = re.compile(
+    r"(\s*(?:INSERT|REPLACE)\b.+\bVALUES?\s*)"
+    r"(\(\s*%\(\w+\)s\s*(?:,\s*%\(\w+\)s\s*)*\))"
+    r"(\s*(?:ON DUPLICATE.*)?)\Z", re.IGNORECASE | re.DOTALL)
 
 
 async def _quietly(coro) -> None:
@@ -197,17 +272,27 @@ class Database:
             self.outbox_written.set()
 
     @asynccontextmanager
-    async def plain_transaction(self) -> AsyncIterator[PlainTx]:
-        """Like ``transaction``, on plain asyncmy: see ``PlainTx``."""
+    async def plain_transaction(self, *, begin_later: bool = False) -> AsyncIterator[PlainTx]:
+        """Like ``transaction``, on plain asyncmy: see ``PlainTx``. ``begin_later``: BEGIN
+        travels with the first statement (``PlainTx.later``), and queued statements with the
+        COMMIT: a transaction of one read and some writes is two round trips."""
         pool = self._plain_pool or await self._open_plain_pool()
         async with pool.acquire() as conn:
             tx = PlainTx(conn, self.service)
             try:
-                await conn.begin()
+                if begin_later:
+                    tx.later("BEGIN")
+                else:
+                    await conn.begin()
                 yield tx
                 if tx.events:
+                    await tx.flush()
                     await self._plain_outbox(tx)
-                await conn.commit()
+                if tx._later:
+                    tx.later("COMMIT")
+                    await tx.flush()
+                else:
+                    await conn.commit()
             except BaseException:
                 await _quietly(conn.rollback())
                 raise

@@ -62,9 +62,14 @@ class Handlers:
             return fn
         return register
 
-    def event(self, event: type[Event]):
+    def event(self, event: type[Event], *, plain: bool = False):
+        """``plain=True``: the handler gets a ``PlainTx`` (plain asyncmy, SQL strings) and
+        shares it with the other plain events the Subscriber applies with it (those delivered
+        together go in one transaction), so it must not trust the transaction's snapshot,
+        which may predate its event: it reads with locking reads. Without it, each event gets
+        a SQLAlchemy ``Tx`` of its own."""
         def register(fn):
-            self.events[event.type] = EventHandler(event, fn)
+            self.events[event.type] = EventHandler(event, fn, plain)
             return fn
         return register
 
@@ -101,7 +106,7 @@ class Service:
         app = App(self.name, settings, db, RpcClient(broker, names, settings.rpc_timeout_seconds),
                   broker)
 
-        events = {key: EventHandler(h.event, _bind_app(h.fn, app))
+        events = {key: EventHandler(h.event, _bind_app(h.fn, app), h.plain)
                   for key, h in self.handlers.events.items()}
         if events:
             Subscriber(broker, names, db, self.name, events, settings.event_delivery_limit)

@@ -26,6 +26,7 @@ import aio_pika
 import orjson
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from messages import errors
@@ -720,6 +721,238 @@ async def test_database_outage_is_retried_in_place_not_dead_lettered(bus):
     finally:
         await broker.stop()
         await db.dispose()
+
+
+# -- events of plain handlers: several per transaction ----------------------------------------
+
+class Counted(Event, type="bt.counted"):
+    key: str
+    mode: str = "ok"  # ok | fail | gate (waits for the test) | lock (rows, then more rows)
+    rows: list[int] = []
+
+
+@dataclass
+class PlainService:
+    """A Subscriber of plain handlers (consumer ``bt4``) on the bt database: each event adds
+    an effect row ``bt4:<key>``; the test opens and closes a gate to hold the one batch slot
+    while the next events gather behind it."""
+
+    subscriber: Subscriber
+    db: Database
+    gate: asyncio.Event
+    waiting_at_gate: asyncio.Event
+    locking: asyncio.Event
+    transactions: collections.defaultdict  # key -> ids of the transactions that ran it
+
+    def attempts(self, k: str) -> int:
+        return len(self.transactions[k])
+
+    async def gathered(self, n: int) -> bool:
+        return len(self.subscriber._waiting) >= n
+
+
+async def _counted_handler(service: PlainService, event: Counted, tx) -> None:
+    service.transactions[event.key].append(id(tx))
+    if event.mode == "gate":
+        service.waiting_at_gate.set()
+        await service.gate.wait()
+    if event.mode == "fail":
+        raise RuntimeError("this handler always fails")
+    for n, row in enumerate(event.rows):
+        if n == len(event.rows) - 1:
+            service.locking.set()
+        await tx.execute("SELECT id FROM effects WHERE id = :id FOR UPDATE", {"id": row})
+    tx.later("INSERT INTO effects (event_key) VALUES (:k)", {"k": f"bt4:{event.key}"})
+
+
+@pytest.fixture(scope="module")
+async def plain(bus):
+    db = Database(SETTINGS, "bt")
+    broker = Broker(SETTINGS.amqp_url, f"{NS}-bt4")
+    service = PlainService(None, db, asyncio.Event(), asyncio.Event(), asyncio.Event(),
+                           collections.defaultdict(list))
+
+    async def on_counted(event: Counted, tx) -> None:
+        await _counted_handler(service, event, tx)
+
+    service.subscriber = Subscriber(
+        broker, NAMES, db, "bt4", {"bt.counted": EventHandler(Counted, on_counted, plain=True)},
+        delivery_limit=DELIVERY_LIMIT)
+    await broker.start()
+    try:
+        yield service
+    finally:
+        service.gate.set()
+        await broker.stop()
+        await db.dispose()
+
+
+async def _publish_counted(bus: Bus, *events: Counted | Envelope) -> list[Envelope]:
+    envelopes = [e if isinstance(e, Envelope) else Envelope.wrap(e, "bp") for e in events]
+    for envelope in envelopes:
+        await bus.publish_raw(orjson.dumps(envelope.model_dump(mode="json")),
+                              routing_key="bt.counted", message_id=envelope.id)
+    return envelopes
+
+
+async def _held_at_the_gate(bus: Bus, plain: PlainService) -> str:
+    """Occupy the batch slot with an event that waits for ``plain.gate``."""
+    plain.gate.clear()
+    plain.waiting_at_gate.clear()
+    gate = key()
+    await _publish_counted(bus, Counted(key=gate, mode="gate"))
+    await wait_for(plain.waiting_at_gate.is_set, 10, what="the gate event's batch")
+    return gate
+
+
+async def _dead_letters_of(bus: Bus, consumer: str) -> list[bytes]:
+    channel = await bus.amqp.channel()
+    bodies = []
+    try:
+        queue = await channel.get_queue(NAMES.dead_letter_queue(consumer))
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            bodies.append(message.body)
+    finally:
+        await channel.close()
+    return bodies
+
+
+async def test_a_lone_plain_event_is_applied_at_once(bus, plain):
+    k = key()
+    started = time.monotonic()
+    await _publish_counted(bus, Counted(key=k))
+    await wait_for(lambda: bus.effects(f"bt4:{k}"), 5, 0.01, "the effect")
+    assert time.monotonic() - started < 1.0
+
+
+async def test_events_that_wait_together_share_a_transaction_and_a_duplicate_is_skipped(
+        bus, plain):
+    """Events gathered behind a busy batch go in one transaction; one of them applied before
+    (in the inbox) and another delivered twice within the batch each apply once."""
+    before = key()
+    [applied_before] = await _publish_counted(bus, Counted(key=before))
+    await wait_for(lambda: bus.effects(f"bt4:{before}"), 10, what="the earlier event")
+    gate = await _held_at_the_gate(bus, plain)
+    first, second = key(), key()
+    [once] = await _publish_counted(bus, Counted(key=first))
+    await _publish_counted(bus, applied_before, Counted(key=second), once)
+    await wait_for(lambda: plain.gathered(4), 10, what="four events behind the gate")
+    plain.gate.set()
+    for k in (gate, first, second):
+        await wait_for(lambda k=k: bus.effects(f"bt4:{k}"), 10, what=f"effect of {k}")
+    await asyncio.sleep(0.5)
+    assert [await bus.effects(f"bt4:{k}") for k in (before, first, second)] == [1, 1, 1]
+    # The four were tried in one transaction first, and rolled back when the claim found
+    # fewer new events than four; then claimed one at a time in the next, where the handler
+    # of the earlier event did not run again, nor the twice-delivered one's a second time.
+    assert plain.transactions[first][0] == plain.transactions[second][0]
+    assert plain.attempts(before) == 1 + 1
+    assert plain.attempts(first) == 2 + 1
+    assert plain.attempts(second) == 1 + 1
+    assert await _dead_letters_of(bus, "bt4") == []
+    assert not plain.subscriber._unsettled  # all acked
+
+
+async def test_a_failing_event_in_a_batch_is_dead_lettered_and_the_others_apply_once(
+        bus, plain):
+    gate = await _held_at_the_gate(bus, plain)
+    good, bad = [key() for _ in range(4)], key()
+    await _publish_counted(bus, Counted(key=good[0]), Counted(key=good[1]),
+                           Counted(key=bad, mode="fail"), Counted(key=good[2]),
+                           Counted(key=good[3]))
+    await wait_for(lambda: plain.gathered(5), 10, what="five events behind the gate")
+    plain.gate.set()
+    dead = await wait_for(lambda: _dead_letters_of(bus, "bt4"), 20, 0.2, "the dead letter")
+    assert [orjson.loads(b)["data"]["key"] for b in dead] == [bad]
+    assert [await bus.effects(f"bt4:{k}") for k in [gate, *good, bad]] == [1, 1, 1, 1, 1, 0]
+    # one transaction until the bad event failed it, then each event in its own
+    assert len({plain.transactions[k][0] for k in [*good[:2], bad]}) == 1
+    assert [plain.attempts(k) for k in good] == [2, 2, 1, 1]
+    # every delivery of the bad event ran its handler: alone, or in a batch and then alone
+    assert plain.attempts(bad) >= DELIVERY_LIMIT + 1
+
+
+async def test_a_batch_that_loses_a_deadlock_is_applied_again_in_place(bus, plain):
+    """The batch's first event locks row A, then B; another transaction holds B and then
+    asks for A. The database rolls the batch back (the other did more work); the batch is
+    tried again, not dead-lettered, and every event in it is applied once."""
+    async with bus.bt_db.transaction() as tx:
+        a = (await tx.execute(text("INSERT INTO effects (event_key) VALUES ('row a')"))).lastrowid
+        b = (await tx.execute(text("INSERT INTO effects (event_key) VALUES ('row b')"))).lastrowid
+    async with bus.bt_db.engine.connect() as conn:
+        transaction = await conn.begin()
+        # more work than the batch, so that the batch is the deadlock's victim
+        await conn.execute(text("INSERT INTO effects (event_key) VALUES (:k)"),
+                           [{"k": f"heavy {n}"} for n in range(200)])
+        await conn.execute(text("SELECT id FROM effects WHERE id = :id FOR UPDATE"), {"id": b})
+        gate = await _held_at_the_gate(bus, plain)
+        locker, rest = key(), [key(), key()]
+        plain.locking.clear()
+        await _publish_counted(bus, Counted(key=locker, mode="lock", rows=[a, b]),
+                               *(Counted(key=k) for k in rest))
+        await wait_for(lambda: plain.gathered(3), 10, what="three events behind the gate")
+        plain.gate.set()
+        await wait_for(plain.locking.is_set, 10, what="the batch taking row a")
+        await asyncio.sleep(0.3)  # its request for row b is waiting
+        await conn.execute(text("SELECT id FROM effects WHERE id = :id FOR UPDATE"), {"id": a})
+        await transaction.rollback()
+    for k in [gate, locker, *rest]:
+        await wait_for(lambda k=k: bus.effects(f"bt4:{k}"), 10, what=f"effect of {k}")
+    await asyncio.sleep(0.3)
+    assert [await bus.effects(f"bt4:{k}") for k in [locker, *rest]] == [1, 1, 1]
+    assert plain.attempts(locker) == 2  # the deadlocked batch, then the same batch again
+    assert [plain.attempts(k) for k in rest] == [1, 1]  # the first try never reached them
+    assert await _dead_letters_of(bus, "bt4") == []
+
+
+class Waited(Event, type="bt.waited"):
+    key: str
+
+
+async def test_plain_events_wait_out_a_database_outage(bus):
+    attempts: collections.Counter[str] = collections.Counter()
+
+    async def on_waited(event: Waited, tx) -> None:
+        attempts[event.key] += 1
+        tx.later("INSERT INTO effects (event_key) VALUES (:k)", {"k": f"bt5:{event.key}"})
+
+    db = Database(SETTINGS.model_copy(update={"db_port": 1}), "bt")  # nothing listens there
+    broker = Broker(SETTINGS.amqp_url, f"{NS}-bt5")
+    Subscriber(broker, NAMES, db, "bt5",
+               {"bt.waited": EventHandler(Waited, on_waited, plain=True)}, delivery_limit=2)
+    await broker.start()
+    k = key()
+    try:
+        await bus.publish_raw(orjson.dumps(Envelope.wrap(Waited(key=k), "bp").model_dump(
+            mode="json")), routing_key="bt.waited")
+        await asyncio.sleep(3)  # several failed attempts, more than the delivery limit
+        assert attempts[k] == 0 and await bus.effects(f"bt5:{k}") == 0
+        db._settings = SETTINGS  # the database is back
+        await wait_for(lambda: bus.effects(f"bt5:{k}"), 10, 0.1, "the effect")
+        assert attempts[k] == 1
+        assert await _dead_letters_of(bus, "bt5") == []
+    finally:
+        await broker.stop()
+        await db.dispose()
+
+
+async def test_queued_statements_travel_with_the_next_and_fail_where_sent(bus):
+    """PlainTx.later: a multi-row insert and an upsert sent with the next read; an error in a
+    queued statement surfaces at the round trip that sent it and rolls everything back."""
+    k = key()
+    async with bus.bt_db.plain_transaction(begin_later=True) as tx:
+        inserted = tx.later("INSERT INTO effects (event_key) VALUES (:k)",
+                            rows=[{"k": f"{k}:1"}, {"k": f"{k}:2'%"}])
+        count = await tx.execute("SELECT COUNT(*) FROM effects WHERE event_key LIKE :p",
+                                 {"p": f"{k}:%"})
+        assert (inserted.rowcount, count.scalar()) == (2, 2)
+        tx.later("INSERT INTO effects (event_key) VALUES (:k)", {"k": f"{k}:3"})
+    assert await bus.effects(f"{k}:2'%") == 1 and await bus.effects(f"{k}:3") == 1
+    with pytest.raises(sa_exc.IntegrityError):
+        async with bus.bt_db.plain_transaction(begin_later=True) as tx:
+            tx.later("INSERT INTO effects (event_key) VALUES (:k)", {"k": f"{k}:4"})
+            tx.later("INSERT INTO effects (id, event_key) VALUES (1, 'a'), (1, 'b')")
+    assert await bus.effects(f"{k}:4") == 0
 
 
 async def test_event_log_stream_receives_every_event(bus):

@@ -11,8 +11,8 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import case, func, literal_column, select
-from sqlalchemy.dialects.mysql import insert
 
 from messages import errors
 from messages.contracts import order as c
@@ -20,7 +20,7 @@ from messages.contracts import play as p
 from messages.contracts import studio as st
 from messages.contracts import ticket as t
 from messages.contracts.base import Caller, Page, Role
-from messages.db import Tx, as_utc, to_db
+from messages.db import PlainTx, as_utc, to_db
 from messages.service import App, Context, Handlers
 from order_svc import domain
 from order_svc.tables import orders, plays, sales, shows, studios
@@ -30,218 +30,266 @@ handlers = Handlers()
 logging.getLogger("asyncmy").setLevel(logging.ERROR)
 
 
-# -- events: sales ---------------------------------------------------------------------------
+# -- events ----------------------------------------------------------------------------------
+#
+# Plain SQL on a PlainTx (``plain=True``): fixed statements, no SQLAlchemy on the path every
+# sale takes. The Subscriber applies the events delivered together in one transaction (and the
+# replay many more), so no handler trusts the transaction's snapshot: every read is a locking
+# read, which sees the latest committed rows (see ``_refresh``).
+#
+# ON DUPLICATE KEY UPDATE rules, per column: ``c = VALUES(c)`` when this event is the
+# authority for it (take), ``c = COALESCE(c, VALUES(c))`` when it only fills in what no other
+# event said yet (fill).
 
-def _seats(seats) -> list[dict[str, int]]:
-    return [{"row": s.row, "col": s.col, "price": s.price} for s in seats]
-
-
-async def _upsert_order(tx: Tx, values: dict[str, Any], on_duplicate: dict[str, Any]) -> None:
-    values = {"refunded_count": 0, "refunded_total": 0, "held": False,
-              "status": c.OrderStatus.held.value, **values}
-    statement = insert(orders).values(**values)
-    on_duplicate = {k: (v(statement.inserted) if callable(v) else v)
-                    for k, v in on_duplicate.items()}
-    await tx.execute(statement.on_duplicate_key_update(**on_duplicate))
-
-
-def _fill(column: str):
-    """On a duplicate: keep what is known, fill in what was missing."""
-    return lambda inserted: func.coalesce(orders.c[column], inserted[column])
+def _seats(seats) -> str:
+    return orjson.dumps([{"row": s.row, "col": s.col, "price": s.price} for s in seats]).decode()
 
 
-def _take(column: str):
-    """On a duplicate: this event is the authority for the column."""
-    return lambda inserted: inserted[column]
+def _new_status(*, paid: bool = False, ticket_count: int | None = None,
+                release_reason: str | None = None) -> str:
+    """The status of an order row this event inserts (no refunds counted yet); ``_refresh``
+    sets the one that follows from every fact."""
+    return domain.order_status(paid=paid, ticket_count=ticket_count, refunded_count=0,
+                               release_reason=release_reason).value
 
 
-async def _remember_show(tx: Tx, schedule_id: int, play_id: int, studio_id: int | None,
-                         starts_at: datetime | None, play_name: str | None = None) -> None:
+HELD = (
+    "INSERT INTO orders (id, user_id, schedule_id, play_id, play_name, studio_id, starts_at, "
+    "seats, total, currency, created_at, held, expires_at, refunded_count, refunded_total, "
+    "status) VALUES (:id, :user_id, :schedule_id, :play_id, :play_name, :studio_id, "
+    ":starts_at, :seats, :total, :currency, :created_at, TRUE, :expires_at, 0, 0, :status) "
+    "ON DUPLICATE KEY UPDATE held = TRUE, seats = VALUES(seats), total = VALUES(total), "
+    "created_at = VALUES(created_at), expires_at = VALUES(expires_at), "
+    "play_name = VALUES(play_name), studio_id = VALUES(studio_id), "
+    "starts_at = VALUES(starts_at), currency = VALUES(currency)")
+
+SOLD = (
+    "INSERT INTO orders (id, user_id, schedule_id, play_id, play_name, studio_id, starts_at, "
+    "seats, total, currency, created_at, held, paid_at, ticket_count, refunded_count, "
+    "refunded_total, status) VALUES (:id, :user_id, :schedule_id, :play_id, :play_name, "
+    ":studio_id, :starts_at, :seats, :total, :currency, :paid_at, FALSE, :paid_at, "
+    ":ticket_count, 0, 0, :status) "
+    "ON DUPLICATE KEY UPDATE paid_at = VALUES(paid_at), ticket_count = VALUES(ticket_count), "
+    "seats = COALESCE(seats, VALUES(seats)), total = COALESCE(total, VALUES(total)), "
+    "play_name = VALUES(play_name), studio_id = VALUES(studio_id), "
+    "starts_at = VALUES(starts_at)")
+
+SOLD_TICKETS = (
+    "INSERT INTO sales (reservation_id, ticket_id, schedule_id, play_id, studio_id, seat_row, "
+    "seat_col, price, sold_at, refunded) VALUES (:reservation_id, :ticket_id, :schedule_id, "
+    ":play_id, :studio_id, :seat_row, :seat_col, :price, :sold_at, :refunded) "
+    "ON DUPLICATE KEY UPDATE sold_at = VALUES(sold_at), studio_id = VALUES(studio_id)")
+
+RELEASED = (
+    "INSERT INTO orders (id, user_id, schedule_id, play_id, seats, total, currency, "
+    "created_at, held, released_at, release_reason, refunded_count, refunded_total, status) "
+    "VALUES (:id, :user_id, :schedule_id, :play_id, :seats, :total, :currency, :released_at, "
+    "FALSE, :released_at, :reason, 0, 0, :status) "
+    "ON DUPLICATE KEY UPDATE released_at = VALUES(released_at), "
+    "release_reason = VALUES(release_reason), seats = COALESCE(seats, VALUES(seats)), "
+    "total = COALESCE(total, VALUES(total))")
+
+REFUNDED = (
+    "INSERT INTO orders (id, user_id, schedule_id, play_id, studio_id, currency, created_at, "
+    "held, refunded_count, refunded_total, status) VALUES (:id, :user_id, :schedule_id, "
+    ":play_id, :studio_id, :currency, :refunded_at, FALSE, 0, 0, :status) "
+    "ON DUPLICATE KEY UPDATE studio_id = COALESCE(studio_id, VALUES(studio_id))")
+
+REFUNDED_TICKET = (
+    "INSERT INTO sales (reservation_id, ticket_id, schedule_id, play_id, studio_id, seat_row, "
+    "seat_col, price, sold_at, refunded, refunded_at) VALUES (:id, :ticket_id, :schedule_id, "
+    ":play_id, :studio_id, :row, :col, :price, NULL, TRUE, :refunded_at) "
+    "ON DUPLICATE KEY UPDATE refunded = TRUE, refunded_at = VALUES(refunded_at)")
+
+# INSERT IGNORE: on an existing row it takes only a shared lock, so the many sales of one show
+# do not queue behind each other for the show's row.
+SHOW_IF_MISSING = ("INSERT IGNORE INTO shows (id, play_id, studio_id, starts_at) "
+                   "VALUES (:id, :play_id, :studio_id, :starts_at)")
+PLAY_IF_MISSING = "INSERT IGNORE INTO plays (id, name, deleted) VALUES (:id, :name, FALSE)"
+STUDIO_IF_MISSING = "INSERT IGNORE INTO studios (id, name) VALUES (:id, :name)"
+
+# The order row and its refunded sale rows in one locking read. FOR UPDATE covers both
+# tables: the sale rows are locked exclusively where a shared lock would do, which keeps no one
+# waiting longer, as only holders of the order row's lock touch them. Every order column read
+# is grouped by, so that any sql_mode accepts the query.
+ORDER_FACTS = (
+    "SELECT o.paid_at, o.ticket_count, o.release_reason, o.refunded_count, o.refunded_total, "
+    "o.status, COUNT(s.ticket_id) AS n, COALESCE(SUM(s.price), 0) AS money "
+    "FROM orders o LEFT JOIN sales s ON s.reservation_id = o.id AND s.refunded IS TRUE "
+    "WHERE o.id = :id GROUP BY o.id, o.paid_at, o.ticket_count, o.release_reason, "
+    "o.refunded_count, o.refunded_total, o.status FOR UPDATE")
+SET_DERIVED = ("UPDATE orders SET refunded_count = :n, refunded_total = :money, "
+               "status = :status WHERE id = :id")
+
+
+def _remember_show(tx: PlainTx, schedule_id: int, play_id: int, studio_id: int | None,
+                   starts_at: datetime | None, play_name: str | None = None) -> None:
     """What a sale says about its show, kept only while the catalogue events have not."""
-    await _insert_missing(tx, shows, id=schedule_id, play_id=play_id, studio_id=studio_id,
-                          starts_at=to_db(starts_at) if starts_at else None)
+    tx.later(SHOW_IF_MISSING, {"id": schedule_id, "play_id": play_id, "studio_id": studio_id,
+                               "starts_at": to_db(starts_at) if starts_at else None})
     if play_name is not None:
-        await _insert_missing(tx, plays, id=play_id, name=play_name, deleted=False)
+        tx.later(PLAY_IF_MISSING, {"id": play_id, "name": play_name})
 
 
-async def _insert_missing(tx: Tx, table, **values: Any) -> None:
-    """INSERT IGNORE: on an existing row it takes only a shared lock, so the many sales of
-    one show do not queue behind each other for the show's row."""
-    await tx.execute(insert(table).prefix_with("IGNORE").values(**values))
-
-
-async def _refresh(tx: Tx, reservation_id: int) -> None:
+async def _refresh(tx: PlainTx, reservation_id: int) -> None:
     """Derive the refund figures and the status of one order from its facts.
 
     Called after the event has upserted (and so locked) the order row: every writer of the
     reservation's sale rows holds that lock first, so the rows cannot change under us. But a
     plain read would see the transaction's REPEATABLE READ snapshot, which may predate a refund
-    committed meanwhile (a replay's catch-up applies many events per transaction): the sale rows
-    are read with a locking read, which sees the latest committed rows. The order row itself is
-    this transaction's own (upserted) version, so it is current."""
-    n, money = (await tx.execute(
-        select(func.count(), func.coalesce(func.sum(sales.c.price), 0))
-        .where(sales.c.reservation_id == reservation_id, sales.c.refunded.is_(True))
-        .with_for_update(read=True))).one()
-    row = (await tx.execute(select(
-        orders.c.paid_at, orders.c.ticket_count, orders.c.release_reason,
-    ).where(orders.c.id == reservation_id).with_for_update())).one()
+    committed meanwhile (the Subscriber and a replay's catch-up apply many events per
+    transaction), and the order row too may be newer than the snapshot (an upsert that changed
+    nothing does not make the row this transaction's own): both are read with one locking
+    read, which sees the latest committed rows. Written only when something changed."""
+    row = (await tx.execute(ORDER_FACTS, {"id": reservation_id})).first()
+    n, money = row.n, int(row.money)
     status = domain.order_status(paid=row.paid_at is not None, ticket_count=row.ticket_count,
-                                 refunded_count=n, release_reason=row.release_reason)
-    await tx.execute(orders.update().where(orders.c.id == reservation_id).values(
-        refunded_count=n, refunded_total=int(money), status=status.value))
+                                 refunded_count=n, release_reason=row.release_reason).value
+    if (row.refunded_count, row.refunded_total, row.status) != (n, money, status):
+        tx.later(SET_DERIVED, {"id": reservation_id, "n": n, "money": money, "status": status})
 
 
-@handlers.event(t.TicketHeld)
-async def on_ticket_held(event: t.TicketHeld, tx: Tx, app: App) -> None:
-    await _upsert_order(tx, {
+@handlers.event(t.TicketHeld, plain=True)
+async def on_ticket_held(event: t.TicketHeld, tx: PlainTx, app: App) -> None:
+    tx.later(HELD, {
         "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
         "play_id": event.play_id, "play_name": event.play_name, "studio_id": event.studio_id,
         "starts_at": to_db(event.starts_at), "seats": _seats(event.seats), "total": event.total,
-        "currency": event.currency, "created_at": to_db(event.created_at), "held": True,
-        "expires_at": to_db(event.expires_at),
-    }, {"held": True, "seats": _take("seats"), "total": _take("total"),
-        "created_at": _take("created_at"), "expires_at": _take("expires_at"),
-        "play_name": _take("play_name"), "studio_id": _take("studio_id"),
-        "starts_at": _take("starts_at"), "currency": _take("currency")})
-    await _remember_show(tx, event.schedule_id, event.play_id, event.studio_id,
-                         event.starts_at, event.play_name)
+        "currency": event.currency, "created_at": to_db(event.created_at),
+        "expires_at": to_db(event.expires_at), "status": _new_status()})
+    _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
+                   event.play_name)
     await _refresh(tx, event.reservation_id)
 
 
-@handlers.event(t.TicketSold)
-async def on_ticket_sold(event: t.TicketSold, tx: Tx, app: App) -> None:
+@handlers.event(t.TicketSold, plain=True)
+async def on_ticket_sold(event: t.TicketSold, tx: PlainTx, app: App) -> None:
     paid_at = to_db(event.paid_at)
-    await _upsert_order(tx, {
+    tx.later(SOLD, {
         "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
         "play_id": event.play_id, "play_name": event.play_name, "studio_id": event.studio_id,
         "starts_at": to_db(event.starts_at), "seats": _seats(event.tickets),
-        "total": event.total, "currency": event.currency, "created_at": paid_at,
-        "paid_at": paid_at, "ticket_count": len(event.tickets),
-    }, {"paid_at": _take("paid_at"), "ticket_count": _take("ticket_count"),
-        "seats": _fill("seats"), "total": _fill("total"), "play_name": _take("play_name"),
-        "studio_id": _take("studio_id"), "starts_at": _take("starts_at")})
+        "total": event.total, "currency": event.currency, "paid_at": paid_at,
+        "ticket_count": len(event.tickets),
+        "status": _new_status(paid=True, ticket_count=len(event.tickets))})
     if event.tickets:
-        statement = insert(sales).values([{
+        tx.later(SOLD_TICKETS, rows=[{
             "reservation_id": event.reservation_id, "ticket_id": ticket.ticket_id,
             "schedule_id": event.schedule_id, "play_id": event.play_id,
             "studio_id": event.studio_id, "seat_row": ticket.row, "seat_col": ticket.col,
             "price": ticket.price, "sold_at": paid_at, "refunded": False,
         } for ticket in sorted(event.tickets, key=lambda x: x.ticket_id)])
-        await tx.execute(statement.on_duplicate_key_update(
-            sold_at=statement.inserted.sold_at, studio_id=statement.inserted.studio_id))
-    await _remember_show(tx, event.schedule_id, event.play_id, event.studio_id,
-                         event.starts_at, event.play_name)
+    _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
+                   event.play_name)
     await _refresh(tx, event.reservation_id)
 
 
-@handlers.event(t.TicketReleased)
-async def on_ticket_released(event: t.TicketReleased, tx: Tx, app: App) -> None:
-    released_at = to_db(event.released_at)
-    await _upsert_order(tx, {
+@handlers.event(t.TicketReleased, plain=True)
+async def on_ticket_released(event: t.TicketReleased, tx: PlainTx, app: App) -> None:
+    tx.later(RELEASED, {
         "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
         "play_id": event.play_id, "seats": _seats(event.seats),
         "total": sum(s.price for s in event.seats), "currency": app.settings.currency,
-        "created_at": released_at, "released_at": released_at,
-        "release_reason": event.reason,
-    }, {"released_at": _take("released_at"), "release_reason": _take("release_reason"),
-        "seats": _fill("seats"), "total": _fill("total")})
+        "released_at": to_db(event.released_at), "reason": event.reason,
+        "status": _new_status(release_reason=event.reason)})
     await _refresh(tx, event.reservation_id)
 
 
-@handlers.event(t.TicketRefunded)
-async def on_ticket_refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
-    refunded_at = to_db(event.refunded_at)
-    await _upsert_order(tx, {
+@handlers.event(t.TicketRefunded, plain=True)
+async def on_ticket_refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> None:
+    values = {
         "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
         "play_id": event.play_id, "studio_id": event.studio_id, "currency": event.currency,
-        "created_at": refunded_at,
-    }, {"studio_id": _fill("studio_id")})
-    statement = insert(sales).values(
-        reservation_id=event.reservation_id, ticket_id=event.ticket_id,
-        schedule_id=event.schedule_id, play_id=event.play_id, studio_id=event.studio_id,
-        seat_row=event.row, seat_col=event.col, price=event.price, sold_at=None,
-        refunded=True, refunded_at=refunded_at)
-    await tx.execute(statement.on_duplicate_key_update(
-        refunded=True, refunded_at=statement.inserted.refunded_at))
-    await _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, None)
+        "refunded_at": to_db(event.refunded_at), "ticket_id": event.ticket_id,
+        "row": event.row, "col": event.col, "price": event.price, "status": _new_status()}
+    tx.later(REFUNDED, values)
+    tx.later(REFUNDED_TICKET, values)
+    _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, None)
     await _refresh(tx, event.reservation_id)
 
 
 # -- events: the catalogue -------------------------------------------------------------------
 
-async def _upsert_show(tx: Tx, schedule: p.Schedule, seat_count: int | None = None) -> None:
-    values = {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
-              "starts_at": to_db(schedule.starts_at), "status": schedule.status.value,
-              "seat_count": seat_count}
-    statement = insert(shows).values(**values)
-    if seat_count is None:  # a move or a cancellation: newer than what a sale snapshot said
-        update = {"starts_at": statement.inserted.starts_at,
-                  "studio_id": statement.inserted.studio_id}
-        if schedule.status == p.ScheduleStatus.cancelled:
-            update["status"] = statement.inserted.status
-        else:  # a late schedule.updated must not undo a cancellation
-            update["status"] = func.coalesce(shows.c.status, statement.inserted.status)
-    else:  # schedule.created: the seat count; the rest only where still unknown
-        update = {"seat_count": statement.inserted.seat_count,
-                  "studio_id": func.coalesce(shows.c.studio_id, statement.inserted.studio_id),
-                  "starts_at": func.coalesce(shows.c.starts_at, statement.inserted.starts_at),
-                  "status": func.coalesce(shows.c.status, statement.inserted.status)}
-    await tx.execute(statement.on_duplicate_key_update(**update))
-    await _insert_missing(tx, plays, id=schedule.play_id, name=schedule.play_name,
-                          deleted=False)
-    await _insert_missing(tx, studios, id=schedule.studio_id, name=schedule.studio_name)
+# schedule.created: the seat count; the rest only where still unknown.
+SHOW_CREATED = (
+    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
+    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, :seat_count) "
+    "ON DUPLICATE KEY UPDATE seat_count = VALUES(seat_count), "
+    "studio_id = COALESCE(studio_id, VALUES(studio_id)), "
+    "starts_at = COALESCE(starts_at, VALUES(starts_at)), "
+    "status = COALESCE(status, VALUES(status))")
+# A move: newer than what a sale snapshot said; a late schedule.updated must not undo a
+# cancellation.
+SHOW_MOVED = (
+    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
+    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, NULL) "
+    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), studio_id = VALUES(studio_id), "
+    "status = COALESCE(status, VALUES(status))")
+SHOW_CANCELLED = (
+    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
+    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, NULL) "
+    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), studio_id = VALUES(studio_id), "
+    "status = VALUES(status)")
+PLAY = ("INSERT INTO plays (id, name, deleted) VALUES (:id, :name, FALSE) "
+        "ON DUPLICATE KEY UPDATE name = VALUES(name)")
+STUDIO = ("INSERT INTO studios (id, name) VALUES (:id, :name) "
+          "ON DUPLICATE KEY UPDATE name = VALUES(name)")
 
 
-@handlers.event(p.ScheduleCreated)
-async def on_schedule_created(event: p.ScheduleCreated, tx: Tx, app: App) -> None:
+async def _upsert_show(tx: PlainTx, schedule: p.Schedule, seat_count: int | None = None) -> None:
+    if seat_count is not None:
+        statement = SHOW_CREATED
+    elif schedule.status == p.ScheduleStatus.cancelled:
+        statement = SHOW_CANCELLED
+    else:
+        statement = SHOW_MOVED
+    tx.later(statement, {
+        "id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
+        "starts_at": to_db(schedule.starts_at), "status": schedule.status.value,
+        "seat_count": seat_count})
+    tx.later(PLAY_IF_MISSING, {"id": schedule.play_id, "name": schedule.play_name})
+    tx.later(STUDIO_IF_MISSING, {"id": schedule.studio_id, "name": schedule.studio_name})
+
+
+@handlers.event(p.ScheduleCreated, plain=True)
+async def on_schedule_created(event: p.ScheduleCreated, tx: PlainTx, app: App) -> None:
     await _upsert_show(tx, event.schedule, domain.seat_count(event.seats))
 
 
-@handlers.event(p.ScheduleUpdated)
-async def on_schedule_updated(event: p.ScheduleUpdated, tx: Tx, app: App) -> None:
+@handlers.event(p.ScheduleUpdated, plain=True)
+async def on_schedule_updated(event: p.ScheduleUpdated, tx: PlainTx, app: App) -> None:
     await _upsert_show(tx, event.schedule)
 
 
-@handlers.event(p.ScheduleCancelled)
-async def on_schedule_cancelled(event: p.ScheduleCancelled, tx: Tx, app: App) -> None:
+@handlers.event(p.ScheduleCancelled, plain=True)
+async def on_schedule_cancelled(event: p.ScheduleCancelled, tx: PlainTx, app: App) -> None:
     await _upsert_show(tx, event.schedule)
 
 
-async def _upsert_play(tx: Tx, play: p.Play) -> None:
-    statement = insert(plays).values(id=play.id, name=play.name, deleted=False)
-    await tx.execute(statement.on_duplicate_key_update(name=statement.inserted.name))
+@handlers.event(p.PlayCreated, plain=True)
+async def on_play_created(event: p.PlayCreated, tx: PlainTx, app: App) -> None:
+    tx.later(PLAY, {"id": event.play.id, "name": event.play.name})
 
 
-@handlers.event(p.PlayCreated)
-async def on_play_created(event: p.PlayCreated, tx: Tx, app: App) -> None:
-    await _upsert_play(tx, event.play)
+@handlers.event(p.PlayUpdated, plain=True)
+async def on_play_updated(event: p.PlayUpdated, tx: PlainTx, app: App) -> None:
+    tx.later(PLAY, {"id": event.play.id, "name": event.play.name})
 
 
-@handlers.event(p.PlayUpdated)
-async def on_play_updated(event: p.PlayUpdated, tx: Tx, app: App) -> None:
-    await _upsert_play(tx, event.play)
-
-
-@handlers.event(p.PlayDeleted)
-async def on_play_deleted(event: p.PlayDeleted, tx: Tx, app: App) -> None:
+@handlers.event(p.PlayDeleted, plain=True)
+async def on_play_deleted(event: p.PlayDeleted, tx: PlainTx, app: App) -> None:
     # Its figures stay: money taken is history.
-    await tx.execute(plays.update().where(plays.c.id == event.play_id).values(deleted=True))
+    tx.later("UPDATE plays SET deleted = TRUE WHERE id = :id", {"id": event.play_id})
 
 
-async def _upsert_studio(tx: Tx, studio: st.Studio) -> None:
-    statement = insert(studios).values(id=studio.id, name=studio.name)
-    await tx.execute(statement.on_duplicate_key_update(name=statement.inserted.name))
+@handlers.event(st.StudioCreated, plain=True)
+async def on_studio_created(event: st.StudioCreated, tx: PlainTx, app: App) -> None:
+    tx.later(STUDIO, {"id": event.studio.id, "name": event.studio.name})
 
 
-@handlers.event(st.StudioCreated)
-async def on_studio_created(event: st.StudioCreated, tx: Tx, app: App) -> None:
-    await _upsert_studio(tx, event.studio)
-
-
-@handlers.event(st.StudioUpdated)
-async def on_studio_updated(event: st.StudioUpdated, tx: Tx, app: App) -> None:
-    await _upsert_studio(tx, event.studio)
+@handlers.event(st.StudioUpdated, plain=True)
+async def on_studio_updated(event: st.StudioUpdated, tx: PlainTx, app: App) -> None:
+    tx.later(STUDIO, {"id": event.studio.id, "name": event.studio.name})
 
 
 # -- commands: orders ------------------------------------------------------------------------

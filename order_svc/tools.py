@@ -49,6 +49,7 @@ from messages.broker import Broker
 from messages.contracts.base import Caller, Envelope, Role, utcnow
 from messages.db import Database, to_db
 from messages.deadletters import DeadLetter, DeadLetters
+from messages.events import Delivery, EventHandler, apply_once
 from messages.rpc import RpcClient
 from messages.service import App
 from messages.settings import Settings
@@ -127,20 +128,14 @@ class Rebuilder:
         self.report.applied += applied
 
     async def _apply(self, batch: list[tuple[Envelope, Any, Any]]) -> int:
+        """One transaction, as the live consumer applies a batch (``apply_once``)."""
+        deliveries = [Delivery(envelope, EventHandler(
+            handler.event, lambda event, tx, fn=handler.fn: fn(event, tx, self._app), True),
+            event) for envelope, handler, event in batch]
         delay = 0.1
         while True:
             try:
-                applied = 0
-                async with self.db.transaction() as tx:
-                    for envelope, handler, event in batch:
-                        claimed = await tx.execute(text(
-                            "INSERT IGNORE INTO inbox (event_id, event_type, handled_at) "
-                            "VALUES (:id, :type, :now)"),
-                            {"id": envelope.id, "type": envelope.type, "now": to_db(utcnow())})
-                        if claimed.rowcount:
-                            await handler.fn(event, tx, self._app)
-                            applied += 1
-                return applied
+                return await apply_once(self.db, deliveries)
             except Exception as exc:
                 if errors.from_infrastructure(exc) is None:
                     if len(batch) == 1:

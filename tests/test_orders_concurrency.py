@@ -13,11 +13,12 @@ import asyncio
 import random
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from messages import errors
-from messages.contracts.base import Envelope, utcnow
-from messages.db import Database, to_db
+from messages.contracts.base import Envelope
+from messages.db import Database
+from messages.events import Delivery, EventHandler, apply_once
 from messages.service import App
 from order_svc import domain, tools
 from order_svc.handlers import handlers
@@ -47,20 +48,18 @@ def app(system, order_db):
 
 
 async def apply(db: Database, app: App, envelope: Envelope) -> None:
-    """One event in its own transaction, as the live consumer applies it (inbox included);
-    a deadlock with another event is tried again, as the consumer does."""
+    """One event in its own transaction, as the live consumer applies a lone event (inbox
+    included); a deadlock with another event is tried again, as the consumer does."""
     handler = handlers.events[envelope.type]
     event = handler.event.model_validate(envelope.data)
+
+    async def bound(event_, tx):
+        await handler.fn(event_, tx, app)
+
     delay = 0.02
     while True:
         try:
-            async with db.transaction() as tx:
-                claimed = await tx.execute(text(
-                    "INSERT IGNORE INTO inbox (event_id, event_type, handled_at) "
-                    "VALUES (:id, :type, :now)"),
-                    {"id": envelope.id, "type": envelope.type, "now": to_db(utcnow())})
-                if claimed.rowcount:
-                    await handler.fn(event, tx, app)
+            await apply_once(db, [Delivery(envelope, EventHandler(handler.event, bound), event)])
             return
         except Exception as exc:
             if errors.from_infrastructure(exc) is None:
@@ -175,10 +174,10 @@ async def test_the_first_event_of_a_reservation_holds_back_the_others(order_db, 
     sale = Sale(Show(price=2500), 3, [(4, 1), (4, 2)])
     sold, refund = sale.sold(), sale.refunded(1)
     handler = handlers.events[sold.type]
-    async with order_db.transaction() as tx:
+    async with order_db.plain_transaction() as tx:
         await handler.fn(handler.event.model_validate(sold.data), tx, app)
-        assert (await tx.execute(select(func.count()).select_from(orders)
-                                 .where(orders.c.id == sale.id))).scalar() == 1
+        assert (await tx.execute("SELECT COUNT(*) FROM orders WHERE id = :id",
+                                 {"id": sale.id})).scalar() == 1
         second = asyncio.create_task(apply(order_db, app, refund))
         await asyncio.sleep(1.0)
         assert not second.done(), "the refund went ahead of the uncommitted sale"

@@ -228,6 +228,7 @@ class Subscriber:
         self._waiting: list[Delivery] = []
         self._flush_scheduled = False
         self._applying = 0
+        self._batch_tasks: set[asyncio.Task] = set()
         broker.on_connect(self._setup)
         broker.on_lost(self._on_lost)
 
@@ -287,12 +288,16 @@ class Subscriber:
         while self._waiting and self._applying < self._batches:
             batch, self._waiting = self._waiting[:self._batch], self._waiting[self._batch:]
             self._applying += 1
-            # A task of the channel, as the broker client's own per-message tasks: it ends
-            # with the channel (its events are delivered again).
-            task = batch[0].channel.create_task(self._deliver(batch))
+            # Not a task of the channel, which would be cancelled with it: a transaction cut
+            # off in mid-statement could hand its connection back to the pool unsure of its
+            # state. A batch whose channel closes meanwhile commits, cannot be acked, and is
+            # delivered again (the inbox skips it).
+            task = asyncio.create_task(self._deliver(batch))
+            self._batch_tasks.add(task)
             task.add_done_callback(self._batch_done)
 
     def _batch_done(self, task: asyncio.Task) -> None:
+        self._batch_tasks.discard(task)
         self._applying -= 1
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("applying a batch of events failed", exc_info=exc)

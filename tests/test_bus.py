@@ -905,6 +905,26 @@ async def test_a_batch_that_loses_a_deadlock_is_applied_again_in_place(bus, plai
     assert await _dead_letters_of(bus, "bt4") == []
 
 
+async def test_a_batch_whose_connection_closes_meanwhile_applies_once(bus, plain):
+    """The broker closes the connection while a batch is being applied and another event
+    waits: the batch commits but cannot be acked; both events come again on the new
+    connection, the inbox skips the one applied, the other is applied once."""
+    gate = await _held_at_the_gate(bus, plain)
+    k = key()
+    await _publish_counted(bus, Counted(key=k))
+    await wait_for(lambda: plain.gathered(1), 10, what="an event behind the gate")
+    channel = plain.subscriber._channel
+    assert await close_connections(f"{NS}-bt4") == 1
+    await wait_for(lambda: plain.subscriber._channel not in (None, channel), 15, 0.05,
+                   "a new channel")
+    plain.gate.set()
+    for each in (gate, k):
+        await wait_for(lambda each=each: bus.effects(f"bt4:{each}"), 15, what=f"effect of {each}")
+    await asyncio.sleep(1.0)
+    assert [await bus.effects(f"bt4:{each}") for each in (gate, k)] == [1, 1]
+    assert await _dead_letters_of(bus, "bt4") == []
+
+
 class Waited(Event, type="bt.waited"):
     key: str
 

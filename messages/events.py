@@ -278,8 +278,12 @@ class Subscriber:
             await self._deliver([delivery])
             return
         self._waiting.append(delivery)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Start batches in the next loop turn: after the other messages that came in the same
+        read from the socket have been parsed too, and at once for a lone one."""
         if not self._flush_scheduled:
-            # After the other messages of this read from the socket have been parsed too.
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -301,9 +305,8 @@ class Subscriber:
         self._applying -= 1
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("applying a batch of events failed", exc_info=exc)
-        if self._waiting and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self._waiting:
+            self._schedule_flush()
 
     async def _deliver(self, batch: list[Delivery]) -> None:
         """Apply, then ack; after a handler bug, one event per transaction."""

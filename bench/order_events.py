@@ -12,9 +12,11 @@ took to drain.
     python -m bench.order_events [--rate 400] [--seconds 15] [--runs 1] [--keep]
 
 The machine is shared: compare CPU per event between runs, not wall time. Measured
-2026-11-26, 3 alternating runs of 300 events/s for 10 s each: one transaction per event on
-SQLAlchemy Core 4.1-4.6 ms (11.7 writes per event); plain SQL, batches and queued statements
-0.81-0.84 ms (3.0 writes: two round trips and the ack); flooded (3,000/s) about 0.4 ms.
+2026-11-26, alternating runs of the two versions, 300 events/s for 10 s (6 runs each): one
+transaction per event on SQLAlchemy Core 3.9-5.0 ms (11.7 writes per event); plain SQL,
+batches and queued statements 0.81-1.16 ms (3.0 writes: two round trips and the ack; the
+reads, 6-7.6, follow how busy the database is). Flooded (3,000/s for 2 s): 5.1 ms against
+0.42-0.46 ms (1.1 writes per event: batches with one ack each).
 """
 
 from __future__ import annotations

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiormq.abc import DeliveredMessage
+from aiormq.abc import ChannelFrame, DeliveredMessage
+from pamqp.body import ContentBody
 from pamqp.commands import Basic
+from pamqp.header import ContentHeader
 from pydantic import BaseModel, ValidationError
 
 from messages import errors
@@ -158,9 +160,11 @@ class RpcClient:
             channel = self._channel
             if channel is None:
                 raise errors.ServiceUnavailable("the message broker is unreachable")
+            # wait=False: queued for the socket without waiting for it to drain (a drain per
+            # frame cost a task switch each); the frames still go out in order.
             await channel.basic_publish(orjson.dumps(calls),
                                         routing_key=self.names.rpc_queue(service),
-                                        properties=properties)
+                                        properties=properties, wait=False)
         except Exception as exc:  # noqa: BLE001 - each caller gets the failure
             failure = exc if isinstance(exc, errors.ServiceError) else errors.ServiceUnavailable(
                 "could not send the command")
@@ -243,6 +247,30 @@ def _dump_replies(results: list[list[Any]]) -> bytes:
                 log.error("the reply to call %s cannot be serialized", result[0])
                 safe.append([result[0], 0, errors.InternalError().to_wire()])
         return orjson.dumps(safe)
+
+
+_REPLY_PROPERTIES = Basic.Properties(delivery_mode=1)
+
+
+async def _write_together(channel, replies: list[tuple[str, bytes]], acks: list[int]) -> None:
+    """Publish ``replies`` (routing key, body) to the default exchange, then ack ``acks``, in
+    one socket write. aiormq writes (and the broker reads) each publish and each ack on its
+    own, and under load a flush carries a reply per caller plus an ack per command message:
+    one write instead of a dozen was ~15% of a service's CPU. Frames are put on the
+    connection's write queue as one unit, so nothing interleaves with them; no confirms are
+    involved (RPC channels do not use them). mandatory=False: with it, RabbitMQ 3.10 returns
+    direct replies as unroutable."""
+    if channel.is_closed:
+        raise ConnectionError("the channel is closed")
+    size = channel.max_content_size
+    frames: list[Any] = []
+    for routing_key, body in replies:
+        frames.append(Basic.Publish(exchange="", routing_key=routing_key))
+        frames.append(ContentHeader(properties=_REPLY_PROPERTIES, body_size=len(body)))
+        frames.extend(ContentBody(body[i:i + size]) for i in range(0, len(body), size))
+    frames.extend(Basic.Ack(delivery_tag=tag) for tag in acks)
+    if frames:
+        await channel.write_queue.put(ChannelFrame.marshall(channel.number, frames))
 
 
 @dataclass(slots=True)
@@ -329,12 +357,8 @@ class RpcServer:
 
     async def _send(self, channel, replies: dict[str, list[list[Any]]], acks: list[int]) -> None:
         try:
-            for reply_to, results in replies.items():
-                # mandatory=False: with it, RabbitMQ 3.10 returns direct replies as unroutable.
-                await channel.basic_publish(_dump_replies(results), routing_key=reply_to,
-                                            properties=Basic.Properties(delivery_mode=1))
-            for tag in acks:
-                await channel.basic_ack(tag)
+            await _write_together(channel, [(reply_to, _dump_replies(results))
+                                            for reply_to, results in replies.items()], acks)
         except Exception as exc:  # noqa: BLE001 - connection gone: commands are redelivered
             log.warning("could not send replies (%s)", exc)
 

@@ -285,9 +285,8 @@ class Database:
                 else:
                     await conn.begin()
                 yield tx
-                if tx.events:
-                    await tx.flush()
-                    await self._plain_outbox(tx)
+                if tx.events:  # the outbox rows travel with the COMMIT: one round trip
+                    tx.later(self._OUTBOX, rows=self._outbox_rows(tx))
                 if tx._later:
                     tx.later("COMMIT")
                     await tx.flush()
@@ -299,14 +298,14 @@ class Database:
         if tx.events:
             self.outbox_written.set()
 
-    async def _plain_outbox(self, tx: PlainTx) -> None:
+    _OUTBOX = ("INSERT INTO outbox (event_id, routing_key, body, created_at) "
+               "VALUES (:event_id, :routing_key, :body, :created_at)")
+
+    def _outbox_rows(self, tx: PlainTx) -> list[dict[str, Any]]:
         now = to_db(utcnow())
-        async with tx.conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO outbox (event_id, routing_key, body, created_at) "
-                "VALUES (%s, %s, %s, %s)",
-                [(e.id, e.type, orjson.dumps(e.model_dump(mode="json")), now)
-                 for e in tx.events])
+        return [{"event_id": e.id, "routing_key": e.type,
+                 "body": orjson.dumps(e.model_dump(mode="json")), "created_at": now}
+                for e in tx.events]
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -490,9 +490,9 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
     or nothing) and its event."""
     settings = app.settings
     now = utcnow()
-    async with app.db.plain_transaction() as tx:
-        # The show and the requested seats as they are now, in one read: most refusals in an
-        # on-sale rush end here, before anything is written.
+    async with app.db.plain_transaction(begin_later=True) as tx:
+        # The show and the requested seats as they are now, in one read (BEGIN travels with
+        # it): a hold that lost a race since the early read ends here, before any write.
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
             "sc.status, s.seat_row, s.seat_col, s.status AS seat_status FROM schedules sc "
@@ -510,17 +510,17 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
         total = show.price * len(keys)
         expires_at = now + timedelta(seconds=settings.hold_seconds)
-        inserted = await tx.execute(INSERT_RESERVATION, {
+        # The reservation, its seats and its id in one round trip. All or nothing: one
+        # conditional UPDATE over every requested seat, checked by its row count.
+        tx.later(INSERT_RESERVATION, {
             "schedule_id": show.id, "user_id": buyer, "seats": orjson.dumps(seats).decode(),
             "total": total, "currency": settings.currency,
             "expires_at": to_db(expires_at), "created_at": to_db(now)})
-        reservation_id = inserted.lastrowid
-        # All or nothing: one conditional UPDATE over every requested seat.
-        claimed = await tx.execute(text(
-            "UPDATE seats SET status = 'held', reservation_id = :rid "
+        claimed = tx.later(text(
+            "UPDATE seats SET status = 'held', reservation_id = LAST_INSERT_ID() "
             "WHERE schedule_id = :sid AND " + domain.seats_sql(keys)
-            + " AND status = 'available'"),
-            {"rid": reservation_id, "sid": show.id})
+            + " AND status = 'available'"), {"sid": show.id})
+        reservation_id = (await tx.execute("SELECT LAST_INSERT_ID()")).scalar()
         if claimed.rowcount != len(keys):
             raise _NotAllAvailable
         reservation = c.Reservation(
@@ -627,7 +627,7 @@ async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
         now = utcnow()
         expired = False
         try:
-            async with app.db.plain_transaction() as tx:
+            async with app.db.plain_transaction(begin_later=True) as tx:
                 row = await _load_reservation(tx, cmd.id, ctx.caller)
                 if row.status == "paid":  # paying twice changes nothing
                     return _reservation(row, tickets=await _tickets_of(tx, row.id))
@@ -659,10 +659,8 @@ async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
 
 async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None) -> c.Reservation:
     seats = _seats_of(row)
-    sold = await tx.execute(_seats_of_hold("status = 'sold'", seats),
-                            {"sid": row.schedule_id, "id": row.id})
-    if sold.rowcount != len(seats):  # cannot happen while holds own their seats
-        raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
+    sold = tx.later(_seats_of_hold("status = 'sold'", seats),
+                    {"sid": row.schedule_id, "id": row.id})  # travels with the INSERT
     values = ", ".join(
         f"({int(row.id)},{int(row.schedule_id)},{int(row.user_id)},{int(s['row'])},"
         f"{int(s['col'])},{int(s['price'])},'sold',:now)" for s in seats)
@@ -670,6 +668,8 @@ async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None) -> c.Re
         "INSERT INTO tickets (reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
         "status, sold_at) VALUES " + values + " RETURNING id, seat_row, seat_col, price"),
         {"now": to_db(now)})).all()
+    if sold.rowcount != len(seats):  # cannot happen while holds own their seats
+        raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
     tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,
                         user_id=row.user_id, row=t.seat_row, col=t.seat_col, price=t.price,
                         status=c.TicketStatus.sold, sold_at=now) for t in created]
@@ -755,7 +755,7 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
 @handlers.command(c.Refund)
 async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
     app = ctx.app
-    async with app.db.plain_transaction() as tx:
+    async with app.db.plain_transaction(begin_later=True) as tx:
         row = (await tx.execute(TICKET, {"id": cmd.id})).first()
         if row is None:
             raise errors.NotFound("no such ticket")
@@ -767,9 +767,8 @@ async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
         done = await tx.execute(MARK_REFUNDED, {"id": row.id, "now": to_db(now)})
         if done.rowcount == 0:  # refunded meanwhile by a concurrent request
             return _ticket((await tx.execute(TICKET, {"id": cmd.id})).first())
-        await tx.execute(FREE_SOLD_SEAT, {"schedule_id": row.schedule_id, "row": row.seat_row,
-                                          "col": row.seat_col,
-                                          "reservation_id": row.reservation_id})
+        tx.later(FREE_SOLD_SEAT, {"schedule_id": row.schedule_id, "row": row.seat_row,
+                                  "col": row.seat_col, "reservation_id": row.reservation_id})
         tx.emit(c.TicketRefunded(
             ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
             schedule_id=row.schedule_id, play_id=row.play_id, studio_id=row.studio_id,

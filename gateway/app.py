@@ -22,6 +22,7 @@ from messages.broker import Broker
 from messages.contracts.base import Role
 from messages.events import Listener
 from messages.rpc import RpcClient
+from messages.service import settle_garbage_collector
 from messages.settings import SERVICES, Settings
 
 log = logging.getLogger("ttms.gateway")
@@ -334,6 +335,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     async def start(app: web.Application) -> None:
         await broker.start(wait=10)
+        settle_garbage_collector()
         tasks.append(asyncio.create_task(auth.load(app[rpc_key])))
         tasks.append(asyncio.create_task(app[rpc_key].watch_services()))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -389,34 +390,81 @@ async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.R
     app = ctx.app
     keys = domain.seat_keys(cmd.seats)
     await _refuse_early(app, cmd.schedule_id, keys)
-    fetched = False
-    for attempt in range(4):
-        try:
-            reservation = await _claim_seats(app, cmd.schedule_id, buyer, keys, idem)
-            break
-        except _UnknownShow:
-            if fetched:
-                raise errors.NotFound("no such show") from None
-            await _fetch_inventory(app, cmd.schedule_id)  # its event is still on its way
-            fetched = True
-        except _NotAllAvailable:
-            raise errors.SeatUnavailable(
-                "some of the seats are not available; nothing was held",
-                details=await _unavailable_details(app, cmd.schedule_id, keys)) from None
-        except DBAPIError as exc:
-            if attempt == 3 or not _deadlock(exc):
-                raise
-            if idem is not None:
-                idem.recorded = False  # that answer was rolled back with its transaction
-            await asyncio.sleep(0.005 * (attempt + 1))
-    else:
-        raise errors.Conflict("could not hold the seats; try again", retry_after=1)
+    async with _claims.turn(cmd.schedule_id, keys) as claim:
+        fetched = False
+        for attempt in range(4):
+            try:
+                reservation = await _claim_seats(app, cmd.schedule_id, buyer, keys, idem)
+                claim.won = True
+                break
+            except _UnknownShow:
+                if fetched:
+                    raise errors.NotFound("no such show") from None
+                await _fetch_inventory(app, cmd.schedule_id)  # its event is still on its way
+                fetched = True
+            except _NotAllAvailable:
+                raise errors.SeatUnavailable(
+                    "some of the seats are not available; nothing was held",
+                    details=await _unavailable_details(app, cmd.schedule_id, keys)) from None
+            except DBAPIError as exc:
+                if attempt == 3 or not _deadlock(exc):
+                    raise
+                if idem is not None:
+                    idem.recorded = False  # that answer was rolled back with its transaction
+                await asyncio.sleep(0.005 * (attempt + 1))
+        else:
+            raise errors.Conflict("could not hold the seats; try again", retry_after=1)
     _schedule_expiry(reservation.id)
     return reservation
 
 
 class _UnknownShow(Exception):
     pass
+
+
+class _Claim:
+    __slots__ = ("won",)
+
+    def __init__(self) -> None:
+        self.won = False
+
+
+class _Claims:
+    """Holds in this process that want a same seat of a show go to the database one at a
+    time. When a seat comes free in a rush, every hold that read it free at that moment
+    would open a transaction only to lose it; instead the first goes and the others wait for
+    its outcome: refused at once if it won (the seat is held: a fact, not a guess), on in
+    turn if it did not. Holds in other processes are not seen here: between them, the
+    database decides, as always."""
+
+    def __init__(self) -> None:
+        self._turns: dict[tuple[int, int, int], asyncio.Future] = {}
+
+    @asynccontextmanager
+    async def turn(self, schedule_id: int, keys: list[tuple[int, int]]):
+        while pending := {f for k in keys if (f := self._turns.get((schedule_id, *k)))}:
+            for future in pending:
+                won = await asyncio.shield(future)
+                taken = [k for k in keys if k in won]
+                if taken:
+                    raise errors.SeatUnavailable(
+                        "some of the seats are not available; nothing was held",
+                        details=[{"loc": ["body", "seats", {"row": r, "col": col}],
+                                  "msg": f"row {r} col {col}: held"} for r, col in taken])
+        mine = asyncio.get_running_loop().create_future()
+        for k in keys:
+            self._turns[(schedule_id, *k)] = mine
+        claim = _Claim()
+        try:
+            yield claim
+        finally:
+            for k in keys:
+                if self._turns.get((schedule_id, *k)) is mine:
+                    del self._turns[(schedule_id, *k)]
+            mine.set_result(frozenset(keys) if claim.won else frozenset())
+
+
+_claims = _Claims()
 
 
 async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:

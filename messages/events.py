@@ -110,7 +110,8 @@ class OutboxRelay:
         if channel is None:
             return 0
         exchange = self._names.events_exchange
-        async with self._db.plain_transaction() as tx:
+        # Two round trips a round: BEGIN with the claim, the marking with the COMMIT.
+        async with self._db.plain_transaction(begin_later=True) as tx:
             rows = (await tx.execute(
                 "SELECT id, event_id, routing_key, body FROM outbox WHERE published_at IS NULL "
                 "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED", {"n": self._batch})).all()
@@ -124,8 +125,8 @@ class OutboxRelay:
                         message_id=row.event_id, message_type=row.routing_key,
                         content_type="application/json", delivery_mode=2))
                 for row in rows))
-            await tx.execute("UPDATE outbox SET published_at = :now WHERE id IN :ids",
-                             {"now": to_db(utcnow()), "ids": tuple(r.id for r in rows)})
+            tx.later("UPDATE outbox SET published_at = :now WHERE id IN :ids",
+                     {"now": to_db(utcnow()), "ids": tuple(r.id for r in rows)})
         return len(rows)
 
     async def _clean(self) -> None:

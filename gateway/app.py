@@ -211,11 +211,9 @@ def route_handler(route: Route):
 
     async def call(app: web.Application, payload: dict[str, Any], caller: dict) -> web.Response:
         started = time.perf_counter()
-        metrics.rpc_in_flight.inc()
         try:
             result = await app[rpc_key].call(command, payload, caller, route.timeout)
         finally:
-            metrics.rpc_in_flight.dec()
             rpc_seconds.observe(time.perf_counter() - started)
         if route.status == 204:
             return web.Response(status=204)
@@ -312,7 +310,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[settings_key] = settings
     broker = Broker(settings.amqp_url, f"{settings.namespace}-gateway")
     app[broker_key] = broker
-    app[rpc_key] = RpcClient(broker, settings.names, settings.rpc_timeout_seconds)
+    rpc = app[rpc_key] = RpcClient(broker, settings.names, settings.rpc_timeout_seconds)
+    metrics.rpc_in_flight.set_function(rpc.in_flight)  # read when scraped, not per request
     auth = Authenticator(settings)
     app[auth_key] = auth
     app[limits_key] = {

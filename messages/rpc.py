@@ -136,6 +136,10 @@ class RpcClient:
             timer.cancel()
             self._pending.pop(call_id, None)
 
+    def in_flight(self) -> int:
+        """Calls waiting for their reply."""
+        return len(self._pending)
+
     def _expire(self, call_id: str) -> None:
         future = self._pending.pop(call_id, None)
         if future is not None and not future.done():

@@ -137,8 +137,8 @@ class PlainTx(Tx):
     """A ``Tx`` on a plain asyncmy connection, for the hottest transactions: the same
     ``execute(text(...), params)`` and ``emit`` as ``Tx``, at a fraction of SQLAlchemy's CPU
     per statement (PERFORMANCE.md). Takes ``text()`` clauses or SQL strings with ``:name``
-    parameters (lists expand for ``IN :ids``); driver errors arrive as SQLAlchemy's, so the
-    callers' error handling is the same for both.
+    parameters (a tuple expands for ``IN :ids``; a list does not); driver errors arrive as
+    SQLAlchemy's, so the callers' error handling is the same for both.
 
     ``later`` queues a statement whose result is not needed at once; it travels with the
     next ``execute`` (or ``flush``, or the commit) in one multi-statement round trip. On this

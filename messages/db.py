@@ -239,6 +239,18 @@ def _as_sqlalchemy(sql: str, params: Any, exc: Exception) -> Exception:
     return kind(sql, params, exc)
 
 
+OUTBOX_INSERT = ("INSERT INTO outbox (event_id, routing_key, body, created_at) "
+                 "VALUES (:event_id, :routing_key, :body, :created_at)")
+
+
+def _outbox_rows(tx: Tx) -> list[dict[str, Any]]:
+    """The outbox rows of the events a transaction emitted (both kinds of transaction)."""
+    now = to_db(utcnow())
+    return [{"event_id": e.id, "routing_key": e.type,
+             "body": orjson.dumps(e.model_dump(mode="json")), "created_at": now}
+            for e in tx.events]
+
+
 class Database:
     def __init__(self, settings: Settings, service: str) -> None:
         self.service = service
@@ -262,12 +274,7 @@ class Database:
             tx = Tx(conn, self.service)
             yield tx
             if tx.events:
-                await conn.execute(text(
-                    "INSERT INTO outbox (event_id, routing_key, body, created_at) "
-                    "VALUES (:event_id, :routing_key, :body, :created_at)"),
-                    [{"event_id": e.id, "routing_key": e.type,
-                      "body": orjson.dumps(e.model_dump(mode="json")),
-                      "created_at": to_db(utcnow())} for e in tx.events])
+                await conn.execute(text(OUTBOX_INSERT), _outbox_rows(tx))
         if tx.events:
             self.outbox_written.set()
 
@@ -286,7 +293,7 @@ class Database:
                     await conn.begin()
                 yield tx
                 if tx.events:  # the outbox rows travel with the COMMIT: one round trip
-                    tx.later(self._OUTBOX, rows=self._outbox_rows(tx))
+                    tx.later(OUTBOX_INSERT, rows=_outbox_rows(tx))
                 if tx._later:
                     tx.later("COMMIT")
                     await tx.flush()
@@ -297,15 +304,6 @@ class Database:
                 raise
         if tx.events:
             self.outbox_written.set()
-
-    _OUTBOX = ("INSERT INTO outbox (event_id, routing_key, body, created_at) "
-               "VALUES (:event_id, :routing_key, :body, :created_at)")
-
-    def _outbox_rows(self, tx: PlainTx) -> list[dict[str, Any]]:
-        now = to_db(utcnow())
-        return [{"event_id": e.id, "routing_key": e.type,
-                 "body": orjson.dumps(e.model_dump(mode="json")), "created_at": now}
-                for e in tx.events]
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

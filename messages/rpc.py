@@ -135,6 +135,10 @@ class RpcClient:
         finally:
             timer.cancel()
             self._pending.pop(call_id, None)
+            # A refused call's error holds this frame through its traceback, and the frame
+            # holds the future that holds the error: a cycle, which left each refused request
+            # (its frames, request and response objects) to the cyclic garbage collector.
+            del future
 
     def in_flight(self) -> int:
         """Calls waiting for their reply."""

@@ -6,7 +6,9 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
 - rush: C concurrent clients; each loop holds a contested seat, and a winner pays and then
   refunds (the original system's buy/refund mix);
 - browse: the seat map of the show;
-- ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database.
+- ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database;
+- refusals (not in the default set): the rush's script on a seat sold during set-up, so every
+  hold is refused: what a refusal alone costs.
 
 Reported per scenario: requests/s, p50/p95/p99/max latency, answers by status and code, and
 CPU seconds of every TTMS process, RabbitMQ, MariaDB and wrk itself; then invariant checks
@@ -88,9 +90,15 @@ async def set_up(url: str, users: int, seats: int) -> dict:
             return user["id"], login["access_token"]
 
         customers = await asyncio.gather(*(customer(n) for n in range(users)))
+        # Row 2 is not contested: its first seat is sold now, for the refusals scenario.
+        buyer = customers[0][1]
+        held = await api.call("POST", "/reservations", {
+            "schedule_id": show["id"], "seats": [{"row": 2, "col": 1}]}, buyer)
+        await api.call("POST", f"/reservations/{held['id']}/pay", {}, buyer)
     contested = [(1, c) for c in range(1, seats + 1)]
     return {"admin_token": token, "studio_id": studio["id"], "play_id": play["id"],
-            "schedule_id": show["id"], "customers": customers, "seats": contested}
+            "schedule_id": show["id"], "customers": customers, "seats": contested,
+            "sold_seat": (2, 1)}
 
 
 def lua_globals(state: dict) -> str:
@@ -103,6 +111,7 @@ def lua_globals(state: dict) -> str:
 
 SCENARIOS = {
     "rush": ("rush.lua", "/api/v1/reservations"),
+    "refusals": ("rush.lua", "/api/v1/reservations"),
     "browse": (None, "/api/v1/schedules/{schedule_id}/seats"),
     "ceiling": (None, "/api/v1/ping"),
 }
@@ -111,6 +120,8 @@ SCENARIOS = {
 def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: int,
             threads: int) -> dict:
     script_name, path = SCENARIOS[scenario]
+    if scenario == "refusals":
+        state = {**state, "seats": [state["sold_seat"]]}
     body = lua_globals(state)
     if script_name:
         body += (HERE / script_name).read_text()
@@ -185,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seats", type=int, default=10, help="contested seats")
-    parser.add_argument("--scenarios", default="ceiling,browse,rush")
+    parser.add_argument("--scenarios", default="ceiling,browse,rush",
+                        help="comma-separated, of: " + ", ".join(SCENARIOS))
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds, small, no results files: correctness only")
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None:
         print("make bench needs wrk (Debian package wrk)", file=sys.stderr)
         return 2

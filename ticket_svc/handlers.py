@@ -863,9 +863,10 @@ async def ledger(cmd: c.GetLedger, ctx: Context) -> c.Ledger:
 
 async def _expire(app: App, reservation_id: int) -> None:
     """A hold came back from the delay queue: release it if it is still unpaid and due.
-    Usually it was paid or cancelled meanwhile, and this is one UPDATE that changes nothing."""
+    Usually it was paid or cancelled meanwhile, and this is one UPDATE that changes nothing
+    (one round trip on plain asyncmy: BEGIN travels with it)."""
     now = utcnow()
-    async with app.db.transaction() as tx:
+    async with app.db.plain_transaction(begin_later=True) as tx:
         ended = await tx.execute(text(
             "UPDATE reservations SET status = 'expired', released_at = :now "
             "WHERE id = :id AND status = 'held' AND expires_at <= :now"),

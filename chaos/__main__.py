@@ -88,8 +88,9 @@ async def run(args: argparse.Namespace, url: str) -> list[PhaseResult]:
         results = []
         for name, fault, options in plan(args):
             print(f"chaos: {name} …", flush=True)
-            options = {"seconds": args.seconds, "workers": args.workers, "rows": 20,
-                       "cols": 40, **options}
+            # 2,000 seats: the rush must not sell the show out before the fault is over
+            options = {"seconds": args.seconds, "workers": args.workers, "rows": 40,
+                       "cols": 50, **options}
             try:
                 result = await faults.phase(target, name, fault, **options)
             except Exception as exc:  # noqa: BLE001 - report it, go on with the next fault

@@ -97,3 +97,36 @@ async def test_a_turn_ends_even_when_its_hold_fails():
     async with claims.turn(7, [(4, 4)]) as claim:  # not left waiting for the failed one
         claim.won = True
     assert not claims._turns
+
+
+# -- holds this process saw end cost no transaction when they come back due -----------------
+
+class _NoDatabase:
+    """Fails the test if anything touches the database."""
+
+    def plain_transaction(self, **_):
+        raise AssertionError("the database was used")
+
+
+class _App:
+    db = _NoDatabase()
+
+
+async def test_a_hold_this_process_ended_comes_back_due_without_a_transaction():
+    from ticket_svc import handlers
+
+    handlers._ended.add(987_654_321)
+    await handlers._expire(_App(), 987_654_321)  # no database: nothing to do
+    with pytest.raises(AssertionError, match="database was used"):
+        await handlers._expire(_App(), 987_654_322)  # not known ended: the UPDATE decides
+
+
+def test_the_memory_of_ended_holds_forgets_the_oldest_first():
+    from ticket_svc.handlers import _EndedHolds
+
+    ended = _EndedHolds()
+    ended.LIMIT = 3
+    for reservation_id in (1, 2, 3, 4):
+        ended.add(reservation_id)
+    assert 1 not in ended
+    assert all(i in ended for i in (2, 3, 4))

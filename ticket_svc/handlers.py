@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -662,11 +663,16 @@ async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
 async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
     _signed_in(ctx.caller)
     try:
-        return await _idempotent(ctx, "pay", cmd.idempotency_key,
+        paid = await _idempotent(ctx, "pay", cmd.idempotency_key,
                                  lambda idem: _pay(cmd, ctx, idem))
     except DBAPIError as exc:
         log.warning("paying reservation %s failed in the database: %s", cmd.id, exc.orig)
         raise
+    # Answered "paid": committed, and for good. (An Idempotency-Key reused for another
+    # reservation answers with the first one, which says nothing of this one.)
+    if (paid["id"] if isinstance(paid, dict) else paid.id) == cmd.id:
+        _ended.add(cmd.id)
+    return paid
 
 
 async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
@@ -767,6 +773,7 @@ async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> None:
                 again = (await tx.execute(RESERVATION, {"id": cmd.id})).first()
                 if again is not None and again.status == "paid":
                     raise errors.Conflict("the reservation is paid; refund its tickets instead")
+    _ended.add(cmd.id)  # cancelled now, or had already ended: not held, for good
     return None
 
 
@@ -861,10 +868,36 @@ async def ledger(cmd: c.GetLedger, ctx: Context) -> c.Ledger:
 
 # -- expiry: the delay queue and the sweep ----------------------------------------------------
 
+class _EndedHolds:
+    """Holds this process saw end (paid, cancelled, expired), so that their return from the
+    delay queue costs no transaction. A hold that ended never becomes held again, so the
+    memory can only be out of date by missing a hold (another process ended it, or this one
+    restarted, or it was forgotten to stay small): then the UPDATE runs as before and
+    changes nothing. The database still decides every hold."""
+
+    LIMIT = 200_000  # the oldest are forgotten first; each is an int
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[int, None] = OrderedDict()
+
+    def add(self, reservation_id: int) -> None:
+        self._ids[reservation_id] = None
+        if len(self._ids) > self.LIMIT:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, reservation_id: int) -> bool:
+        return reservation_id in self._ids
+
+
+_ended = _EndedHolds()
+
+
 async def _expire(app: App, reservation_id: int) -> None:
     """A hold came back from the delay queue: release it if it is still unpaid and due.
-    Usually it was paid or cancelled meanwhile, and this is one UPDATE that changes nothing
-    (one round trip on plain asyncmy: BEGIN travels with it)."""
+    Usually it was paid or cancelled meanwhile: by this process (nothing to do) or by another
+    (one UPDATE that changes nothing, one round trip with its BEGIN)."""
+    if reservation_id in _ended:
+        return
     now = utcnow()
     async with app.db.plain_transaction(begin_later=True) as tx:
         ended = await tx.execute(text(
@@ -874,6 +907,8 @@ async def _expire(app: App, reservation_id: int) -> None:
         if ended.rowcount == 1:
             row = (await tx.execute(RESERVATION, {"id": reservation_id})).first()
             await _free_seats(tx, row, row.play_id, "expired", now)
+    if ended.rowcount == 1:
+        _ended.add(reservation_id)
 
 
 @handlers.startup

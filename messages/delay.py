@@ -92,14 +92,14 @@ class Delay:
     async def _on_message(self, message: DeliveredMessage) -> None:
         channel, tag = message.channel, message.delivery.delivery_tag
         try:
-            try:
-                payload = orjson.loads(message.body)
-                await self._handler(payload)
-            except Exception:
-                log.exception("delayed message on %s failed; dropping it", self.due_queue)
-                await channel.basic_reject(tag, requeue=False)
-                return
-            await channel.basic_ack(tag)
+            await self._handler(orjson.loads(message.body))
+        except Exception:
+            log.exception("delayed message on %s failed; dropping it", self.due_queue)
+            settle = channel.basic_reject(tag, requeue=False)
+        else:
+            settle = channel.basic_ack(tag)
+        try:
+            await settle
         except Exception as exc:  # noqa: BLE001 - channel gone: the broker delivers it again
             log.warning("could not settle a delayed message on %s (%s)", self.due_queue, exc)
 

@@ -8,7 +8,10 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
 - browse: the seat map of the show;
 - ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database;
 - refusals (not in the default set): the rush's script on a seat sold during set-up, so every
-  hold is refused: what a refusal alone costs.
+  hold is refused: what a refusal alone costs;
+- host: a bare aiohttp JSON hello in a process of its own (``bench/hello.py``), no TTMS at
+  all: how fast this host is during the run, so that runs on different days (or hours: the
+  host's speed drifts) can be compared.
 
 Reported per scenario: requests/s, p50/p95/p99/max latency, answers by status and code, and
 CPU seconds of every TTMS process, RabbitMQ, MariaDB and wrk itself; then invariant checks
@@ -20,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -114,7 +119,31 @@ SCENARIOS = {
     "refusals": ("rush.lua", "/api/v1/reservations"),
     "browse": (None, "/api/v1/schedules/{schedule_id}/seats"),
     "ceiling": (None, "/api/v1/ping"),
+    "host": (None, "/"),
 }
+
+
+@contextlib.contextmanager
+def hello_server():
+    """``bench/hello.py`` on a free port: its URL and its process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bench.hello", str(port)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("bench/hello.py did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: int,
@@ -128,19 +157,29 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
     body += (HERE / "common.lua").read_text()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(body)
-    target = url.rstrip("/") + path.format(**state)
-    processes = watched_processes()
+    with contextlib.ExitStack() as stack:
+        processes = watched_processes()
+        if scenario == "host":
+            url, server = stack.enter_context(hello_server())
+            processes = {"hello": [server.pid]}
+        target = url.rstrip("/") + path.format(**state)
+        return _measure(scenario, target, script.name, processes, seconds, connections,
+                        threads)
+
+
+def _measure(scenario: str, target: str, script: str, processes: dict[str, list[int]],
+             seconds: float, connections: int, threads: int) -> dict:
     before = cpu_seconds(processes)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-         "--timeout", "10s", "-s", script.name, target],
+         "--timeout", "10s", "-s", script, target],
         capture_output=True, text=True, timeout=seconds + 60)
     elapsed = time.monotonic() - started
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = cpu_seconds(processes)
-    os.unlink(script.name)
+    os.unlink(script)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result:\n{done.stdout}\n{done.stderr}")
@@ -177,14 +216,14 @@ def report_row(results: list[dict], failures: list[str], stamp: str, args) -> st
                            if not k.startswith("2"))
     verdict = "FAILED: " + "; ".join(failures) if failures else "ok"
     verdict = " ".join(verdict.split()).replace("|", "/")  # one table cell
-    return (f"| {stamp} | {args.seconds}s × c{args.connections} | {rps('rush')} | "
-            f"{lat('rush')} | {errors or 'none'} | {rps('browse')} | {rps('ceiling')} | "
-            f"{ratio} | {verdict} | {args.note} |\n")
+    return (f"| {stamp} | {args.seconds}s × c{args.connections} | {rps('host')} | "
+            f"{rps('rush')} | {lat('rush')} | {errors or 'none'} | {rps('browse')} | "
+            f"{rps('ceiling')} | {ratio} | {verdict} | {args.note} |\n")
 
 
-HEADER = ("| when (UTC) | run | rush req/s | rush p50/p99/max ms | rush non-2xx | browse req/s | "
-          "ceiling req/s | rush/ceiling | invariants | note |\n"
-          "|---|---|---|---|---|---|---|---|---|---|\n")
+HEADER = ("| when (UTC) | run | host req/s | rush req/s | rush p50/p99/max ms | rush non-2xx | "
+          "browse req/s | ceiling req/s | rush/ceiling | invariants | note |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seats", type=int, default=10, help="contested seats")
-    parser.add_argument("--scenarios", default="ceiling,browse,rush",
+    parser.add_argument("--scenarios", default="host,ceiling,browse,rush",
                         help="comma-separated, of: " + ", ".join(SCENARIOS))
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds, small, no results files: correctness only")
@@ -233,9 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             {"when": stamp, "args": vars(args), "results": results,
              "invariant_failures": failures}, indent=2))
         table = HERE / "RESULTS.md"
-        if not table.exists() or "| when (UTC)" not in table.read_text():
+        if not table.exists() or HEADER not in table.read_text():
             with table.open("a") as out:
-                out.write("\n## Runs\n\n" + HEADER)
+                out.write("\n## Runs, with the host's own speed (the host scenario)\n\n"
+                          + HEADER)
         with table.open("a") as out:
             out.write(report_row(results, failures, stamp, args))
     return 1 if failures else 0

@@ -7,7 +7,7 @@ import asyncio
 import collections
 import functools
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -142,13 +142,31 @@ class PlainTx(Tx):
 
     ``later`` queues a statement whose result is not needed at once; it travels with the
     next ``execute`` (or ``flush``, or the commit) in one multi-statement round trip. On this
-    machine a round trip's system calls cost more than the statement's Python."""
+    machine a round trip's system calls cost more than the statement's Python.
 
-    __slots__ = ("_later",)
+    ``before_commit`` defers work to the end of the transaction, once for all that asked for
+    it: a consumer applying a batch of events reads what the whole batch changed in one
+    statement instead of one per event. ``memo`` is scratch space for such handlers, for the
+    transaction's life."""
+
+    __slots__ = ("_later", "_before_commit", "memo")
 
     def __init__(self, conn: Any, producer: str) -> None:
         super().__init__(conn, producer)
         self._later: list[Later] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        self.memo: dict[Any, Any] = {}
+
+    def before_commit(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` when the transaction's statements are done (``finish``)."""
+        self._before_commit.append(work)
+
+    async def finish(self) -> None:
+        """Run the work deferred with ``before_commit``, in order, each once. The transaction
+        calls it before it commits; a caller may call it earlier, to have that work's
+        statements carry what is queued."""
+        while self._before_commit:
+            await self._before_commit.pop(0)()
 
     async def execute(self, statement: Any, params: Any = None) -> PlainResult:
         sql = statement.text if hasattr(statement, "text") else str(statement)
@@ -292,6 +310,7 @@ class Database:
                 else:
                     await conn.begin()
                 yield tx
+                await tx.finish()
                 if tx.events:  # the outbox rows travel with the COMMIT: one round trip
                     tx.later(OUTBOX_INSERT, rows=_outbox_rows(tx))
                 if tx._later:

@@ -171,10 +171,11 @@ async def apply_once(db: Database, batch: Sequence[Delivery]) -> int:
     deadlock (try again) from a handler bug.
 
     The batch's inbox rows are claimed by one multi-row INSERT IGNORE, sent with the first
-    handler's statements (``PlainTx.later``: a lone event is two round trips, its statements
-    and the commit). When the claim inserted fewer rows than there are events (a redelivery,
-    the same event twice), the transaction is rolled back and starts over claiming one event
-    at a time, each claim telling whether its event is new."""
+    read of the handlers or of the work they deferred to the end of the batch
+    (``PlainTx.later``, ``PlainTx.before_commit``: a batch of order events, one or many, is
+    two round trips, its statements and the commit). When the claim inserted fewer rows than
+    there are events (a redelivery, the same event twice), the transaction is rolled back and
+    starts over claiming one event at a time, each claim telling whether its event is new."""
     try:
         return await _apply_once(db, batch, claim_together=True)
     except _AppliedBefore:
@@ -189,6 +190,7 @@ async def _apply_once(db: Database, batch: Sequence[Delivery], claim_together: b
             claimed = tx.later(INBOX_CLAIM, rows=claims)
             for delivery in batch:
                 await delivery.handler.fn(delivery.event, tx)
+            await tx.finish()  # what the handlers deferred; its first read carries the claim
             if claimed.rowcount is None:
                 await tx.flush()
             if claimed.rowcount < len(batch):

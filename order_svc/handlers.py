@@ -37,6 +37,10 @@ logging.getLogger("asyncmy").setLevel(logging.ERROR)
 # replay many more), so no handler trusts the transaction's snapshot: every read is a locking
 # read, which sees the latest committed rows (see ``_refresh``).
 #
+# The derived figures of an order (refunds, status) are computed once per transaction for every
+# order its events touched (``_refresh_at_commit``): a batch of events is then two round trips,
+# however many events it holds.
+#
 # ON DUPLICATE KEY UPDATE rules, per column: ``c = VALUES(c)`` when this event is the
 # authority for it (take), ``c = COALESCE(c, VALUES(c))`` when it only fills in what no other
 # event said yet (fill).
@@ -108,45 +112,65 @@ SHOW_IF_MISSING = ("INSERT IGNORE INTO shows (id, play_id, studio_id, starts_at)
 PLAY_IF_MISSING = "INSERT IGNORE INTO plays (id, name, deleted) VALUES (:id, :name, FALSE)"
 STUDIO_IF_MISSING = "INSERT IGNORE INTO studios (id, name) VALUES (:id, :name)"
 
-# The order row and its refunded sale rows in one locking read. FOR UPDATE covers both
+# The order rows and their refunded sale rows in one locking read. FOR UPDATE covers both
 # tables: the sale rows are locked exclusively where a shared lock would do, which keeps no one
-# waiting longer, as only holders of the order row's lock touch them. Every order column read
-# is grouped by, so that any sql_mode accepts the query.
+# waiting longer, as only holders of the order row's lock touch them (and this transaction's
+# upserts took every order row's lock already). Every order column read is grouped by, so that
+# any sql_mode accepts the query.
 ORDER_FACTS = (
-    "SELECT o.paid_at, o.ticket_count, o.release_reason, o.refunded_count, o.refunded_total, "
-    "o.status, COUNT(s.ticket_id) AS n, COALESCE(SUM(s.price), 0) AS money "
+    "SELECT o.id, o.paid_at, o.ticket_count, o.release_reason, o.refunded_count, "
+    "o.refunded_total, o.status, COUNT(s.ticket_id) AS n, COALESCE(SUM(s.price), 0) AS money "
     "FROM orders o LEFT JOIN sales s ON s.reservation_id = o.id AND s.refunded IS TRUE "
-    "WHERE o.id = :id GROUP BY o.id, o.paid_at, o.ticket_count, o.release_reason, "
-    "o.refunded_count, o.refunded_total, o.status FOR UPDATE")
+    "WHERE o.id IN :ids GROUP BY o.id, o.paid_at, o.ticket_count, o.release_reason, "
+    "o.refunded_count, o.refunded_total, o.status ORDER BY o.id FOR UPDATE")
 SET_DERIVED = ("UPDATE orders SET refunded_count = :n, refunded_total = :money, "
                "status = :status WHERE id = :id")
 
 
 def _remember_show(tx: PlainTx, schedule_id: int, play_id: int, studio_id: int | None,
                    starts_at: datetime | None, play_name: str | None = None) -> None:
-    """What a sale says about its show, kept only while the catalogue events have not."""
-    tx.later(SHOW_IF_MISSING, {"id": schedule_id, "play_id": play_id, "studio_id": studio_id,
-                               "starts_at": to_db(starts_at) if starts_at else None})
-    if play_name is not None:
+    """What a sale says about its show, kept only while the catalogue events have not. Once
+    per show and transaction (a batch holds many sales of one show): the statements insert
+    only a missing row and never update one, so a second changes nothing."""
+    said = tx.memo.setdefault(_remember_show, set())
+    if ("show", schedule_id) not in said:
+        said.add(("show", schedule_id))
+        tx.later(SHOW_IF_MISSING, {"id": schedule_id, "play_id": play_id,
+                                   "studio_id": studio_id,
+                                   "starts_at": to_db(starts_at) if starts_at else None})
+    if play_name is not None and ("play", play_id) not in said:
+        said.add(("play", play_id))
         tx.later(PLAY_IF_MISSING, {"id": play_id, "name": play_name})
 
 
-async def _refresh(tx: PlainTx, reservation_id: int) -> None:
-    """Derive the refund figures and the status of one order from its facts.
+def _refresh_at_commit(tx: PlainTx, reservation_id: int) -> None:
+    """Derive this order's refund figures and status from its facts when the transaction's
+    events are all applied (``_refresh``), with every other order they touched."""
+    touched = tx.memo.get(_refresh)
+    if touched is None:
+        touched = tx.memo[_refresh] = set()
+        tx.before_commit(lambda: _refresh(tx, touched))
+    touched.add(reservation_id)
 
-    Called after the event has upserted (and so locked) the order row: every writer of the
+
+async def _refresh(tx: PlainTx, reservation_ids: set[int]) -> None:
+    """Derive the refund figures and the status of these orders from their facts.
+
+    Called after the events have upserted (and so locked) the order rows: every writer of a
     reservation's sale rows holds that lock first, so the rows cannot change under us. But a
     plain read would see the transaction's REPEATABLE READ snapshot, which may predate a refund
     committed meanwhile (the Subscriber and a replay's catch-up apply many events per
-    transaction), and the order row too may be newer than the snapshot (an upsert that changed
+    transaction), and an order row too may be newer than the snapshot (an upsert that changed
     nothing does not make the row this transaction's own): both are read with one locking
-    read, which sees the latest committed rows. Written only when something changed."""
-    row = (await tx.execute(ORDER_FACTS, {"id": reservation_id})).first()
-    n, money = row.n, int(row.money)
-    status = domain.order_status(paid=row.paid_at is not None, ticket_count=row.ticket_count,
-                                 refunded_count=n, release_reason=row.release_reason).value
-    if (row.refunded_count, row.refunded_total, row.status) != (n, money, status):
-        tx.later(SET_DERIVED, {"id": reservation_id, "n": n, "money": money, "status": status})
+    read, which sees the latest committed rows. Written only where something changed."""
+    rows = (await tx.execute(ORDER_FACTS, {"ids": tuple(sorted(reservation_ids))})).all()
+    for row in rows:
+        n, money = row.n, int(row.money)
+        status = domain.order_status(paid=row.paid_at is not None,
+                                     ticket_count=row.ticket_count, refunded_count=n,
+                                     release_reason=row.release_reason).value
+        if (row.refunded_count, row.refunded_total, row.status) != (n, money, status):
+            tx.later(SET_DERIVED, {"id": row.id, "n": n, "money": money, "status": status})
 
 
 @handlers.event(t.TicketHeld, plain=True)
@@ -159,7 +183,7 @@ async def on_ticket_held(event: t.TicketHeld, tx: PlainTx, app: App) -> None:
         "expires_at": to_db(event.expires_at), "status": _new_status()})
     _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
                    event.play_name)
-    await _refresh(tx, event.reservation_id)
+    _refresh_at_commit(tx, event.reservation_id)
 
 
 @handlers.event(t.TicketSold, plain=True)
@@ -181,7 +205,7 @@ async def on_ticket_sold(event: t.TicketSold, tx: PlainTx, app: App) -> None:
         } for ticket in sorted(event.tickets, key=lambda x: x.ticket_id)])
     _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
                    event.play_name)
-    await _refresh(tx, event.reservation_id)
+    _refresh_at_commit(tx, event.reservation_id)
 
 
 @handlers.event(t.TicketReleased, plain=True)
@@ -192,7 +216,7 @@ async def on_ticket_released(event: t.TicketReleased, tx: PlainTx, app: App) -> 
         "total": sum(s.price for s in event.seats), "currency": app.settings.currency,
         "released_at": to_db(event.released_at), "reason": event.reason,
         "status": _new_status(release_reason=event.reason)})
-    await _refresh(tx, event.reservation_id)
+    _refresh_at_commit(tx, event.reservation_id)
 
 
 @handlers.event(t.TicketRefunded, plain=True)
@@ -205,7 +229,7 @@ async def on_ticket_refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> 
     tx.later(REFUNDED, values)
     tx.later(REFUNDED_TICKET, values)
     _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, None)
-    await _refresh(tx, event.reservation_id)
+    _refresh_at_commit(tx, event.reservation_id)
 
 
 # -- events: the catalogue -------------------------------------------------------------------

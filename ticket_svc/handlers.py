@@ -694,27 +694,35 @@ async def _pay(cmd: c.Pay, ctx: Context, idem: _Key | None) -> c.Reservation:
                 else:
                     domain.check_sales_open(row.schedule_status, as_utc(row.starts_at), now,
                                             app.settings.sales_cutoff_minutes)
-                    paid = await tx.execute(MARK_PAID, {"id": row.id, "now": to_db(now),
-                                                        "ref": cmd.payment_ref})
-                    if paid.rowcount == 1:
-                        return await _sell(tx, row, now, app, idem)
+                    return await _sell(tx, row, now, app, idem, cmd.payment_ref)
         except DBAPIError as exc:
             if not _deadlock(exc):
                 raise
             if idem is not None:
                 idem.recorded = False  # that answer was rolled back with its transaction
             continue
+        except _ChangedMeanwhile:
+            # Someone else changed it between our read and our update (paid, expired,
+            # cancelled); what this transaction wrote was rolled back: read it again.
+            continue
         if expired:
             raise errors.HoldExpired("the hold expired before it was paid")
-        # Someone else changed it between our read and our update (paid, expired, cancelled):
-        # read it again.
     raise errors.Conflict("the reservation keeps changing; try again", retry_after=1)
 
 
-async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None) -> c.Reservation:
+class _ChangedMeanwhile(Exception):
+    pass
+
+
+async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None,
+                payment_ref: str | None) -> c.Reservation:
+    """Mark the hold paid, its seats sold and its tickets written, in one round trip: the
+    reservation's conditional UPDATE decides, and when it changed nothing (the hold was paid,
+    expired or cancelled since our read) the transaction is rolled back, tickets and all."""
     seats = _seats_of(row)
+    paid = tx.later(MARK_PAID, {"id": row.id, "now": to_db(now), "ref": payment_ref})
     sold = tx.later(_seats_of_hold("status = 'sold'", seats),
-                    {"sid": row.schedule_id, "id": row.id})  # travels with the INSERT
+                    {"sid": row.schedule_id, "id": row.id})
     values = ", ".join(
         f"({int(row.id)},{int(row.schedule_id)},{int(row.user_id)},{int(s['row'])},"
         f"{int(s['col'])},{int(s['price'])},'sold',:now)" for s in seats)
@@ -722,6 +730,8 @@ async def _sell(tx: Tx, row, now: datetime, app: App, idem: _Key | None) -> c.Re
         "INSERT INTO tickets (reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
         "status, sold_at) VALUES " + values + " RETURNING id, seat_row, seat_col, price"),
         {"now": to_db(now)})).all()
+    if paid.rowcount != 1:
+        raise _ChangedMeanwhile
     if sold.rowcount != len(seats):  # cannot happen while holds own their seats
         raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
     tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,

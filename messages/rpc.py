@@ -405,4 +405,7 @@ class RpcServer:
             if mapped is None:
                 log.exception("command %s failed", name)
                 mapped = errors.InternalError()
+            else:  # answered 503: say which failure, or the answer is all that is left of it
+                log.warning("command %s answered %s: %s: %s", name, mapped.code,
+                            type(exc).__name__, exc)
             return [call_id, 0, mapped.to_wire()]

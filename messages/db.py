@@ -338,6 +338,14 @@ class Database:
             await cursor.execute(sql, args)
             return await cursor.fetchall()
 
+    async def autocommit(self, sql: str, args: Any = None) -> int:
+        """One write on a hot path that is a transaction by itself, in plain asyncmy (see
+        ``fetch``): ``%s`` parameters; its row count back."""
+        pool = self._plain_pool or await self._open_plain_pool()
+        async with pool.acquire() as conn, conn.cursor() as cursor:
+            await cursor.execute(sql, args)
+            return cursor.rowcount
+
     async def _open_plain_pool(self):
         async with self._plain_lock:
             if self._plain_pool is None:

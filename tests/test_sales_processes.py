@@ -220,3 +220,39 @@ async def test_paying_an_overdue_hold_is_refused_before_any_sweep(system, api, m
     assert pay.status == 409 and pay.code == "hold_expired"
     assert (await seat_status(api, show))[(5, 1)] == "available"
     assert (await customer.get(f"/reservations/{r['id']}")).body["status"] == "expired"
+
+
+async def test_an_idempotency_key_left_pending_or_a_day_old_is_taken_over(system, manager,
+                                                                          customer):
+    """A key whose request died with its process stays 'pending': after a while the next
+    request with it runs as new; so does one with a key older than its day. Until then the
+    key answers with the first answer (test_sales.py)."""
+    show = await make_show(manager)
+    key = {"Idempotency-Key": f"taken-over-{os.getpid()}-{random.random()}"}
+    first = await hold(customer, show, (5, 2), headers=key)
+    assert first.status == 201, first.body
+
+    async def age_key(sql: str) -> None:
+        engine = create_async_engine(system.settings.database_url("ticket"))
+        try:
+            async with engine.begin() as conn:
+                changed = await conn.execute(text(
+                    f"UPDATE idempotency_keys SET {sql} WHERE idem_key = :key"),
+                    {"key": key["Idempotency-Key"]})
+                assert changed.rowcount == 1
+        finally:
+            await engine.dispose()
+
+    # As if ticket_svc died while handling it, a minute ago.
+    await age_key("state = 'pending', ok = NULL, answer = NULL, "
+                  "created_at = UTC_TIMESTAMP(6) - INTERVAL 60 SECOND")
+    second = await hold(customer, show, (5, 3), headers=key)
+    assert second.status == 201, second.body
+    assert second.body["id"] != first.body["id"]
+    again = await hold(customer, show, (5, 3), headers=key)
+    assert again.status == 201 and again.body == second.body  # the new first answer
+
+    await age_key("created_at = UTC_TIMESTAMP(6) - INTERVAL 25 HOUR")
+    third = await hold(customer, show, (5, 4), headers=key)
+    assert third.status == 201, third.body
+    assert third.body["id"] not in (first.body["id"], second.body["id"])

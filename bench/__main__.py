@@ -9,6 +9,8 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
 - ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database;
 - refusals (not in the default set): the rush's script on a seat sold during set-up, so every
   hold is refused: what a refusal alone costs;
+- keyed (not in the default set): the rush with an ``Idempotency-Key`` on every hold and
+  payment, as a careful client sends them;
 - host: a bare aiohttp JSON hello in a process of its own (``bench/hello.py``), no TTMS at
   all: how fast this host is during the run, so that runs on different days (or hours: the
   host's speed drifts) can be compared.
@@ -100,10 +102,12 @@ async def set_up(url: str, users: int, seats: int) -> dict:
         held = await api.call("POST", "/reservations", {
             "schedule_id": show["id"], "seats": [{"row": 2, "col": 1}]}, buyer)
         await api.call("POST", f"/reservations/{held['id']}/pay", {}, buyer)
-    contested = [(1, c) for c in range(1, seats + 1)]
+    # Each contested scenario has its seats: a scenario ends with some of them still held or
+    # sold (cut mid-cycle), which would refuse every hold of the next one.
     return {"admin_token": token, "studio_id": studio["id"], "play_id": play["id"],
-            "schedule_id": show["id"], "customers": customers, "seats": contested,
-            "sold_seat": (2, 1)}
+            "schedule_id": show["id"], "customers": customers,
+            "seats": [(1, c) for c in range(1, seats + 1)],
+            "keyed_seats": [(3, c) for c in range(1, seats + 1)], "sold_seat": (2, 1)}
 
 
 def lua_globals(state: dict) -> str:
@@ -117,6 +121,7 @@ def lua_globals(state: dict) -> str:
 SCENARIOS = {
     "rush": ("rush.lua", "/api/v1/reservations"),
     "refusals": ("rush.lua", "/api/v1/reservations"),
+    "keyed": ("rush.lua", "/api/v1/reservations"),
     "browse": (None, "/api/v1/schedules/{schedule_id}/seats"),
     "ceiling": (None, "/api/v1/ping"),
     "host": (None, "/"),
@@ -151,7 +156,11 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
     script_name, path = SCENARIOS[scenario]
     if scenario == "refusals":
         state = {**state, "seats": [state["sold_seat"]]}
+    elif scenario == "keyed":
+        state = {**state, "seats": state["keyed_seats"]}
     body = lua_globals(state)
+    if scenario == "keyed":  # keys unique to this run: a key of an earlier run answers again
+        body += f'KEYED = "{time.time_ns()}"\n'
     if script_name:
         body += (HERE / script_name).read_text()
     body += (HERE / "common.lua").read_text()
@@ -244,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if not 1 <= args.seats <= 30:
+        parser.error("--seats: 1 to 30 (a row of the bench's studio)")
     if shutil.which("wrk") is None:
         print("make bench needs wrk (Debian package wrk)", file=sys.stderr)
         return 2

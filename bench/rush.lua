@@ -4,13 +4,20 @@
 -- 200 "paid" one queues a refund per ticket, each with its owner's token (by user_id), and
 -- queued follow-ups go out before any new hold.
 -- Globals set by bench/__main__.py before this file: TOKENS (list), TOKEN_OF (user id →
--- token), SCHEDULE, SEATS (list of {row, col}), id (thread number).
+-- token), SCHEDULE, SEATS (list of {row, col}), id (thread number), and KEYED (a run stamp)
+-- when every hold and payment carries an Idempotency-Key.
 
 counts = {}
-local queue, next_token, next_seat = {}, 0, 0
+local queue, next_token, next_seat, sent = {}, 0, 0, 0
 
 local function headers_for(token)
-  return { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+  local headers = { ["Authorization"] = "Bearer " .. token,
+                    ["Content-Type"] = "application/json" }
+  if KEYED ~= nil then
+    sent = sent + 1
+    headers["Idempotency-Key"] = KEYED .. "-" .. (id or 0) .. "-" .. sent
+  end
+  return headers
 end
 
 function init(args)

@@ -17,7 +17,7 @@ async def test_bench_scenarios_run_and_keep_the_invariants(system, monkeypatch):
     for key, value in system.env.items():
         monkeypatch.setenv(key, value)
     state = await set_up(system.url, users=8, seats=4)
-    for scenario in ("host", "ceiling", "browse", "rush", "refusals"):
+    for scenario in ("host", "ceiling", "browse", "rush", "refusals", "keyed"):
         result = await asyncio.to_thread(run_wrk, system.url, scenario, state, 2, 16, 2)
         assert result["requests"] > 0 and result["socket_errors"] == 0, result
         unexpected = {k: v for k, v in result["counts"].items()

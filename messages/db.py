@@ -338,9 +338,13 @@ class Database:
             await cursor.execute(sql, args)
             return await cursor.fetchall()
 
-    async def autocommit(self, sql: str, args: Any = None) -> int:
+    async def autocommit(self, sql: Any, args: Any = None) -> int:
         """One write on a hot path that is a transaction by itself, in plain asyncmy (see
-        ``fetch``): ``%s`` parameters; its row count back."""
+        ``fetch``): ``%s`` parameters in a tuple, or ``:name`` ones in a dict (a ``text()``
+        clause too, as ``PlainTx`` takes it); its row count back."""
+        sql = sql.text if hasattr(sql, "text") else sql
+        if isinstance(args, dict):
+            sql = _pyformat(sql)
         pool = self._plain_pool or await self._open_plain_pool()
         async with pool.acquire() as conn, conn.cursor() as cursor:
             await cursor.execute(sql, args)

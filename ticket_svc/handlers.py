@@ -271,19 +271,18 @@ class _Key:
     def _args(self, *first: Any) -> tuple[Any, ...]:
         return (*first, self.user_id, self.command, self.key)
 
+    def _answer(self, ok: bool, answer: Any) -> dict[str, Any]:
+        return {"ok": 1 if ok else 0, "answer": orjson.dumps(answer).decode(),
+                "user_id": self.user_id, "command": self.command, "key": self.key}
+
     def record(self, tx: PlainTx, ok: bool, answer: Any) -> None:
         """Record the answer with the transaction's effect (it travels with the commit)."""
-        tx.later(RECORD_KEY, {"ok": 1 if ok else 0, "answer": orjson.dumps(answer).decode(),
-                              "user_id": self.user_id, "command": self.command,
-                              "key": self.key})
+        tx.later(RECORD_KEY, self._answer(ok, answer))
         self.recorded = True
 
     async def record_alone(self, db, ok: bool, answer: Any) -> None:
         """Record an answer that had no effect to commit with (a refusal, or a read)."""
-        await db.autocommit(
-            "UPDATE idempotency_keys SET state = 'done', ok = %s, answer = %s "
-            "WHERE user_id = %s AND command = %s AND idem_key = %s",
-            self._args(1 if ok else 0, orjson.dumps(answer).decode()))
+        await db.autocommit(RECORD_KEY, self._answer(ok, answer))
         self.recorded = True
 
 

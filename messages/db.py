@@ -368,13 +368,18 @@ class Watch:
                     password=s.db_password.get_secret_value(), connect_timeout=PROBE_SECONDS)
                 async with conn.cursor() as cursor:
                     await cursor.execute("SELECT 1")
-            self._answered = time.monotonic()
-            return True
+        except asyncmy.errors.MySQLError as exc:
+            # An error the server sent (too many connections, access denied) is an answer;
+            # client-side codes (2000 and up: cannot connect, connection lost) are not.
+            if not (exc.args and isinstance(exc.args[0], int) and exc.args[0] < 2000):
+                return False
         except Exception:  # noqa: BLE001 - unanswered or refused: not answering either way
             return False
         finally:
             if conn is not None:
                 conn.close()
+        self._answered = time.monotonic()
+        return True
 
 
 class Database:

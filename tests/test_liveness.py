@@ -291,3 +291,21 @@ async def test_a_frozen_database_answers_503_fast_not_504_at_the_deadline(
     assert max(t for _, t in first) < first_bound + 1.5  # not the 5 s deadline
     assert max(t for _, t in then) < 0.5
     assert back_after < 5
+
+
+async def test_a_slow_statement_alone_is_not_taken_for_a_frozen_database(private_database):
+    """The watch probes when a statement has waited STALL_SECONDS with nothing else done
+    meanwhile; a server that is merely slow answers the probe, and nothing is refused."""
+    settings = Settings(namespace=NS, db_port=private_database.port, db_user="root")
+    await _create_database(settings)
+    db = Database(settings, "lv")
+    try:
+        slow = asyncio.ensure_future(db.fetch("SELECT SLEEP(%s)", (STALL_SECONDS + 2,)))
+        await asyncio.sleep(STALL_SECONDS + 1)
+        assert not db.watch.unanswered
+        assert await db.fetch("SELECT 1") == ((1,),)
+        assert await slow == ((0,),)
+        assert not db.watch.unanswered
+    finally:
+        await db.dispose()
+        await _drop_database(settings)

@@ -1,5 +1,6 @@
 """Database access shared by every service: one engine per process, transactions that carry
-their events into the outbox, and the outbox and inbox tables every service database has."""
+their events into the outbox, the outbox and inbox tables every service database has, and the
+``Watch`` that answers 503 at once while the server does not answer (frozen, unreachable)."""
 
 from __future__ import annotations
 

@@ -308,7 +308,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         middlewares=[edge_middleware(settings, RateLimiter(settings.rate_limit_per_second,
                                                            settings.rate_limit_burst))])
     app[settings_key] = settings
-    broker = Broker(settings.amqp_url, f"{settings.namespace}-gateway")
+    broker = Broker(settings.amqp_url, f"{settings.namespace}-gateway",
+                    settings.amqp_heartbeat_seconds)
     app[broker_key] = broker
     rpc = app[rpc_key] = RpcClient(broker, settings.names, settings.rpc_timeout_seconds)
     metrics.rpc_in_flight.set_function(rpc.in_flight)  # read when scraped, not per request

@@ -23,12 +23,22 @@ Setup = Callable[[AbstractConnection], Awaitable[None]]
 # broker nothing and every second here is a second of 503s after the broker is back
 # (it was 5 s: a broker restart of 5 s took up to 5 s more to be noticed).
 MAX_BACKOFF = 1.0
+# AMQP heartbeat (TTMS_AMQP_HEARTBEAT_SECONDS). A broker that stops answering without closing
+# the connection (frozen, its host gone, a dropped network path) is noticed only through it:
+# aiormq gives up on a connection that sent no frame for (heartbeat + 1) × 3 seconds, checked
+# every heartbeat / 2 (at least 1 s), so 2 s means about 9-10 s; the library default of 60 s
+# meant three minutes of requests published into a dead socket. Lower is not better: RabbitMQ
+# drops a client it has heard nothing from for two heartbeats, and 1 s would drop a process
+# whose event loop stalls for two seconds on a busy machine (it writes a heartbeat every
+# second from that loop).
+HEARTBEAT_SECONDS = 2
 
 
 class Broker:
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, heartbeat: int = HEARTBEAT_SECONDS) -> None:
         self.url = url
         self.name = name
+        self.heartbeat = heartbeat
         self.connection: AbstractConnection | None = None
         self.ready = asyncio.Event()
         self._setups: list[Setup] = []
@@ -85,7 +95,8 @@ class Broker:
         closed = asyncio.get_running_loop().create_future()
         try:
             connection = await aio_pika.connect(
-                self.url, client_properties={"connection_name": self.name}, timeout=5)
+                self.url, client_properties={"connection_name": self.name}, timeout=5,
+                heartbeat=self.heartbeat)
         except Exception as exc:  # noqa: BLE001 - any failure means: try again later
             log.warning("cannot reach the broker (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
@@ -108,13 +119,13 @@ class Broker:
             return min(delay * 2, MAX_BACKOFF)
         self.connection = connection
         self.ready.set()
-        log.info("connected to the broker")
+        log.info("%s connected to the broker", self.name)
         await closed
         self.connection = None
         self.ready.clear()
         self._tell_lost()
         if not self._stopping:
-            log.warning("broker connection lost; reconnecting")
+            log.warning("%s lost its broker connection; reconnecting", self.name)
             await asyncio.sleep(0.2)
         return 0.2
 

@@ -1,12 +1,16 @@
 """Database access shared by every service: one engine per process, transactions that carry
-their events into the outbox, and the outbox and inbox tables every service database has."""
+their events into the outbox, the outbox and inbox tables every service database has, and the
+``Watch`` that answers 503 at once while the server does not answer (frozen, unreachable)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import functools
+import itertools
+import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -31,8 +35,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from messages import errors
 from messages.contracts.base import Envelope, Event, Page, PageQuery, utcnow
 from messages.settings import Settings
+
+log = logging.getLogger("ttms.db")
 
 # Naive UTC in the database, microsecond precision; `as_utc` makes it aware again on the way out.
 Timestamp = DateTime().with_variant(DATETIME(fsp=6), "mysql")
@@ -269,6 +276,113 @@ def _outbox_rows(tx: Tx) -> list[dict[str, Any]]:
             for e in tx.events]
 
 
+# A database that stops answering without closing its connections (frozen, its host gone, a
+# dropped network path) makes every statement wait, each until its command's deadline. The
+# watch notices it: when a statement has waited STALL_SECONDS and no other finished meanwhile,
+# it probes the server on a fresh connection; a probe unanswered within PROBE_SECONDS means
+# the server is not answering. Statements then waiting are cancelled and answered 503, and new
+# ones are refused at once, until a probe is answered again (one every PROBE_INTERVAL).
+# So a frozen database costs its first requests STALL_SECONDS + PROBE_SECONDS plus a tick,
+# and the rest nothing. A slow statement or a lock wait is not taken for a hang: the probe
+# (a new connection and SELECT 1) is answered while they wait.
+STALL_SECONDS = 1.0
+PROBE_SECONDS = 1.0
+PROBE_INTERVAL = 0.5
+TICK_SECONDS = 0.25
+
+
+class Watch:
+    """Knows whether the database server answers (see STALL_SECONDS). Every statement or
+    transaction of ``Database`` runs between ``enter`` and ``leave``."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self._settings = settings
+        self._name = name
+        self.unanswered = False  # a probe went unanswered; refuse until one is answered
+        self._ops: dict[int, tuple[float, asyncio.Task | None]] = {}
+        self._ids = itertools.count()
+        self._answered = time.monotonic()  # when a statement or probe last finished
+        self._abandoned: set[asyncio.Task] = set()  # cancelled by the watch
+        self._monitor: asyncio.Task | None = None
+
+    def enter(self) -> int:
+        if self.unanswered:
+            raise errors.ServiceUnavailable("the database is not answering", retry_after=1)
+        token = next(self._ids)
+        self._ops[token] = (time.monotonic(), asyncio.current_task())
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.ensure_future(self._run())
+        return token
+
+    def leave(self, token: int, exc: BaseException | None) -> None:
+        """After the work of ``enter``'s token ended (``exc``: how). Raises ServiceUnavailable
+        in place of the CancelledError the watch caused."""
+        _, task = self._ops.pop(token)
+        if task in self._abandoned:
+            self._abandoned.discard(task)
+            task.uncancel()
+            if isinstance(exc, asyncio.CancelledError):
+                raise errors.ServiceUnavailable("the database is not answering",
+                                                retry_after=1) from None
+        elif exc is None or not isinstance(exc, asyncio.CancelledError | errors.ServiceError):
+            self._answered = time.monotonic()
+
+    def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+
+    async def _run(self) -> None:
+        try:
+            while self._ops or self.unanswered:
+                await asyncio.sleep(TICK_SECONDS if not self.unanswered else PROBE_INTERVAL)
+                if self.unanswered:
+                    if await self._probe():
+                        self.unanswered = False
+                        log.warning("the database answers again")
+                    continue
+                now = time.monotonic()
+                oldest = min(start for start, _ in self._ops.values()) if self._ops else now
+                if now - oldest < STALL_SECONDS or now - self._answered < STALL_SECONDS:
+                    continue
+                if await self._probe():
+                    continue
+                self.unanswered = True
+                waiting = {task for _, task in self._ops.values()
+                           if task is not None and not task.done()}
+                log.warning("the database is not answering (a statement has waited %.1fs, a "
+                            "probe %.1fs): %d waiting answered 503, new ones refused",
+                            time.monotonic() - oldest, PROBE_SECONDS, len(waiting))
+                for task in waiting - self._abandoned:
+                    self._abandoned.add(task)
+                    task.cancel()
+        finally:
+            self._monitor = None
+
+    async def _probe(self) -> bool:
+        """SELECT 1 on a connection of its own (the pools' may all be stuck)."""
+        s = self._settings
+        conn = None
+        try:
+            async with asyncio.timeout(PROBE_SECONDS):
+                conn = await asyncmy.connect(
+                    host=s.db_host, port=s.db_port, user=s.db_user,
+                    password=s.db_password.get_secret_value(), connect_timeout=PROBE_SECONDS)
+                async with conn.cursor() as cursor:
+                    await cursor.execute("SELECT 1")
+        except asyncmy.errors.MySQLError as exc:
+            # An error the server sent (too many connections, access denied) is an answer;
+            # client-side codes (2000 and up: cannot connect, connection lost) are not.
+            if not (exc.args and isinstance(exc.args[0], int) and exc.args[0] < 2000):
+                return False
+        except Exception:  # noqa: BLE001 - unanswered or refused: not answering either way
+            return False
+        finally:
+            if conn is not None:
+                conn.close()
+        self._answered = time.monotonic()
+        return True
+
+
 class Database:
     def __init__(self, settings: Settings, service: str) -> None:
         self.service = service
@@ -285,14 +399,21 @@ class Database:
         self._settings = settings
         self._plain_pool = None
         self._plain_lock = asyncio.Lock()
+        self.watch = Watch(settings, service)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self.engine.begin() as conn:
-            tx = Tx(conn, self.service)
-            yield tx
-            if tx.events:
-                await conn.execute(text(OUTBOX_INSERT), _outbox_rows(tx))
+        token = self.watch.enter()
+        try:
+            async with self.engine.begin() as conn:
+                tx = Tx(conn, self.service)
+                yield tx
+                if tx.events:
+                    await conn.execute(text(OUTBOX_INSERT), _outbox_rows(tx))
+        except BaseException as exc:
+            self.watch.leave(token, exc)
+            raise
+        self.watch.leave(token, None)
         if tx.events:
             self.outbox_written.set()
 
@@ -301,42 +422,61 @@ class Database:
         """Like ``transaction``, on plain asyncmy: see ``PlainTx``. ``begin_later``: BEGIN
         travels with the first statement (``PlainTx.later``), and queued statements with the
         COMMIT: a transaction of one read and some writes is two round trips."""
-        pool = self._plain_pool or await self._open_plain_pool()
-        async with pool.acquire() as conn:
-            tx = PlainTx(conn, self.service)
-            try:
-                if begin_later:
-                    tx.later("BEGIN")
-                else:
-                    await conn.begin()
-                yield tx
-                await tx.finish()
-                if tx.events:  # the outbox rows travel with the COMMIT: one round trip
-                    tx.later(OUTBOX_INSERT, rows=_outbox_rows(tx))
-                if tx._later:
-                    tx.later("COMMIT")
-                    await tx.flush()
-                else:
-                    await conn.commit()
-            except BaseException:
-                await _quietly(conn.rollback())
-                raise
+        token = self.watch.enter()
+        try:
+            pool = self._plain_pool or await self._open_plain_pool()
+            async with pool.acquire() as conn:
+                tx = PlainTx(conn, self.service)
+                try:
+                    if begin_later:
+                        tx.later("BEGIN")
+                    else:
+                        await conn.begin()
+                    yield tx
+                    await tx.finish()
+                    if tx.events:  # the outbox rows travel with the COMMIT: one round trip
+                        tx.later(OUTBOX_INSERT, rows=_outbox_rows(tx))
+                    if tx._later:
+                        tx.later("COMMIT")
+                        await tx.flush()
+                    else:
+                        await conn.commit()
+                except BaseException:
+                    await _quietly(conn.rollback())
+                    raise
+        except BaseException as exc:
+            self.watch.leave(token, exc)
+            raise
+        self.watch.leave(token, None)
         if tx.events:
             self.outbox_written.set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+        token = self.watch.enter()
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except BaseException as exc:
+            self.watch.leave(token, exc)
+            raise
+        self.watch.leave(token, None)
 
     async def fetch(self, sql: str, args: Any = None) -> tuple[tuple, ...]:
         """A read on a hot path, in plain asyncmy: through SQLAlchemy the same one-row query
         costs several times the CPU of the query itself (PERFORMANCE.md). ``%s`` parameters,
         tuples back, autocommit (no transaction is left open)."""
-        pool = self._plain_pool or await self._open_plain_pool()
-        async with pool.acquire() as conn, conn.cursor() as cursor:
-            await cursor.execute(sql, args)
-            return await cursor.fetchall()
+        token = self.watch.enter()
+        try:
+            pool = self._plain_pool or await self._open_plain_pool()
+            async with pool.acquire() as conn, conn.cursor() as cursor:
+                await cursor.execute(sql, args)
+                rows = await cursor.fetchall()
+        except BaseException as exc:
+            self.watch.leave(token, exc)
+            raise
+        self.watch.leave(token, None)
+        return rows
 
     async def autocommit(self, sql: Any, args: Any = None) -> int:
         """One write on a hot path that is a transaction by itself, in plain asyncmy (see
@@ -345,10 +485,17 @@ class Database:
         sql = sql.text if hasattr(sql, "text") else sql
         if isinstance(args, dict):
             sql = _pyformat(sql)
-        pool = self._plain_pool or await self._open_plain_pool()
-        async with pool.acquire() as conn, conn.cursor() as cursor:
-            await cursor.execute(sql, args)
-            return cursor.rowcount
+        token = self.watch.enter()
+        try:
+            pool = self._plain_pool or await self._open_plain_pool()
+            async with pool.acquire() as conn, conn.cursor() as cursor:
+                await cursor.execute(sql, args)
+                count = cursor.rowcount
+        except BaseException as exc:
+            self.watch.leave(token, exc)
+            raise
+        self.watch.leave(token, None)
+        return count
 
     async def _open_plain_pool(self):
         async with self._plain_lock:
@@ -374,6 +521,7 @@ class Database:
                     page_size=paging.page_size)
 
     async def dispose(self) -> None:
+        self.watch.stop()
         if self._plain_pool is not None:
             self._plain_pool.close()
             await self._plain_pool.wait_closed()

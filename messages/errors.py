@@ -113,6 +113,9 @@ def from_infrastructure(exc: BaseException) -> ServiceError | None:
     import asyncmy.errors
     from sqlalchemy import exc as sa
 
+    if isinstance(exc, ServiceUnavailable):  # already one (a database that is not answering)
+        return exc
+
     if isinstance(exc, sa.DBAPIError) and (
             exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError)):
         return ServiceUnavailable("the database is unavailable")

@@ -104,6 +104,15 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - rows stay unsent; next round retries
                 log.warning("outbox relay round failed (%s); will retry", exc)
                 await asyncio.sleep(0.5)
+            except asyncio.CancelledError:
+                # aiormq cancels the confirmations still pending when a connection dies
+                # without a close (a broker frozen past the heartbeat): a CancelledError in a
+                # task nobody cancelled. It used to end the relay for good, silently.
+                if asyncio.current_task().cancelling():
+                    raise
+                log.warning("outbox relay round cut short by the lost broker connection; "
+                            "will retry")
+                await asyncio.sleep(0.5)
 
     async def publish_batch(self) -> int:
         channel = self._channel

@@ -10,7 +10,20 @@ Handlers never see any of this: they take a typed command and return a typed rep
 
 The message ``type`` is the command name when a message carries one command, ``batch``
 otherwise. Its ``expiration`` is the latest deadline in it, so the broker drops commands whose
-callers gave up; each command's own deadline is checked again before it runs.
+callers gave up; each command's own deadline is checked again before it runs (a prefetched
+command waits in the consumer, where the expiration no longer applies).
+
+A handler still running ``HANDLER_GRACE_SECONDS`` after its deadline is cancelled: its caller
+gets ``timeout`` (it has given up already) and the command is acked, so a handler that never
+returns holds a prefetch slot for at most its deadline plus the grace. Cancelling is safe
+where a handler waits on I/O: a statement cut short closes its database connection (the
+driver closes a connection whose read was cancelled; SQLAlchemy invalidates it), so the
+server rolls the open transaction back and the pool never hands out a desynced connection.
+What cannot be undone is a COMMIT the server has already received: the change stands though
+its answer is lost, which commands tolerate because they are delivered at least once and
+their handlers are idempotent. Work a handler moved to a thread (password hashing) runs to
+its end; the handler just stops waiting for it. Tasks a handler spawned itself, and shielded
+work, are not cancelled.
 """
 
 from __future__ import annotations
@@ -42,6 +55,11 @@ log = logging.getLogger("ttms.rpc")
 REPLY_TO = "amq.rabbitmq.reply-to"
 RECHECK_SECONDS = 0.5  # a service seen with no consumer is asked about again after this
 RPC_QUEUE_ARGS: dict[str, Any] = {}  # classic, durable; commands themselves are transient
+# How long a handler may go on past its command's deadline before it is cancelled. Nobody
+# waits for its answer by then; the grace lets work that is about to finish (a COMMIT in
+# flight) finish rather than be cut, and bounds how long a stuck handler (a frozen database,
+# a call that never returns) keeps its command unacked in the prefetch window.
+HANDLER_GRACE_SECONDS = 1.0
 
 
 def _now_ms() -> int:
@@ -391,9 +409,15 @@ class RpcServer:
             return [call_id, 0, errors.BadRequest(f"unknown command {name}").to_wire()]
         if not isinstance(caller, dict):
             return [call_id, 0, errors.Unauthorized("the command carries no caller").to_wire()]
+        # A handler still running HANDLER_GRACE_SECONDS after its deadline is cancelled, so
+        # that it cannot hold its command (and a prefetch slot) for ever. Where that is safe:
+        # see the module's docstring.
+        bound = asyncio.timeout_at(asyncio.get_running_loop().time()
+                                   + (deadline_ms - _now_ms()) / 1000 + HANDLER_GRACE_SECONDS)
         try:
             command = handler.command.model_validate(payload)
-            result = await handler.fn(command, self._context(Caller.model_validate(caller)))
+            async with bound:
+                result = await handler.fn(command, self._context(Caller.model_validate(caller)))
             return [call_id, 1, _dump(result)]
         except errors.ServiceError as exc:
             return [call_id, 0, exc.to_wire()]
@@ -401,6 +425,10 @@ class RpcServer:
             return [call_id, 0, errors.ValidationFailed(
                 details=errors.validation_details(exc)).to_wire()]
         except Exception as exc:
+            if bound.expired():  # the TimeoutError of the bound, not the handler's own
+                log.warning("command %s was still running %.1fs after its deadline: cancelled",
+                            name, HANDLER_GRACE_SECONDS)
+                return [call_id, 0, errors.Timeout("the caller's deadline passed").to_wire()]
             mapped = errors.from_infrastructure(exc)
             if mapped is None:
                 log.exception("command %s failed", name)

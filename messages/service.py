@@ -102,7 +102,8 @@ class Service:
     async def main(self, stop: asyncio.Event | None = None) -> None:
         settings = self.settings
         names = settings.names
-        broker = Broker(settings.amqp_url, f"{settings.namespace}-{self.name}")
+        broker = Broker(settings.amqp_url, f"{settings.namespace}-{self.name}",
+                        settings.amqp_heartbeat_seconds)
         db = Database(settings, self.name)
         app = App(self.name, settings, db, RpcClient(broker, names, settings.rpc_timeout_seconds),
                   broker)

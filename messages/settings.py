@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_heartbeat_seconds: int = Field(2, ge=1, le=60)  # why 2: messages/broker.py
     db_host: str = "127.0.0.1"
     db_port: int = 3306
     db_user: str = "root"

@@ -257,7 +257,8 @@ async def box_office_by_show(settings: Settings) -> dict[int, dict[str, int]]:
 
 
 async def ticket_ledger(settings: Settings) -> dict[int, dict[str, int]]:
-    broker = Broker(settings.amqp_url, f"{settings.namespace}-order-tools")
+    broker = Broker(settings.amqp_url, f"{settings.namespace}-order-tools",
+                    settings.amqp_heartbeat_seconds)
     rpc = RpcClient(broker, settings.names, settings.rpc_timeout_seconds)
     await broker.start(wait=10)
     try:

@@ -499,6 +499,78 @@ async def test_commands_are_handled_concurrently(bus):
     assert time.monotonic() - started < 1.5
 
 
+class Hang(Command, name="bt2.hang"):
+    seconds: float = 3600
+
+
+async def test_a_handler_past_its_deadline_is_cancelled_and_frees_its_slot(bus):
+    """More hanging commands than the server's prefetch window (64 messages), each in a
+    message of its own: if a handler could run for ever past its deadline, these would hold
+    every slot and the server would take no command again."""
+    hanging = Handlers()
+    cancelled: list[float] = []
+
+    @hanging.command(Hang)
+    async def hang(cmd, ctx):
+        try:
+            await asyncio.sleep(cmd.seconds)
+        except asyncio.CancelledError:
+            cancelled.append(time.monotonic())
+            raise
+        return {}
+
+    @hanging.command(Hello)
+    async def hello(cmd, ctx):
+        return {"hello": True}
+
+    try:
+        async with running_service("bt2", hanging):
+            await wait_for(lambda: _pings(bus.rpc, "bt2"), 20, 0.2, "bt2")
+            calls = []
+            started = time.monotonic()
+            for _ in range(70):
+                calls.append(asyncio.ensure_future(
+                    bus.rpc.call("bt2.hang", {}, ALICE, timeout=1)))
+                await asyncio.sleep(0.005)  # one message each: the window counts messages
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            assert all(isinstance(o, errors.Timeout) for o in outcomes), outcomes
+            # deadline 1 s + grace 1 s: every slot is free again soon after
+            assert await bus.rpc.call("bt2.hello", {}, ALICE, timeout=4) == {"hello": True}
+            assert time.monotonic() - started < 6
+            # the window's 64 were started, and each is cancelled a second after its deadline
+            # (the rest waited in the queue behind them: expired there, or not started late)
+            await wait_for(lambda: len(cancelled) >= 64, 5, 0.05, "the hanging handlers cancelled")
+            assert max(cancelled) - started < 7
+    finally:
+        channel = await bus.amqp.channel()
+        await channel.queue_delete(NAMES.rpc_queue("bt2"))
+        await channel.close()
+
+
+async def test_a_command_taken_after_its_deadline_is_not_started(bus):
+    """The broker's expiration covers a command only while it is queued: one that reaches
+    the service already late (here: published with a past deadline and no expiration, as a
+    prefetched command that waited in the consumer) is answered ``timeout``, never run."""
+    text_ = key()
+    channel = await bus.amqp.channel()
+    replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await channel.default_exchange.publish(aio_pika.Message(
+        orjson.dumps([["late-1", "bt.echo", int(time.time() * 1000) - 1000, ALICE,
+                       {"text": text_}]]), reply_to=replies.name),
+        routing_key=NAMES.rpc_queue("bt"))
+    message = None
+    for _ in range(100):
+        message = await replies.get(fail=False, no_ack=True)
+        if message is not None:
+            break
+        await asyncio.sleep(0.05)
+    await channel.close()
+    assert message is not None, "no reply"
+    [[call_id, ok, error]] = orjson.loads(message.body)
+    assert (call_id, ok, error["code"]) == ("late-1", 0, "timeout")
+    assert CALLS[text_] == 0
+
+
 async def test_broker_unreachable_means_503_at_once():
     broker = Broker(CLOSED_PORT_URL, f"{NS}-nowhere")
     rpc = RpcClient(broker, NAMES, timeout=2)

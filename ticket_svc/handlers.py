@@ -5,6 +5,10 @@ hot path, and each command is a few statements. The database is the only arbiter
 seat: a hold claims all its seats with one conditional UPDATE and checks the row count, so any
 number of ticket_svc processes can run side by side.
 
+A hold and an edit of its show (price, time) are decided by the show's row here: an edit's
+sales check (``begin_show_edit``) locks it, each hold takes its shared lock, and a hold that finds
+an edit allowed but not yet arrived gets the show from play_svc first.
+
 Holds expire two ways: a delay queue (``messages.delay``) brings each hold back when due, and a
 sweep releases overdue holds the broker never returned. Paying checks ``expires_at`` itself.
 """
@@ -185,9 +189,13 @@ async def _catch_up_with_edit(app: App, schedule_id: int, version: int) -> None:
     """A hold found an edit of the show allowed (``edit_version``) that has not reached this
     copy. play_svc answers once that edit committed, or after ending it if it never will, with
     the show as it stays; this copy takes it if it is not newer already."""
-    data = await app.rpc.call("play.schedule_inventory", {"id": schedule_id,
-                                                          "at_least": version},
-                              SERVICE_CALLER)
+    try:  # within the hold's own deadline, so the buyer learns why
+        data = await app.rpc.call("play.schedule_inventory", {"id": schedule_id,
+                                                              "at_least": version},
+                                  SERVICE_CALLER, app.settings.rpc_timeout_seconds / 2)
+    except errors.Timeout:
+        raise errors.ServiceUnavailable("the show is being changed and play_svc did not "
+                                        "say how; try again") from None
     inventory = p.ScheduleInventory.model_validate(data)
     async with app.db.transaction() as tx:
         await _apply_schedule(tx, inventory.schedule, inventory.version)

@@ -1,8 +1,14 @@
 """play_svc's command and event handlers: one function per command or event.
 
 Overlap of shows in a studio is decided by the database: scheduling or moving a show locks the
-studio's row (``studios``) first, then checks and writes, in one transaction. Whether a show
-has tickets held or sold is ticket_svc's knowledge, asked over RPC before any change.
+studio's row (``studios``) first, then checks and writes, in one transaction. The same lock
+decides a show against a resize or delete of its studio: ``play.studio_change`` allows one only
+while no show is upcoming and then raises the studio's ``layout_version``, which the seat map of
+a new show must reach (an older map is read again, see ``create_schedule``).
+
+Whether a show has tickets held or sold is ticket_svc's knowledge: ``ticket.begin_show_edit``
+counts them and, if none, makes later holds wait for the show's next ``version`` in one
+ticket_svc transaction; the edit then commits only from the version it was allowed from.
 """
 
 from __future__ import annotations
@@ -171,13 +177,15 @@ async def _ensure_studio_row(app: App, studio_id: int, name: str) -> None:
         await tx.execute(upsert.on_duplicate_key_update(id=upsert.inserted.id))
 
 
-async def _lock_studio(tx: Tx, studio_id: int) -> None:
-    """Taken first in every transaction that checks overlap in a studio: they run one at a
-    time per studio, and the consistent reads after it see every show committed before."""
-    locked = (await tx.execute(select(studios.c.id).where(studios.c.id == studio_id)
-                               .with_for_update())).first()
+async def _lock_studio(tx: Tx, studio_id: int) -> int:
+    """Taken first in every transaction that checks overlap in a studio or allows it to change:
+    they run one at a time per studio, and the consistent reads after it see every show
+    committed before. → the least layout_version a new show's seat map must have."""
+    locked = (await tx.execute(select(studios.c.layout_version).where(
+        studios.c.id == studio_id).with_for_update())).first()
     if locked is None:
         raise errors.NotFound("no such studio")
+    return locked.layout_version
 
 
 async def _check_overlap(tx: Tx, studio_id: int, starts_at: datetime, ends_at: datetime,
@@ -201,6 +209,20 @@ def _check_run(play, starts_at: datetime) -> None:
              "msg": f"the play runs from {play.starts_on} to {play.ends_on}"}])
 
 
+async def _begin_edit(app: App, schedule_id: int, version: int) -> tuple[int, int]:
+    """(held, sold) of the show from ticket_svc, which, when both are 0, has made holds wait
+    for ``version``. If it cannot say, nothing is changed."""
+    try:
+        answer = await app.rpc.call("ticket.begin_show_edit",
+                                    {"schedule_id": schedule_id, "version": version},
+                                    SERVICE_CALLER, _inner_timeout(app))
+    except errors.ServiceError as exc:
+        log.warning("ticket.begin_show_edit failed: %s %s", exc.code, exc.message)
+        raise errors.ServiceUnavailable(
+            "cannot learn the show's ticket sales right now; try again") from None
+    return int(answer["held"]), int(answer["sold"])
+
+
 async def _sales_activity(app: App, schedule_ids: list[int]) -> dict[int, tuple[int, int]]:
     """schedule id → (held, sold), from ticket_svc. If it cannot say, nothing is changed."""
     try:
@@ -214,20 +236,44 @@ async def _sales_activity(app: App, schedule_ids: list[int]) -> dict[int, tuple[
             for line in answer["schedules"]}
 
 
+async def _studio_layout(app: App, studio_id: int, at_least: int = 0) -> dict[str, Any]:
+    """The studio's seat map and its layout_version from studio_svc (404: no such studio)."""
+    try:
+        return await app.rpc.call("studio.layout", {"id": studio_id, "at_least": at_least},
+                                  SERVICE_CALLER, _inner_timeout(app))
+    except errors.Timeout:
+        raise errors.ServiceUnavailable("studio_svc did not send the seat map") from None
+
+
+class _StaleSeatMap(Exception):
+    def __init__(self, layout_version: int) -> None:
+        self.layout_version = layout_version
+
+
 @handlers.command(c.CreateSchedule)
 async def create_schedule(cmd: c.CreateSchedule, ctx: Context) -> c.Schedule:
     _require_manager(ctx.caller)
     async with ctx.app.db.read() as conn:
         play = await _load_play(conn, cmd.play_id)
     _check_run(play, cmd.starts_at)
-    try:  # 404 when there is no such studio
-        seat_map = await ctx.app.rpc.call("studio.seat_map", {"id": cmd.studio_id},
-                                          SERVICE_CALLER, _inner_timeout(ctx.app))
-    except errors.Timeout:
-        raise errors.ServiceUnavailable("studio_svc did not send the seat map") from None
+    seat_map = await _studio_layout(ctx.app, cmd.studio_id)
     await _ensure_studio_row(ctx.app, cmd.studio_id, seat_map["name"])
-    async with ctx.app.db.transaction() as tx:
-        await _lock_studio(tx, cmd.studio_id)
+    for _ in range(3):
+        try:
+            return await _insert_schedule(ctx.app, cmd, seat_map)
+        except _StaleSeatMap as stale:
+            # A resize or delete was allowed after the map was read: studio_svc waits for it
+            # to commit (or ends it) and sends the map as it is now; 404 if it was a delete.
+            seat_map = await _studio_layout(ctx.app, cmd.studio_id, stale.layout_version)
+    raise errors.Conflict("the studio is being changed; try again", retry_after=1)
+
+
+async def _insert_schedule(app: App, cmd: c.CreateSchedule,
+                           seat_map: dict[str, Any]) -> c.Schedule:
+    async with app.db.transaction() as tx:
+        least = await _lock_studio(tx, cmd.studio_id)
+        if seat_map["layout_version"] < least:
+            raise _StaleSeatMap(least)
         play = await _load_play(tx, cmd.play_id, lock="share")  # not deleted meanwhile
         starts_at = cmd.starts_at
         ends_at = domain.ends_at(starts_at, play.duration_minutes)
@@ -281,16 +327,25 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
         if "starts_at" in changes:
             play = await _load_play(conn, current.play_id)
             _check_run(play, cmd.starts_at)
-    held, sold = (await _sales_activity(ctx.app, [cmd.id])).get(cmd.id, (0, 0))
+        version = (await conn.execute(select(schedules.c.version).where(
+            schedules.c.id == cmd.id))).scalar()
+    # ticket_svc counts the show's sales and, if there are none, makes holds wait for the
+    # show's next version, in one transaction: none slips in after the count.
+    held, sold = await _begin_edit(ctx.app, cmd.id, version + 1)
     if held or sold:
         raise errors.Conflict(
             f"the show has tickets held ({held}) or sold ({sold}); it cannot be changed")
     async with ctx.app.db.transaction() as tx:
         await _lock_studio(tx, current.studio_id)
-        current = await _load_schedule(tx, cmd.id, lock=True)
+        locked = (await tx.execute(select(schedules.c.version).where(
+            schedules.c.id == cmd.id).with_for_update())).scalar()
+        if locked != version:  # a hold ended this edit (schedule_inventory), or another edit
+            raise errors.Conflict("the show changed or its sales began meanwhile; try again",
+                                  retry_after=1)
+        current = await _load_schedule(tx, cmd.id)
         if current.status is not c.ScheduleStatus.scheduled:
             raise errors.Conflict("the show is cancelled")
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"version": version + 1}
         if "price" in changes:
             values["price"] = cmd.price
         if play is not None:
@@ -299,7 +354,7 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
             values.update(starts_at=to_db(cmd.starts_at), ends_at=to_db(ends_at))
         await tx.execute(schedules.update().where(schedules.c.id == cmd.id).values(**values))
         schedule = await _load_schedule(tx, cmd.id)
-        tx.emit(c.ScheduleUpdated(schedule=schedule))
+        tx.emit(c.ScheduleUpdated(schedule=schedule, schedule_version=version + 1))
     return schedule
 
 
@@ -319,11 +374,43 @@ async def cancel_schedule(cmd: c.CancelSchedule, ctx: Context) -> None:
 
 @handlers.command(c.GetScheduleInventory)
 async def schedule_inventory(cmd: c.GetScheduleInventory, ctx: Context) -> dict:
-    async with ctx.app.db.read() as conn:
-        schedule = await _load_schedule(conn, cmd.id)
-        stored = (await conn.execute(select(schedules.c.seat_map).where(
-            schedules.c.id == cmd.id))).scalar()
-    return {"schedule": schedule.model_dump(mode="json"), **domain.expand(stored)}
+    if not cmd.at_least:
+        async with ctx.app.db.read() as conn:
+            return await _inventory(conn, cmd.id)
+    # A hold found an edit allowed after the show it knows: wait for the edit (the row lock),
+    # or end it if it never committed, and answer the show as it stays.
+    async with ctx.app.db.transaction() as tx:
+        version = (await tx.execute(select(schedules.c.version).where(
+            schedules.c.id == cmd.id).with_for_update())).scalar()
+        if version is None:
+            raise errors.NotFound("no such schedule")
+        if version < cmd.at_least:
+            await tx.execute(schedules.update().where(schedules.c.id == cmd.id)
+                             .values(version=cmd.at_least))
+        return await _inventory(tx, cmd.id)
+
+
+async def _inventory(conn, schedule_id: int) -> dict:
+    schedule = await _load_schedule(conn, schedule_id)
+    stored = (await conn.execute(select(schedules.c.seat_map, schedules.c.version).where(
+        schedules.c.id == schedule_id))).first()
+    return {"schedule": schedule.model_dump(mode="json"), **domain.expand(stored.seat_map),
+            "version": stored.version}
+
+
+@handlers.command(c.StudioChange)
+async def studio_change(cmd: c.StudioChange, ctx: Context) -> c.UpcomingCount:
+    """studio_svc asks before a resize or delete. The count and the new least layout_version
+    are one transaction under the studio's lock row, like every show's creation."""
+    await _ensure_studio_row(ctx.app, cmd.studio_id, cmd.name)
+    async with ctx.app.db.transaction() as tx:
+        await _lock_studio(tx, cmd.studio_id)
+        count = (await tx.execute(select(func.count()).select_from(schedules).where(
+            _upcoming(), schedules.c.studio_id == cmd.studio_id))).scalar()
+        if not count:
+            await tx.execute(studios.update().where(studios.c.id == cmd.studio_id).values(
+                layout_version=func.greatest(studios.c.layout_version, cmd.layout_version)))
+    return c.UpcomingCount(count=count)
 
 
 @handlers.command(c.StudioUpcoming)

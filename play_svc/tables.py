@@ -38,11 +38,14 @@ plays = Table(
 # studio_svc's studios as play_svc knows them: the current name (from studio.* events, or the
 # seat map fetched when a show is first scheduled there). The row is also the studio's lock:
 # scheduling a show locks it, so overlap checks of one studio run one at a time, whatever the
-# number of play_svc processes.
+# number of play_svc processes; and so does allowing a resize or delete (play.studio_change),
+# which records the studio's next layout_version here: a new show's seat map must be at least
+# that recent.
 studios = Table(
     "studios", metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("name", String(100), nullable=False),
+    Column("layout_version", Integer, nullable=False, server_default="0"),
 )
 
 schedules = Table(
@@ -58,6 +61,10 @@ schedules = Table(
     # {"rows": R, "cols": C, "not_seats": [[row, col, kind], ...]} (every other place a seat).
     Column("seat_map", JSON, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    # Edits so far. An edit commits only from the version ticket_svc allowed it from
+    # (ticket.begin_show_edit); play.schedule_inventory with at_least raises it to end an
+    # allowed edit that never committed.
+    Column("version", Integer, nullable=False, server_default="0"),
     Index("ix_schedules_studio_time", "studio_id", "starts_at"),
     Index("ix_schedules_play_time", "play_id", "starts_at"),
     Index("ix_schedules_time", "starts_at"),

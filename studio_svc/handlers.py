@@ -1,7 +1,15 @@
 """studio_svc's command handlers: one function per command.
 
 Studios keep only the places that are not a plain seat (``seat_kinds``); the full map is built
-on the way out. Resizing or deleting a studio asks play_svc whether it has upcoming shows.
+on the way out.
+
+Resizing or deleting a studio races with shows being created in it (play_svc copies the seat
+map into each show). play_svc's lock row of the studio decides: ``play.studio_change`` counts
+the upcoming shows and, if none, records the studio's next ``layout_version`` as the least a
+new show's map must carry, in one transaction; creating a show checks its map's version under
+the same lock. The change then commits here only if the version is still the one allowed
+(``_lock_unchanged``); ``studio.layout`` with ``at_least`` ends an allowed change that never
+committed, so a show is never left waiting for it.
 """
 
 from __future__ import annotations
@@ -44,15 +52,31 @@ async def _recount(tx: Tx, studio_id: int, rows: int, cols: int) -> None:
         seat_count=domain.seat_count(rows, cols, not_seats)))
 
 
-async def _upcoming_shows(ctx: Context, studio_id: int) -> int:
-    # Half the caller's deadline, so a silent play_svc is a clear 503 before the gateway's 504.
+async def _allowed_by_play_svc(ctx: Context, row) -> None:
+    """Ask play_svc whether the studio may change (no upcoming show); if it may, play_svc has
+    recorded ``layout_version + 1`` as the least version of a new show's seat map, so shows
+    made from now on wait for this change (or for its end, see ``get_layout``).
+
+    Half the caller's deadline, so a silent play_svc is a clear 503 before the gateway's 504."""
     try:
-        answer = await ctx.app.rpc.call("play.studio_upcoming", {"studio_id": studio_id},
-                                        SERVICE_CALLER, ctx.app.settings.rpc_timeout_seconds / 2)
+        answer = await ctx.app.rpc.call(
+            "play.studio_change", {"studio_id": row.id, "name": row.name,
+                                   "layout_version": row.layout_version + 1},
+            SERVICE_CALLER, ctx.app.settings.rpc_timeout_seconds / 2)
     except errors.Timeout:
         raise errors.ServiceUnavailable("play_svc did not say whether the studio has "
                                         "upcoming shows") from None
-    return int(answer["count"])
+    if int(answer["count"]):
+        raise errors.Conflict("the studio has upcoming shows; it cannot be resized or deleted")
+
+
+async def _lock_unchanged(tx: Tx, studio_id: int, allowed_from: int):
+    """The studio's row, locked, if no other change (nor ``get_layout`` ending this one)
+    raised its version since play_svc allowed the change."""
+    row = await _load(tx, studio_id, lock=True)
+    if row.layout_version != allowed_from:
+        raise errors.Conflict("the studio changed meanwhile; try again", retry_after=1)
+    return row
 
 
 @handlers.command(c.CreateStudio)
@@ -91,12 +115,17 @@ async def update_studio(cmd: c.UpdateStudio, ctx: Context) -> c.Studio:
         before = await _load(tx, cmd.id)
     resized = (changes.get("rows", before.rows) != before.rows
                or changes.get("cols", before.cols) != before.cols)
-    # Asked before the transaction, so no lock is held while play_svc answers.
-    if resized and await _upcoming_shows(ctx, cmd.id):
-        raise errors.Conflict("the studio has upcoming shows; it cannot be resized")
+    # Asked before the transaction, so no lock is held while play_svc answers; the version
+    # play_svc allowed must still be next when the change commits.
+    if resized:
+        await _allowed_by_play_svc(ctx, before)
     try:
         async with ctx.app.db.transaction() as tx:
-            before = await _load(tx, cmd.id, lock=True)
+            if resized:
+                before = await _lock_unchanged(tx, cmd.id, before.layout_version)
+                changes["layout_version"] = before.layout_version + 1
+            else:
+                before = await _load(tx, cmd.id, lock=True)
             if changes:
                 await tx.execute(studios.update().where(studios.c.id == cmd.id)
                                  .values(**changes))
@@ -118,11 +147,10 @@ async def update_studio(cmd: c.UpdateStudio, ctx: Context) -> c.Studio:
 async def delete_studio(cmd: c.DeleteStudio, ctx: Context) -> None:
     _require_manager(ctx.caller)
     async with ctx.app.db.transaction() as tx:
-        await _load(tx, cmd.id)
-    if await _upcoming_shows(ctx, cmd.id):
-        raise errors.Conflict("the studio has upcoming shows; cancel them first")
+        before = await _load(tx, cmd.id)
+    await _allowed_by_play_svc(ctx, before)
     async with ctx.app.db.transaction() as tx:
-        await _load(tx, cmd.id, lock=True)
+        await _lock_unchanged(tx, cmd.id, before.layout_version)
         await tx.execute(delete(seat_kinds).where(seat_kinds.c.studio_id == cmd.id))
         await tx.execute(delete(studios).where(studios.c.id == cmd.id))
         tx.emit(c.StudioDeleted(studio_id=cmd.id))
@@ -141,6 +169,21 @@ async def _seat_map(tx: Tx, row) -> dict:
 async def get_seat_map(cmd: c.GetSeatMap, ctx: Context) -> dict:
     async with ctx.app.db.transaction() as tx:
         return await _seat_map(tx, await _load(tx, cmd.id))
+
+
+@handlers.command(c.GetLayout)
+async def get_layout(cmd: c.GetLayout, ctx: Context) -> dict:
+    """The seat map a new show copies, with its version. ``at_least`` comes from play_svc when
+    the map it read is older than a change it allowed: the row lock waits for that change if
+    it is committing; if it never did (refused here, rolled back, its answer lost), raising
+    the version ends it, since it commits only from the version it was allowed from."""
+    async with ctx.app.db.transaction() as tx:
+        row = await _load(tx, cmd.id, lock=cmd.at_least > 0)
+        if row.layout_version < cmd.at_least:
+            await tx.execute(studios.update().where(studios.c.id == cmd.id)
+                             .values(layout_version=cmd.at_least))
+            row = await _load(tx, cmd.id)
+        return {**await _seat_map(tx, row), "layout_version": row.layout_version}
 
 
 @handlers.command(c.EditSeats)

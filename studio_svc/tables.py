@@ -26,6 +26,11 @@ studios = Table(
     Column("seat_count", Integer, nullable=False),
     Column("description", Text, nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    # Raised by every resize and by the delete, each only after play_svc recorded the new
+    # value as the least a new show's seat map must carry (``play.studio_change``): a map read
+    # before the change can no longer make a show. Also raised, with nothing else changed, to
+    # end a change play_svc allowed but that never committed here (``studio.layout``).
+    Column("layout_version", Integer, nullable=False, server_default="0"),
 )
 
 # Only the places that are not a plain `seat` (aisles, broken seats): a new studio has none.

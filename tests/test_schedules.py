@@ -78,7 +78,8 @@ async def test_schedule_created_carries_the_seat_map_snapshot(manager, system):
     await manager.patch(f"/studios/{studio['id']}/seats", {"seats": [
         {"row": 1, "col": 1, "kind": "broken"}]})
     ok, inventory = await rpc(system, "play.schedule_inventory", {"id": show["id"]})
-    assert ok and inventory == {"schedule": show, "rows": 3, "cols": 4, "seats": expected}
+    assert ok and inventory == {"schedule": show, "rows": 3, "cols": 4, "seats": expected,
+                                "version": 0}
     ok, error = await rpc(system, "play.schedule_inventory", {"id": 999999999})
     assert not ok and error["code"] == "not_found"
 

@@ -5,6 +5,10 @@ hot path, and each command is a few statements. The database is the only arbiter
 seat: a hold claims all its seats with one conditional UPDATE and checks the row count, so any
 number of ticket_svc processes can run side by side.
 
+A hold and an edit of its show (price, time) are decided by the show's row here: an edit's
+sales check (``begin_show_edit``) locks it, each hold takes its shared lock, and a hold that finds
+an edit allowed but not yet arrived gets the show from play_svc first.
+
 Holds expire two ways: a delay queue (``messages.delay``) brings each hold back when due, and a
 sweep releases overdue holds the broker never returned. Paying checks ``expires_at`` itself.
 """
@@ -53,6 +57,8 @@ SEAT_MAP = text(
     "SELECT sc.seat_rows, sc.seat_cols, sc.price, s.seat_row, s.seat_col, s.status "
     "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id "
     "WHERE sc.id = :id ORDER BY s.seat_row, s.seat_col")
+
+SHOW_SHARED = text("SELECT id FROM schedules WHERE id = :id LOCK IN SHARE MODE")
 
 INSERT_RESERVATION = text(
     "INSERT INTO reservations (schedule_id, user_id, status, seats, total, currency, "
@@ -149,16 +155,17 @@ def _signed_in(caller: Caller) -> int:
 # -- inventory: the copy of each show, and its seats ----------------------------------------
 
 async def _store_inventory(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
-                           seats: list[Any]) -> None:
+                           seats: list[Any], version: int = 0) -> None:
     """Create a show's schedule copy and inventory unless they exist (idempotent: the event
     and a reservation that came first may both do it)."""
     created = await tx.execute(text(
         "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, price, "
-        "status, seat_rows, seat_cols) VALUES (:id, :play_id, :studio_id, :play_name, "
-        ":starts_at, :price, :status, :rows, :cols)"),
+        "status, seat_rows, seat_cols, version) VALUES (:id, :play_id, :studio_id, "
+        ":play_name, :starts_at, :price, :status, :rows, :cols, :version)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
-         "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols})
+         "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
+         "version": version})
     if created.rowcount == 0:
         return
     values = [f"({int(schedule.id)},{int(s.row)},{int(s.col)},"
@@ -175,7 +182,33 @@ async def _fetch_inventory(app: App, schedule_id: int) -> None:
     inventory = p.ScheduleInventory.model_validate(data)
     async with app.db.transaction() as tx:
         await _store_inventory(tx, inventory.schedule, inventory.rows, inventory.cols,
-                               inventory.seats)
+                               inventory.seats, inventory.version)
+
+
+async def _catch_up_with_edit(app: App, schedule_id: int, version: int) -> None:
+    """A hold found an edit of the show allowed (``edit_version``) that has not reached this
+    copy. play_svc answers once that edit committed, or after ending it if it never will, with
+    the show as it stays; this copy takes it if it is not newer already."""
+    try:  # within the hold's own deadline, so the buyer learns why
+        data = await app.rpc.call("play.schedule_inventory", {"id": schedule_id,
+                                                              "at_least": version},
+                                  SERVICE_CALLER, app.settings.rpc_timeout_seconds / 2)
+    except errors.Timeout:
+        raise errors.ServiceUnavailable("the show is being changed and play_svc did not "
+                                        "say how; try again") from None
+    inventory = p.ScheduleInventory.model_validate(data)
+    async with app.db.transaction() as tx:
+        await _apply_schedule(tx, inventory.schedule, inventory.version)
+
+
+async def _apply_schedule(tx: Tx, s: p.Schedule, version: int) -> None:
+    """An edited show's facts, unless this copy already has a later edit (events and the
+    answers of ``_catch_up_with_edit`` may arrive in any order)."""
+    await tx.execute(text(
+        "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
+        "version = :version WHERE id = :id AND version <= :version"),
+        {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
+         "price": s.price, "version": version})
 
 
 @handlers.event(p.ScheduleCreated)
@@ -185,12 +218,8 @@ async def on_schedule_created(event: p.ScheduleCreated, tx: Tx, app: App) -> Non
 
 @handlers.event(p.ScheduleUpdated)
 async def on_schedule_updated(event: p.ScheduleUpdated, tx: Tx, app: App) -> None:
-    s = event.schedule
-    await tx.execute(text(
-        "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
-        "status = :status WHERE id = :id"),
-        {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
-         "price": s.price, "status": s.status.value})
+    # Only a scheduled show is edited; a cancellation comes as schedule.cancelled.
+    await _apply_schedule(tx, event.schedule, event.schedule_version)
 
 
 @handlers.event(p.PlayUpdated)
@@ -418,6 +447,8 @@ async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.R
                     raise errors.NotFound("no such show") from None
                 await _fetch_inventory(app, cmd.schedule_id)  # its event is still on its way
                 fetched = True
+            except _BeingEdited as edit:
+                await _catch_up_with_edit(app, cmd.schedule_id, edit.version)
             except _NotAllAvailable:
                 raise errors.SeatUnavailable(
                     "some of the seats are not available; nothing was held",
@@ -436,6 +467,11 @@ async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.R
 
 class _UnknownShow(Exception):
     pass
+
+
+class _BeingEdited(Exception):
+    def __init__(self, version: int) -> None:
+        self.version = version
 
 
 class _Claim:
@@ -555,16 +591,22 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
     settings = app.settings
     now = utcnow()
     async with app.db.plain_transaction(begin_later=True) as tx:
-        # The show and the requested seats as they are now, in one read (BEGIN travels with
-        # it): a hold that lost a race since the early read ends here, before any write.
+        # The show's row in share mode, so that an edit's sales check (begin_show_edit) is
+        # before or after this whole hold; then the show and the requested seats as they are
+        # now, in one read (BEGIN and the lock travel with it): a hold that lost a race since
+        # the early read ends here, before any write.
+        tx.later(SHOW_SHARED, {"id": schedule_id})
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
-            "sc.status, s.seat_row, s.seat_col, s.status AS seat_status FROM schedules sc "
+            "sc.status, sc.version, sc.edit_version, s.seat_row, s.seat_col, "
+            "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + domain.seats_sql(keys)
             + " WHERE sc.id = :id"), {"id": schedule_id})).all()
         if not rows:
             raise _UnknownShow
         show = rows[0]
+        if show.version < show.edit_version:  # an edit passed its sales check: wait for it
+            raise _BeingEdited(show.edit_version)
         domain.check_sales_open(show.status, as_utc(show.starts_at), now,
                                 settings.sales_cutoff_minutes)
         taken = _unavailable({(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
@@ -874,6 +916,34 @@ async def sales_activity(cmd: c.GetSalesActivity, ctx: Context) -> c.SalesActivi
     return c.SalesActivity(schedules=[
         c.SalesActivityLine(schedule_id=i, held=int(found[i].held) if i in found else 0,
                             sold=int(found[i].sold) if i in found else 0) for i in ids])
+
+
+@handlers.command(c.BeginShowEdit)
+async def begin_show_edit(cmd: c.BeginShowEdit, ctx: Context) -> c.SalesActivityLine:
+    """play_svc is about to edit the show. The count of its held and sold seats and, when both
+    are 0, the version holds must wait for, are one transaction under the show's row lock:
+    a hold holds that row's shared lock from its first read to its commit, so each hold is
+    wholly before the count (and counted) or after it (and waits for the edit)."""
+    for attempt in range(2):
+        async with ctx.app.db.transaction() as tx:
+            known = (await tx.execute(text(
+                "SELECT id FROM schedules WHERE id = :id FOR UPDATE"),
+                {"id": cmd.schedule_id})).first()
+            if known is not None:
+                found = (await tx.execute(text(
+                    "SELECT COALESCE(SUM(status = 'held'), 0) AS held, "
+                    "COALESCE(SUM(status = 'sold'), 0) AS sold FROM seats "
+                    "WHERE schedule_id = :id AND status IN ('held', 'sold')"),
+                    {"id": cmd.schedule_id})).first()
+                held, sold = int(found.held), int(found.sold)
+                if not (held or sold):
+                    await tx.execute(text(
+                        "UPDATE schedules SET edit_version = GREATEST(edit_version, :v) "
+                        "WHERE id = :id"), {"id": cmd.schedule_id, "v": cmd.version})
+                return c.SalesActivityLine(schedule_id=cmd.schedule_id, held=held, sold=sold)
+        if attempt == 0:  # not known here yet, so nothing is sold: take it, then decide
+            await _fetch_inventory(ctx.app, cmd.schedule_id)
+    raise errors.NotFound("no such show")
 
 
 @handlers.command(c.GetLedger)

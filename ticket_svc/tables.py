@@ -1,7 +1,8 @@
 """ticket_svc's tables (database ``<namespace>_ticket``).
 
 - ``schedules``: ticket_svc's own copy of the facts it needs about each show, kept from
-  play_svc's events (or fetched once over RPC when a reservation comes first).
+  play_svc's events (or fetched over RPC when a reservation comes first, or finds the show
+  being edited).
 - ``seats``: the inventory, one row per position of the show's seat map; aisles and broken
   seats are ``unavailable``. ``status`` is the one thing holds fight over: a hold claims seats
   with a conditional UPDATE (``… AND status = 'available'``), so the database is the arbiter.
@@ -38,6 +39,12 @@ schedules = Table(
     Column("status", String(16), nullable=False),          # scheduled | cancelled
     Column("seat_rows", SmallInteger, nullable=False),
     Column("seat_cols", SmallInteger, nullable=False),
+    # The show's edit count in play_svc that the facts above reflect, and the one holds must
+    # wait for: ticket.begin_show_edit raises edit_version when it finds no sales, in the
+    # transaction that counted them (the row's lock; holds take its shared lock). While
+    # version < edit_version a hold first gets the show from play_svc (see handlers).
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("edit_version", Integer, nullable=False, server_default="0"),
     Index("ix_schedules_play", "play_id"),
 )
 

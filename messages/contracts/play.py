@@ -98,6 +98,7 @@ class ScheduleInventory(BaseModel):
     rows: int
     cols: int
     seats: list[Seat]  # every place, row by row, each `seat`, `aisle` or `broken`
+    version: int = 0  # the show's edit count (see UpdateSchedule, GetScheduleInventory)
 
 
 class UpcomingCount(BaseModel):
@@ -209,9 +210,14 @@ class CancelSchedule(Command, name="play.cancel_schedule"):
 
 
 class GetScheduleInventory(Command, name="play.schedule_inventory"):
-    """Service to service (ticket_svc): → ScheduleInventory; 404 if no such schedule."""
+    """Service to service (ticket_svc): → ScheduleInventory; 404 if no such schedule.
+
+    With ``at_least`` above the show's version, first waits for an edit of the show in flight
+    (its row lock) and then raises the version to it: an edit that ticket_svc allowed but that
+    never committed can no longer commit, and the answer is the show as it stays."""
 
     id: int
+    at_least: int = Field(0, ge=0)
 
 
 class StudioUpcoming(Command, name="play.studio_upcoming"):
@@ -220,6 +226,15 @@ class StudioUpcoming(Command, name="play.studio_upcoming"):
     studio_id: int
 
 
+class StudioChange(Command, name="play.studio_change"):
+    """Service to service (studio_svc, before a resize or a delete): → UpcomingCount. When no
+    show is upcoming in the studio, records ``layout_version`` as the least version a new
+    show's seat map must carry, in the same transaction (under the studio's lock row) that
+    counted: from then on no show is made from a map read before the change."""
+
+    studio_id: int
+    name: str
+    layout_version: int = Field(ge=1)
 
 
 # Events.
@@ -249,6 +264,7 @@ class ScheduleUpdated(Event, type="schedule.updated"):
     """Moved or re-priced (only before any ticket was held or sold)."""
 
     schedule: Schedule
+    schedule_version: int = 0  # the show's edit count after this edit
 
 
 class ScheduleCancelled(Event, type="schedule.cancelled"):

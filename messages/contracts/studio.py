@@ -111,6 +111,17 @@ class GetSeatMap(Command, name="studio.seat_map"):
     id: int
 
 
+class GetLayout(Command, name="studio.layout"):
+    """Service to service (play_svc, to make a show): the seat map as ``studio.seat_map`` has
+    it, plus ``layout_version``. With ``at_least`` above the studio's version, first waits for
+    a change of the studio in flight (its row lock) and then raises the version to it, so a
+    change that play_svc allowed but that never committed here can no longer commit (see
+    studio_svc.handlers). 404 if no studio."""
+
+    id: int
+    at_least: int = Field(0, ge=0)
+
+
 class EditSeats(EditSeatsBody, Command, name="studio.edit_seats"):
     id: int
 

@@ -183,6 +183,16 @@ class GetSalesActivity(Command, name="ticket.sales_activity"):
     schedule_ids: list[int] = Field(max_length=10_000)
 
 
+class BeginShowEdit(Command, name="ticket.begin_show_edit"):
+    """Service to service (play_svc, before it edits a show): → SalesActivityLine. When the
+    show has nothing held or sold, records ``version`` as the show version holds must wait
+    for, in the same transaction (the show's row lock) that counted; holds take that row's
+    shared lock, so no hold slips between the count and the edit."""
+
+    schedule_id: int
+    version: int = Field(ge=1)
+
+
 class GetLedger(Command, name="ticket.ledger"):
     """Sales and refunds per schedule, for order_svc's reconciliation."""
 

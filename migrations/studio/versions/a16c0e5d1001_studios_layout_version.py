@@ -1,0 +1,28 @@
+"""studios: layout_version
+
+Revision ID: a16c0e5d1001
+Revises: 1ba2da5f9833
+Create Date: 2026-12-01 14:40:00.000000
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision: str = 'a16c0e5d1001'
+down_revision: Union[str, Sequence[str], None] = '1ba2da5f9833'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.add_column('studios', sa.Column('layout_version', sa.Integer(), server_default='0', nullable=False))
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_column('studios', 'layout_version')

@@ -108,6 +108,7 @@ async def create_user(cmd: c.CreateUser, ctx: Context) -> c.User:
 
 @handlers.command(c.Login)
 async def login(cmd: c.Login, ctx: Context) -> c.Token:
+    hashing_gate(ctx.app).admit(ctx.deadline)  # in a storm, refused before the read
     async with ctx.app.db.read() as conn:
         row = (await conn.execute(select(users).where(
             users.c.username == cmd.username, users.c.deleted_at.is_(None)))).first()

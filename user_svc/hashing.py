@@ -26,9 +26,14 @@ from messages import errors
 T = TypeVar("T")
 
 # What a call needs after its hash: a database round trip or two and the reply's way back.
-AFTER_HASH_SECONDS = 0.25
+AFTER_HASH_SECONDS = 0.5
 # Hashes take longer while the machine is busier than when they were last measured.
-COST_MARGIN = 2.0
+COST_MARGIN = 3.0
+# Calls waiting for a slot, per slot: enough to keep every slot busy, and far fewer than the
+# commands user_svc takes from its queue at once (the RPC prefetch, 64 messages). A waiting
+# call holds its message unacknowledged; with the prefetch window full of them, the commands
+# behind would wait in the broker until too late to be answered at all (504).
+WAITING_PER_SLOT = 4
 
 
 def cores() -> int:
@@ -77,18 +82,24 @@ class HashingGate:
         when the deadline has already passed). None: no deadline (start-up work).
         ``only_if_free``: refuse unless a slot is free right now (work that can wait for
         another time)."""
+        self.admit(deadline, only_if_free)
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+        else:
+            await self._wait_for_slot(deadline)
+        return await self._start(fn, args)
+
+    def admit(self, deadline: float | None, only_if_free: bool = False) -> None:
+        """Raise the refusal ``run`` would give now (a handler asks before its other work)."""
         if deadline is not None and time.time() >= deadline:
             raise errors.Timeout("the caller's deadline passed")
         ahead = len(self._waiting)
         if self._free > 0 and not ahead:
             if time.time() > self._latest_start(deadline):
                 raise self._refusal()
-            self._free -= 1
-        elif only_if_free or self._expected_start(ahead) > self._latest_start(deadline):
+        elif (only_if_free or ahead >= self.slots * WAITING_PER_SLOT
+              or self._expected_start(ahead) > self._latest_start(deadline)):
             raise self._refusal()
-        else:
-            await self._wait_for_slot(deadline)
-        return await self._start(fn, args)
 
     async def _wait_for_slot(self, deadline: float | None) -> None:
         slot = asyncio.get_running_loop().create_future()

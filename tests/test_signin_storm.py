@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from messages import errors, launcher
 from tests.conftest import sign_in
 from tests.test_bus import wait_for
-from user_svc.hashing import HashingGate
+from user_svc.hashing import WAITING_PER_SLOT, HashingGate
 
 TICKS = os.sysconf("SC_CLK_TCK")
 # Real cost in the storm (the session's user_svc hashes with 1 MiB, 1 pass): RFC 9106's
@@ -104,7 +104,8 @@ async def test_a_storm_beyond_the_hashing_capacity_gets_fast_503s_and_no_504(
     for elapsed, answer in refused:
         assert answer.code == "service_unavailable", answer.body
         assert int(answer.headers["Retry-After"]) >= 1
-        assert elapsed < 3.5, elapsed  # well before the 5 s deadline
+        assert elapsed < 4.0, elapsed  # before the 5 s deadline, on a busy shared machine
+    assert sorted(t for t, _ in refused)[len(refused) // 2] < 1.5  # most of them at once
     assert max(t for t, _ in results) < 5.0
 
     # Every answer is out: user_svc hashes for nobody now (main kept a core busy for tens of
@@ -164,7 +165,7 @@ async def test_the_gate_never_starts_a_call_whose_deadline_has_passed():
 async def test_the_gate_runs_what_fits_before_the_deadline_and_refuses_the_rest_at_once():
     calls: list[float] = []
     gate = HashingGate(2, 0.2)
-    deadline = time.time() + 1.5
+    deadline = time.time() + 2.5
     started = time.monotonic()
     results = await asyncio.gather(*(gate.run(_slow(0.2, calls), deadline=deadline)
                                      for _ in range(20)), return_exceptions=True)
@@ -174,9 +175,24 @@ async def test_the_gate_runs_what_fits_before_the_deadline_and_refuses_the_rest_
     done = [r for r in results if not isinstance(r, BaseException)]
     assert done and refused
     assert all(r.retry_after >= 1 for r in refused)
-    assert time.monotonic() - started < 1.5  # everything answered before the deadline
-    assert len(calls) == len(done) <= 2 * 1.5 / 0.2  # never more than fits, two at a time
+    assert time.monotonic() - started < 2.5  # everything answered before the deadline
+    assert len(calls) == len(done) <= 2 * 2.5 / 0.2  # never more than fits, two at a time
     assert gate.busy() == 0 and gate.waiting() == 0
+
+
+async def test_the_gate_keeps_a_short_line_and_refuses_beyond_it_at_once():
+    calls: list[float] = []
+    gate = HashingGate(2, 0.05)
+    tasks = [asyncio.ensure_future(gate.run(_slow(0.05, calls), deadline=time.time() + 30))
+             for _ in range(40)]
+    await asyncio.sleep(0.01)
+    refused = [t for t in tasks if t.done() and isinstance(t.exception(),
+                                                           errors.ServiceUnavailable)]
+    # Two running, WAITING_PER_SLOT per slot waiting, every other call refused at once.
+    assert gate.busy() == 2 and gate.waiting() == 2 * WAITING_PER_SLOT
+    assert len(refused) == 40 - 2 - 2 * WAITING_PER_SLOT
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(calls) == 2 + 2 * WAITING_PER_SLOT
 
 
 async def test_a_cancelled_caller_keeps_its_slot_until_its_thread_ends():

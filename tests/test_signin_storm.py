@@ -180,31 +180,53 @@ async def test_the_gate_runs_what_fits_before_the_deadline_and_refuses_the_rest_
     assert gate.busy() == 0 and gate.waiting() == 0
 
 
+async def _until(predicate, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
 async def test_the_gate_keeps_a_short_line_and_refuses_beyond_it_at_once():
     calls: list[float] = []
     gate = HashingGate(2, 0.05)
-    tasks = [asyncio.ensure_future(gate.run(_slow(0.05, calls), deadline=time.time() + 30))
+    tasks = [asyncio.ensure_future(gate.run(_slow(0.1, calls), deadline=time.time() + 30))
              for _ in range(40)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # each task has run up to its admission
     refused = [t for t in tasks if t.done() and isinstance(t.exception(),
                                                            errors.ServiceUnavailable)]
-    # Two running, WAITING_PER_SLOT per slot waiting, every other call refused at once.
-    assert gate.busy() == 2 and gate.waiting() == 2 * WAITING_PER_SLOT
+    # Two running, WAITING_PER_SLOT per thread waiting, every other call refused at once.
     assert len(refused) == 40 - 2 - 2 * WAITING_PER_SLOT
+    await _until(lambda: gate.busy() == 2)
+    assert gate.waiting() <= 2 * WAITING_PER_SLOT
     await asyncio.gather(*tasks, return_exceptions=True)
     assert len(calls) == 2 + 2 * WAITING_PER_SLOT
+    assert gate.busy() == 0 and gate.waiting() == 0
 
 
 async def test_a_cancelled_caller_keeps_its_slot_until_its_thread_ends():
     calls: list[float] = []
     gate = HashingGate(1, 0.05)
     task = asyncio.ensure_future(gate.run(_slow(0.3, calls), deadline=None))
-    await asyncio.sleep(0.05)
+    await _until(lambda: gate.busy() == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert gate.busy() == 1  # the argon2 call cannot be interrupted: its slot is still taken
+    assert gate.busy() == 1  # the argon2 call cannot be interrupted: its thread is still busy
     started = time.monotonic()
     assert await gate.run(_slow(0.01, calls), deadline=None) == "done"
-    assert time.monotonic() - started > 0.15
+    assert time.monotonic() - started > 0.1
     assert gate.busy() == 0
+
+
+async def test_a_caller_cancelled_while_waiting_leaves_the_line():
+    calls: list[float] = []
+    gate = HashingGate(1, 0.05)
+    first = asyncio.ensure_future(gate.run(_slow(0.2, calls), deadline=None))
+    await _until(lambda: gate.busy() == 1)
+    second = asyncio.ensure_future(gate.run(_slow(0.2, calls), deadline=None))
+    await asyncio.sleep(0.01)
+    assert gate.waiting() == 1
+    second.cancel()
+    await asyncio.gather(first, second, return_exceptions=True)
+    assert len(calls) == 1 and gate.waiting() == 0 and gate.busy() == 0

@@ -77,7 +77,8 @@ class UpdateStudioBody(Strict):
 
 
 class EditSeatsBody(Strict):
-    seats: Annotated[list[Seat], Field(min_length=1, max_length=MAX_SIDE * MAX_SIDE)]
+    # At most 1,000 places a request: more would not fit TTMS_MAX_BODY_BYTES (64 KiB).
+    seats: Annotated[list[Seat], Field(min_length=1, max_length=1000)]
 
 
 class StudioQuery(PageQuery):

@@ -6,7 +6,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import Command, Event, PageQuery, Role, Strict, UtcDatetime
+from messages.contracts.base import (
+    Command,
+    Event,
+    JsonBool,
+    PageQuery,
+    Role,
+    Strict,
+    UtcDatetime,
+)
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=32,
                                             pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -61,7 +69,7 @@ class UpdateUserBody(Strict):
     # Absent means unchanged; an explicit null is refused (the default is not validated).
     role: Role = None  # type: ignore[assignment]
     email: Email | None = None
-    disabled: bool = None  # type: ignore[assignment]
+    disabled: JsonBool = None  # type: ignore[assignment]
 
 
 # Commands.

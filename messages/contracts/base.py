@@ -62,6 +62,14 @@ def _datetime_text(value: Any) -> Any:
     return value
 
 
+# Unicode White_Space, what pydantic strips and its regex engine calls `\s`, spelled out:
+# JSON Schema's (ECMA) `\s` differs (it lacks U+0085 and has U+FEFF), and a document that
+# said `\s` would let a generated client send what the server refuses.
+SPACE = ("\\t\\n\\v\\f\\r\\x20\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+         "\\u2028\\u2029\\u202f\\u205f\\u3000")
+# A name is stripped of that whitespace and must keep at least one character.
+NOT_BLANK = {"pattern": f"[^{SPACE}]"}
+
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_datetime_text)]
 JsonBool = StrictBool

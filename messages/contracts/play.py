@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from messages.contracts.base import (
+    NOT_BLANK,
     Command,
     Event,
     IsoDate,
@@ -28,7 +29,8 @@ from messages.contracts.base import (
 from messages.contracts.studio import Seat
 
 PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                            max_length=200)]
+                                            max_length=200),
+                     Field(json_schema_extra=NOT_BLANK)]
 Area = Annotated[str, Field(max_length=100)]
 Description = Annotated[str, Field(max_length=4000)]
 Duration = Annotated[int, Field(ge=1, le=600)]

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import NOT_BLANK, Command, Event, PageQuery, Strict, UtcDatetime
 
 MAX_SIDE = 100  # rows and cols are 1..100
 
 StudioName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                              max_length=100)]
+                                              max_length=100),
+                       Field(json_schema_extra=NOT_BLANK)]
 Description = Annotated[str, Field(max_length=2000)]
 Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 

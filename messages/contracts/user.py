@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from messages.contracts.base import (
+    SPACE,
     Command,
     Event,
     JsonBool,
@@ -19,7 +20,8 @@ from messages.contracts.base import (
 Username = Annotated[str, StringConstraints(min_length=3, max_length=32,
                                             pattern=r"^[A-Za-z0-9_.-]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, StringConstraints(
+    max_length=254, pattern=f"^[^@{SPACE}]+@[^@{SPACE}]+\\.[^@{SPACE}]+$")]
 
 
 class User(BaseModel):

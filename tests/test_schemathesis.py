@@ -8,9 +8,16 @@ examples per operation and role (``TTMS_FUZZ_EXAMPLES``, default 6; each example
 request), reproducible (derandomized), no shrinking; a deeper run with fresh examples:
 ``TTMS_FUZZ_EXAMPLES=100 TTMS_FUZZ_RANDOM=1 pytest tests/test_schemathesis.py``.
 
+Then what ``st run --checks all`` runs, through schemathesis's own engine, as an admin: the four
+phases (examples, coverage, fuzzing, and stateful sequences that follow the document's links:
+create → read → change → delete, hold → pay → refund) with every check, bounded by the
+repository's ``schemathesis.toml`` (the CLI reads the same file:
+``st run http://127.0.0.1:8080/api/v1/openapi.json -H "Authorization: Bearer $TOKEN"``).
+
 The system is shared with the other tests of the session, so a fuzzed request never touches
-what it did not create: on a write, every id (path or body) is moved to one no row has, and
-sign-ins never name a real account.
+what it did not create: on a write, every id (path or body) is moved to one no row has (in the
+engine run, unless that run's own create answered with it), and sign-ins never name a real
+account.
 """
 
 from __future__ import annotations

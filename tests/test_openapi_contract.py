@@ -202,3 +202,12 @@ async def test_creates_link_to_the_operations_on_what_they_created(api):
             for response in op["responses"].values():
                 for link in response.get("links", {}).values():
                     assert link["operationId"] in operation_ids, (path, link)
+
+
+async def test_a_path_id_is_ascii_digits(admin):
+    """The document says an id is an integer; `١` (ARABIC-INDIC DIGIT ONE) is not user 1."""
+    assert (await admin.get(f"/users/{admin.user['id']}")).status == 200
+    other_digits = str(admin.user["id"]).translate(str.maketrans("0123456789",
+                                                                 "٠١٢٣٤٥٦٧٨٩"))
+    answer = await admin.get(f"/users/{other_digits}")
+    assert answer.status == 404, answer.body

@@ -8,7 +8,10 @@ TAG = "Users"
 
 ROUTES = [
     Route("POST", "/auth/register", c.Register, Who.anyone, "Create a customer account",
-          TAG, body=c.RegisterBody, response=c.User, status=201),
+          TAG, body=c.RegisterBody, response=c.User, status=201,
+          links=(("GET /users/{id}", "$response.body#/id"),
+                 ("PATCH /users/{id}", "$response.body#/id"),
+                 ("DELETE /users/{id}", "$response.body#/id"))),
     Route("POST", "/auth/login", c.Login, Who.anyone, "Sign in; returns a bearer token",
           TAG, body=c.LoginBody, response=c.Token, extra={"login": True}),
     Route("GET", "/users/me", c.GetUser, Who.signed_in, "The signed-in user", TAG,

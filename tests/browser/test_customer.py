@@ -1,0 +1,121 @@
+"""The customer's journey in a real browser: register, sign in, browse, pick seats on the
+seat map, hold, pay, see tickets and orders, refund, change password; and the seat map's
+keyboard and accessibility contract."""
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import check_a11y, shot, sign_in, unique
+
+
+def test_customer_registers_buys_refunds_and_changes_password(person, new_show, http):
+    play_name = unique("Hamlet")
+    show = new_show(rows=4, cols=6, play_name=play_name, price=8000)
+    page = person()
+    page.goto("/")
+    expect(page.get_by_role("heading", name="What's on")).to_be_visible()
+    check_a11y(page, "what's on")
+
+    username = unique("web_customer")
+    page.get_by_role("link", name="Register").click()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("short")
+    page.get_by_role("button", name="Register").click()
+    # The API's field error is shown next to the field it names.
+    expect(page.get_by_role("alert")).not_to_be_empty()
+    expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    check_a11y(page, "register with errors")
+    page.get_by_label("Password").fill("password123")
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+    # Browse: search by name finds the play; its show opens the seat map.
+    page.get_by_label("Search plays").fill(play_name)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name=play_name)).to_be_visible()
+    page.get_by_role("link", name=re.compile(show["studio_name"])).click()
+    expect(page.get_by_role("heading", name=play_name)).to_be_visible()
+    seat = page.get_by_role("button", name="Row 2, seat 3", exact=True)
+    expect(seat).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_text("Price per seat: CN¥80.00")).to_be_visible()
+    check_a11y(page, "seat map")
+
+    # Keyboard: focus a seat, move right with the arrow key, select with Space.
+    seat.click()
+    expect(seat).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("ArrowRight")
+    right = page.get_by_role("button", name="Row 2, seat 4", exact=True)
+    expect(right).to_be_focused()
+    page.keyboard.press("Space")
+    expect(right).to_have_attribute("aria-pressed", "true")
+    shot(page, "customer-seat-map", doc=True)
+
+    page.get_by_role("button", name="Hold seats").click()
+    timer = page.get_by_role("timer")
+    expect(timer).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(seat).to_have_attribute("aria-disabled", "true")
+    shot(page, "customer-hold")
+    page.get_by_label("Payment reference").fill("PAY-123")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_text("Paid. Your tickets:")).to_be_visible()
+    check_a11y(page, "paid")
+
+    page.get_by_role("link", name="See my tickets").click()
+    expect(page.get_by_role("heading", name="Tickets", exact=True)).to_be_visible()
+    tickets = page.get_by_role("region", name="Tickets", exact=True)
+    expect(tickets.get_by_role("row").filter(has_text=play_name)).to_have_count(2)
+    orders = page.get_by_role("region", name="Orders")
+    expect(orders.get_by_role("row").filter(has_text=play_name).filter(
+        has_text="CN¥160.00")).to_have_count(1)
+    check_a11y(page, "my tickets")
+    shot(page, "customer-tickets")
+    tickets.get_by_role("row").filter(has_text="Row 2, seat 3").get_by_role(
+        "button", name="Refund").click()
+    expect(tickets.get_by_role("row").filter(has_text="Row 2, seat 3").filter(
+        has_text="Refunded")).to_have_count(1)
+    seats = http.get(f"/schedules/{show['id']}/seats")["seats"]
+    status = {(s["row"], s["col"]): s["status"] for s in seats}
+    assert status[(2, 3)] == "available" and status[(2, 4)] == "sold"
+
+    page.get_by_label("Current password").fill("password123")
+    page.get_by_label("New password").fill("password456")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Your password is changed.")).to_be_visible()
+    page.reload()  # still signed in (the page took a new token)
+    expect(page.get_by_role("heading", name="Tickets", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, username, "password456")
+    assert not page.errors
+
+
+def test_seat_map_names_states_and_keyboard(person, new_show, staff):
+    # Row 1: seat, aisle, seat; row 2: broken in the middle.
+    show = new_show(rows=3, cols=3, seats=[{"row": 1, "col": 2, "kind": "aisle"},
+                                           {"row": 2, "col": 2, "kind": "broken"}])
+    username, password, api = staff("customer")
+    api.post("/reservations", {"schedule_id": show["id"], "seats": [{"row": 3, "col": 3}]})
+    page = person()
+    sign_in(page, username, password, then=f"show/{show['id']}")
+    seats = page.get_by_role("button", name=re.compile(r"^Row \d, seat \d$"))
+    expect(seats).to_have_count(7)  # 9 places less an aisle and a broken seat
+    expect(page.get_by_role("button", name="Row 1, seat 2")).to_have_count(0)
+    expect(page.get_by_role("button", name="Row 2, seat 2")).to_have_count(0)
+    expect(page.get_by_role("button", name="Row 3, seat 3")).to_have_attribute(
+        "aria-disabled", "true")
+    first = page.get_by_role("button", name="Row 1, seat 1")
+    first.focus()
+    page.keyboard.press("ArrowRight")  # over the aisle
+    expect(page.get_by_role("button", name="Row 1, seat 3")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    taken = page.get_by_role("button", name="Row 3, seat 3")
+    expect(taken).to_be_focused()
+    page.keyboard.press("Space")  # taken: not selectable
+    expect(taken).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_role("button", name="Hold seats")).to_be_disabled()
+    # Eleven seats cannot be selected (max 10) — here: all seven selectable ones can.
+    for name in ["Row 1, seat 1", "Row 1, seat 3", "Row 2, seat 1", "Row 2, seat 3"]:
+        page.get_by_role("button", name=name).click()
+    expect(page.get_by_text("4 selected:")).to_be_visible()
+    check_a11y(page, "seat map with states")

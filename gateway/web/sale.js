@@ -7,7 +7,7 @@ import { alertBox, h, showError } from "./ui.js";
 
 const POLL_MS = 3000;
 
-export function mountSale(container, scheduleId, { customer = null, onSignIn } = {}) {
+export function mountSale(container, scheduleId, { customer = null, onSignIn, onPaid } = {}) {
   const map = document.createElement("seat-map");
   const box = alertBox();
   const status = h("p", { role: "status", class: "muted" });
@@ -192,6 +192,7 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn } =
       customer ? null : h("a", { href: "#/account" }, t("paid.see_tickets"))));
     refresh(false);
     drawSummary();
+    if (onPaid) onPaid(paid);
   }
 
   start();

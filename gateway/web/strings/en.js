@@ -77,7 +77,7 @@ export default {
   "col.action": "Action", "col.name": "Name", "col.size": "Size", "col.seat_count": "Seats",
   "col.studio": "Studio", "col.kind": "Kind", "col.run": "Run", "col.user": "User",
   "col.role": "Role", "col.disabled": "Disabled", "col.sold": "Tickets sold",
-  "col.refunded": "Refunded", "col.gross": "Gross", "col.net": "Net takings",
+  "col.refunded": "Refunded", "col.refunded_money": "Refunds", "col.gross": "Gross", "col.net": "Net takings",
   "col.occupancy": "Occupancy", "col.key": "Group",
   "boxoffice.title": "Box office", "boxoffice.customer": "Customer",
   "boxoffice.found": "Selling to {name}.", "boxoffice.not_found": "No customer named {name}.",

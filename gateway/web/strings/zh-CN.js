@@ -72,7 +72,7 @@ export default {
   "col.action": "操作", "col.name": "名称", "col.size": "大小", "col.seat_count": "座位数",
   "col.studio": "演出厅", "col.kind": "类型", "col.run": "上演期", "col.user": "用户",
   "col.role": "角色", "col.disabled": "已停用", "col.sold": "售出票数", "col.refunded": "退款",
-  "col.gross": "总收入", "col.net": "净收入", "col.occupancy": "上座率", "col.key": "分组",
+  "col.refunded_money": "退款金额", "col.gross": "总收入", "col.net": "净收入", "col.occupancy": "上座率", "col.key": "分组",
   "boxoffice.title": "售票处", "boxoffice.customer": "顾客",
   "boxoffice.found": "正在为 {name} 售票。", "boxoffice.not_found": "没有名为 {name} 的顾客。",
   "boxoffice.pick_show": "选择场次", "boxoffice.tickets": "{name} 的票",

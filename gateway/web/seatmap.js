@@ -78,6 +78,10 @@ class SeatMap extends HTMLElement {
     if (this.focusIndex >= 0) this.buttons[this.focusIndex].tabIndex = 0;
     grid.addEventListener("click", (event) => this.onClick(event));
     grid.addEventListener("keydown", (event) => this.onKey(event));
+    grid.addEventListener("focusin", (event) => {
+      const seat = event.target.closest("button.seat");
+      if (seat && +seat.dataset.i !== this.focusIndex) this.moveFocus(+seat.dataset.i, false);
+    });
   }
 
   /** New statuses from the API (a poll): only seats whose status changed are touched. */
@@ -122,8 +126,10 @@ class SeatMap extends HTMLElement {
   onKey(event) {
     const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
     const move = moves[event.key];
-    if (!move || this.focusIndex < 0) return;
+    const from = event.target.closest("button.seat");
+    if (!move || !from) return;
     event.preventDefault();
+    if (+from.dataset.i !== this.focusIndex) this.moveFocus(+from.dataset.i, false);
     let r = Math.floor(this.focusIndex / this.cols);
     let c = this.focusIndex % this.cols;
     for (;;) {

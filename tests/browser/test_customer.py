@@ -119,3 +119,34 @@ def test_seat_map_names_states_and_keyboard(person, new_show, staff):
         page.get_by_role("button", name=name).click()
     expect(page.get_by_text("4 selected:")).to_be_visible()
     check_a11y(page, "seat map with states")
+
+
+def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
+        person, new_show, staff):
+    show = new_show(rows=2, cols=3)
+    name, password, api = staff("customer")
+    page = person()
+    page.goto(f"/#/show/{show['id']}")  # anonymous: the map is public
+    page.get_by_role("button", name="Row 1, seat 1").click()
+    page.get_by_role("button", name="Hold seats").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(f"#/show/{show['id']}$"))
+    assert page.evaluate("sessionStorage.getItem('ttms.token')")  # never a cookie
+    assert page.context.cookies() == []
+
+    # Every token is revoked (a password change elsewhere): the page's next request (the
+    # seat map's poll, or a click) is a 401, and the person is asked to sign in again.
+    api.post("/users/me/password", {"old_password": password, "new_password": "password789"})
+    expect(page.get_by_text("Your session has ended.")).to_be_visible()
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill("password789")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(f"#/show/{show['id']}$"))
+    expect(page.get_by_role("button", name="Row 1, seat 2")).to_have_attribute(
+        "aria-pressed", "false")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('ttms.token')") is None

@@ -185,3 +185,20 @@ def sign_in(page, username: str, password: str, then: str = "") -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Sign out").wait_for()
+
+
+def wait_for_seats(http: Api, schedule_id: int, expected: dict[tuple[int, int], str],
+                   seconds: float = 10) -> None:
+    """Until the public seat map shows ``expected`` ({(row, col): status}); it may be up to
+    0.25 s old (the gateway shares its answers), more on a loaded machine."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        seats = {(s["row"], s["col"]): s["status"]
+                 for s in http.get(f"/schedules/{schedule_id}/seats")["seats"]}
+        seen = {key: seats.get(key) for key in expected}
+        if seen == expected:
+            return
+        assert time.monotonic() < deadline, f"seats {seen}, expected {expected}"
+        time.sleep(0.25)

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import check_a11y, shot, sign_in, unique
+from tests.browser.conftest import check_a11y, shot, sign_in, unique, wait_for_seats
 
 
 def test_customer_registers_buys_refunds_and_changes_password(person, new_show, http):
@@ -74,9 +74,7 @@ def test_customer_registers_buys_refunds_and_changes_password(person, new_show, 
         "button", name="Refund").click()
     expect(tickets.get_by_role("row").filter(has_text="Row 2, seat 3").filter(
         has_text="Refunded")).to_have_count(1)
-    seats = http.get(f"/schedules/{show['id']}/seats")["seats"]
-    status = {(s["row"], s["col"]): s["status"] for s in seats}
-    assert status[(2, 3)] == "available" and status[(2, 4)] == "sold"
+    wait_for_seats(http, show["id"], {(2, 3): "available", (2, 4): "sold"})
 
     page.get_by_label("Current password").fill("password123")
     page.get_by_label("New password").fill("password456")

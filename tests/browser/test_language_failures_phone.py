@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import SHOTS, check_a11y, shot, sign_in
+from tests.browser.conftest import SHOTS, check_a11y, shot, sign_in, wait_for_seats
 
 
 def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
@@ -98,9 +98,7 @@ def test_customer_journey_on_a_phone(person, new_show, staff, http):
     shot(page, "phone-paid")
     # The page itself does not scroll sideways (the seat map scrolls inside its own box).
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    seats = {(s["row"], s["col"]): s["status"]
-             for s in http.get(f"/schedules/{show['id']}/seats")["seats"]}
-    assert seats[(3, 12)] == "sold"
+    wait_for_seats(http, show["id"], {(3, 12): "sold"})
 
 
 def test_a_100_by_100_hall_draws_and_answers_quickly(person, new_show, staff):

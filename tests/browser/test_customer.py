@@ -148,3 +148,4 @@ def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('ttms.token')") is None
+    check_a11y(page, "sign in")

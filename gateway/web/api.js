@@ -46,9 +46,10 @@ export function newKey() {
     : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16)).join("");
 }
 
-export async function api(method, path, body, { key, signal } = {}) {
+export async function api(method, path, body, { key, signal, anonymous } = {}) {
   const headers = { Accept: "application/json" };
-  const token = session.token;
+  // Signing in sends no token: an old, revoked one would be refused (401).
+  const token = anonymous || path.startsWith("/auth/") ? null : session.token;
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["Idempotency-Key"] = key;

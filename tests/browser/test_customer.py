@@ -3,6 +3,7 @@ seat map, hold, pay, see tickets and orders, refund, change password; and the se
 keyboard and accessibility contract."""
 
 import re
+from datetime import datetime, timedelta
 
 from playwright.sync_api import expect
 
@@ -149,3 +150,33 @@ def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('ttms.token')") is None
     check_a11y(page, "sign in")
+
+
+def test_browse_filters_by_name_kind_and_date(person, new_show):
+    tag = unique("Fest")
+    opera = new_show(play_name=f"{tag} Aida", kind="opera", days=5)
+    movie = new_show(play_name=f"{tag} Metropolis", kind="movie", days=1)
+    page = person()
+    page.goto("/")
+    page.get_by_label("Search plays").fill(tag)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name=opera["play_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=movie["play_name"])).to_be_visible()
+    page.get_by_label("Kind").select_option("opera")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name=opera["play_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=movie["play_name"])).to_have_count(0)
+    page.get_by_label("Kind").select_option("")
+    in_three_days = (datetime.now() + timedelta(days=3)).strftime("%Y-%m-%d")
+    page.get_by_label("From").fill(in_three_days)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name=opera["play_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=movie["play_name"])).to_have_count(0)
+    page.get_by_label("From").fill("")
+    page.get_by_label("To").fill(in_three_days)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name=movie["play_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=opera["play_name"])).to_have_count(0)
+    page.get_by_label("Search plays").fill(tag + "-nothing")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_text("No upcoming shows match.")).to_be_visible()

@@ -40,7 +40,7 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
     expect(page.get_by_role("button", name=re.compile(r"place 3: Aisle"))).to_have_count(4)
     page.get_by_label("Broken").check()
     page.get_by_role("button", name="Row 2, place 5: Seat").click()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("Saved.")).to_be_visible()
     check_a11y(page, "seat-map editor")
     shot(page, "manager-seat-map-editor", doc=True)
@@ -50,12 +50,16 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
     assert plan[(2, 5)] == "broken"
     assert api.get(f"/studios/{studio_id}")["seat_count"] == 24 - 5
 
-    # Resize: a fifth row appears.
-    resize = page.get_by_role("button", name="Resize")
-    page.get_by_label("Rows").fill("5")
-    resize.click()
+    # Rename and resize: a fifth row appears.
+    details = page.get_by_role("form", name="Studio details")
+    hall = unique("Grand hall")
+    details.get_by_label("Name").fill(hall)
+    details.get_by_label("Rows").fill("5")
+    details.get_by_role("button", name="Save details").click()
+    expect(page.get_by_role("heading", name=f"Seat map of {hall}")).to_be_visible()
     expect(page.get_by_role("button", name="Row 5, place 1: Seat")).to_be_visible()
-    assert api.get(f"/studios/{studio_id}")["rows"] == 5
+    studio = api.get(f"/studios/{studio_id}")
+    assert (studio["rows"], studio["name"]) == (5, hall)
 
     # A play, a show, and a second show at the same time in the same studio: refused at the
     # field, with the API's words.

@@ -103,15 +103,28 @@ function editor(main, id) {
         showError(box, error, { retry: () => save.click() });
       }
     });
-    const resizeBox = alertBox();
-    const resize = h("form", { class: "inline", novalidate: true },
-      field(t("field.rows"), h("input", { name: "rows", type: "number", min: 1, max: 100,
-        value: studio.rows })),
-      field(t("field.cols"), h("input", { name: "cols", type: "number", min: 1, max: 100,
-        value: studio.cols })),
-      h("button", { type: "submit", class: "secondary" }, t("action.resize")));
-    onSubmit(resize, resizeBox, async (values) => {
-      await patch(`/studios/${id}`, { rows: Number(values.rows), cols: Number(values.cols) });
+    const detailsBox = alertBox();
+    const details = h("form", { class: "inline", novalidate: true,
+      "aria-label": t("studios.details") },
+    field(t("field.name"), h("input", { name: "name", value: studio.name })),
+    field(t("field.description"), h("input", { name: "description",
+      value: studio.description || "" })),
+    field(t("field.rows"), h("input", { name: "rows", type: "number", min: 1, max: 100,
+      value: studio.rows })),
+    field(t("field.cols"), h("input", { name: "cols", type: "number", min: 1, max: 100,
+      value: studio.cols })),
+    h("button", { type: "submit", class: "secondary" }, t("action.save_details")));
+    onSubmit(details, detailsBox, async (values) => {
+      // Only what changed: a resize is refused while the studio has upcoming shows.
+      const body = {};
+      if (values.name !== studio.name) body.name = values.name;
+      if (values.description !== (studio.description || "")) {
+        body.description = values.description || null;
+      }
+      if (Number(values.rows) !== studio.rows) body.rows = Number(values.rows);
+      if (Number(values.cols) !== studio.cols) body.cols = Number(values.cols);
+      if (!Object.keys(body).length) return;
+      await patch(`/studios/${id}`, body);
       const [fresh, freshPlan] = await Promise.all([get(`/studios/${id}`),
         get(`/studios/${id}/seats`)]);
       window.removeEventListener("pointerup", stop);
@@ -119,7 +132,7 @@ function editor(main, id) {
     });
     area.append(h("h1", {}, t("studios.editor", { name: studio.name })),
       h("p", {}, h("a", { href: "#/studios" }, t("studios.title"))),
-      resize, resizeBox, h("p", { class: "muted" }, t("studios.help")), brushes,
+      details, detailsBox, h("p", { class: "muted" }, t("studios.help")), brushes,
       h("div", { class: "seat-scroll" }, grid), box, h("p", {}, save), status);
   }
 }

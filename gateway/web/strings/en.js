@@ -16,7 +16,7 @@ export default {
   "action.pay": "Pay", "action.cancel_hold": "Cancel hold", "action.refund": "Refund",
   "action.change_password": "Change password", "action.save": "Save",
   "action.create": "Create", "action.find": "Find", "action.cancel_show": "Cancel show",
-  "action.edit": "Edit", "action.resize": "Resize", "action.show": "Show",
+  "action.save_details": "Save details", "studios.details": "Studio details", "action.edit": "Edit", "action.resize": "Resize", "action.show": "Show",
   "field.username": "Username", "field.password": "Password",
   "field.email_optional": "E-mail (optional)", "field.payment_ref": "Payment reference",
   "field.old_password": "Current password", "field.new_password": "New password",

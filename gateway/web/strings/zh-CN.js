@@ -14,7 +14,7 @@ export default {
   "action.retry": "重试", "action.search": "搜索", "action.hold": "锁定座位",
   "action.pay": "付款", "action.cancel_hold": "取消锁定", "action.refund": "退票",
   "action.change_password": "修改密码", "action.save": "保存", "action.create": "创建",
-  "action.find": "查找", "action.cancel_show": "取消场次", "action.edit": "编辑",
+  "action.find": "查找", "action.cancel_show": "取消场次", "action.save_details": "保存信息", "studios.details": "演出厅信息", "action.edit": "编辑",
   "action.resize": "调整大小", "action.show": "查看",
   "field.username": "用户名", "field.password": "密码", "field.email_optional": "电子邮件（可选）",
   "field.payment_ref": "付款凭证号", "field.old_password": "当前密码",

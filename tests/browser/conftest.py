@@ -121,7 +121,8 @@ class Api:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}_{os.getpid()}_{next(_names)}"
+    """A name no other test of the session makes (tests/conftest.py's users are role_pid_n)."""
+    return f"w{prefix}_{os.getpid()}_{next(_names)}"
 
 
 @pytest.fixture(scope="session")

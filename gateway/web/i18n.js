@@ -38,6 +38,11 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
 }
 
+/** Whether the current language has its own text for `key` (not the English fallback). */
+export function has(key) {
+  return CATALOGUES[lang][key] !== undefined;
+}
+
 export function seatName(row, col) {
   return t("seat.name", { row, col });
 }

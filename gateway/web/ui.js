@@ -1,5 +1,5 @@
 // Small helpers every page uses: building elements, showing failures, forms.
-import { t } from "./i18n.js";
+import { has, lang, t } from "./i18n.js";
 
 /** h("p", {class: "x", onclick: f}, "text", child) → an element. Text is never parsed as HTML. */
 export function h(tag, attrs = {}, ...children) {
@@ -36,9 +36,12 @@ export function describe(error) {
     case 429: return t("error.busy", { seconds: error.retryAfter || 1 });
     case 502: case 503: return t("error.unavailable");
     case 504: return t("error.timeout");
-    case 401: return error.body.detail && error.code !== "unauthorized"
-      ? error.body.detail : t("error.signin");
-    default: return error.body.detail || t("error.unexpected");
+    default:
+      // The API's words are English; other languages say it in their own words by code.
+      if (has("problem." + error.code) && (lang !== "en" || !error.body.detail)) {
+        return t("problem." + error.code);
+      }
+      return error.body.detail || t("error.unexpected");
   }
 }
 

@@ -30,6 +30,17 @@ def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
     expect(page.get_by_role("button", name="2排3座", exact=True)).to_be_visible()
     page.get_by_role("link", name="我的票").click()
     expect(page.get_by_role("heading", name="票", exact=True)).to_be_visible()
+    # The API's problems are said in Chinese too (by their code).
+    page.get_by_role("button", name="退出").click()
+    page.get_by_label("用户名").fill(name)
+    page.get_by_label("密码").fill("wrong-password")
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("alert")).to_have_text("用户名或密码错误，或登录已失效。")
+    check_a11y(page, "sign in in Chinese")
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_role("link", name="我的票").click()
+    expect(page.get_by_role("heading", name="票", exact=True)).to_be_visible()
     page.get_by_label("语言").select_option("en")
     expect(page.get_by_role("heading", name="Tickets", exact=True)).to_be_visible()
     # Both catalogues have the same keys.

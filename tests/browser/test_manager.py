@@ -71,7 +71,7 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
     form.get_by_label("Last day").fill(str(datetime.now(UTC).date() + timedelta(days=30)))
     form.get_by_label("Price").fill("120")
     form.get_by_role("button", name="Create").click()
-    expect(page.get_by_role("cell", name=play_name)).to_be_visible()
+    expect(page.get_by_role("cell", name=play_name, exact=True)).to_be_visible()
     show_form = page.get_by_role("form", name="Schedule a show")
     when = (datetime.now() + timedelta(days=3)).strftime("%Y-%m-%dT19:00")
     for attempt in range(2):
@@ -88,6 +88,32 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
     check_a11y(page, "plays and shows")
     shows = api.get(f"/schedules?studio_id={studio_id}")["items"]
     assert len(shows) == 1 and shows[0]["price"] == 12000
+
+    # Edit the play's price; move the show; a show with a ticket sold cannot be re-priced.
+    page.get_by_role("button", name=f"Edit {play_name}").click()
+    editing = page.get_by_role("form", name=f"Edit play: {play_name}")
+    editing.get_by_label("Price").fill("150")
+    editing.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("row").filter(has_text=play_name).filter(
+        has_text="CN¥150.00")).to_have_count(1)
+    assert api.get(f"/plays/{shows[0]['play_id']}")["price"] == 15000
+    page.get_by_role("button", name=re.compile(f"^Edit: {play_name}")).click()
+    moving = page.get_by_role("form", name=re.compile(f"Move or re-price: {play_name}"))
+    moving.get_by_label("Starts at").fill(when.replace("T19:00", "T20:30"))
+    moving.get_by_role("button", name="Save").click()
+    expect(moving).to_have_count(0)
+    moved = api.get(f"/schedules/{shows[0]['id']}")["starts_at"]
+    assert datetime.fromisoformat(moved).astimezone().strftime("%H:%M") == "20:30"
+    _, _, buyer = staff("customer")
+    held = buyer.post("/reservations", {"schedule_id": shows[0]["id"],
+                                        "seats": [{"row": 1, "col": 1}]})
+    buyer.post(f"/reservations/{held['id']}/pay", {})
+    page.get_by_role("button", name=re.compile(f"^Edit: {play_name}")).click()
+    moving.get_by_label("Price").fill("99")
+    moving.get_by_role("button", name="Save").click()
+    expect(moving.get_by_role("alert")).to_contain_text(
+        re.compile(r"tickets held \(0\) or sold \(1\)"))
+    check_a11y(page, "editing a show")
 
     cancel = page.get_by_role("button", name=re.compile(f"^Cancel show: {play_name}"))
     cancel.click()

@@ -91,6 +91,8 @@ export default {
   "programme.title": "Plays and shows", "programme.new_play": "New play",
   "programme.new_show": "Schedule a show", "programme.plays": "Plays",
   "programme.shows": "Upcoming shows", "programme.created": "Created.",
+  "programme.edit_play": "Edit play: {name}",
+  "programme.edit_show": "Move or re-price: {name}, {when}",
   "programme.cancelled": "The show is cancelled; its holds were released and tickets refunded.",
   "programme.confirm_cancel": "Cancel this show? Its tickets are refunded.",
   "dashboard.title": "Box-office dashboard", "dashboard.by": "Takings by {group}",

@@ -84,6 +84,7 @@ export default {
   "cell.name": "{row}排第{col}位：{kind}",
   "programme.title": "剧目与场次", "programme.new_play": "新建剧目",
   "programme.new_show": "安排场次", "programme.plays": "剧目", "programme.shows": "即将上演",
+  "programme.edit_play": "编辑剧目：{name}", "programme.edit_show": "调整场次：{name}，{when}",
   "programme.created": "已创建。",
   "programme.cancelled": "场次已取消；锁定已释放，已售的票已退款。",
   "programme.confirm_cancel": "取消此场次？已售的票将退款。",

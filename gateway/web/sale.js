@@ -73,7 +73,8 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
       } catch { /* drawn without broken places */ }
     }
     await refresh(true);
-    poll = setInterval(() => refresh(false), POLL_MS);
+    // A hidden tab does not poll; it catches up when shown again.
+    poll = setInterval(() => { if (!document.hidden) refresh(false); }, POLL_MS);
   }
 
   holdButton.addEventListener("click", async () => {

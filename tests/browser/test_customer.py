@@ -89,15 +89,15 @@ def test_customer_registers_buys_refunds_and_changes_password(person, new_show, 
 
 
 def test_seat_map_names_states_and_keyboard(person, new_show, staff):
-    # Row 1: seat, aisle, seat; row 2: broken in the middle.
-    show = new_show(rows=3, cols=3, seats=[{"row": 1, "col": 2, "kind": "aisle"},
+    # Row 1: seat, aisle, seat, seat; row 2: broken second; 16 places, 14 seats.
+    show = new_show(rows=4, cols=4, seats=[{"row": 1, "col": 2, "kind": "aisle"},
                                            {"row": 2, "col": 2, "kind": "broken"}])
     username, password, api = staff("customer")
     api.post("/reservations", {"schedule_id": show["id"], "seats": [{"row": 3, "col": 3}]})
     page = person()
     sign_in(page, username, password, then=f"show/{show['id']}")
     seats = page.get_by_role("button", name=re.compile(r"^Row \d, seat \d$"))
-    expect(seats).to_have_count(7)  # 9 places less an aisle and a broken seat
+    expect(seats).to_have_count(14)
     expect(page.get_by_role("button", name="Row 1, seat 2")).to_have_count(0)
     expect(page.get_by_role("button", name="Row 2, seat 2")).to_have_count(0)
     expect(page.get_by_role("button", name="Row 3, seat 3")).to_have_attribute(
@@ -113,11 +113,23 @@ def test_seat_map_names_states_and_keyboard(person, new_show, staff):
     page.keyboard.press("Space")  # taken: not selectable
     expect(taken).to_have_attribute("aria-pressed", "false")
     expect(page.get_by_role("button", name="Hold seats")).to_be_disabled()
-    # Eleven seats cannot be selected (max 10) — here: all seven selectable ones can.
     for name in ["Row 1, seat 1", "Row 1, seat 3", "Row 2, seat 1", "Row 2, seat 3"]:
         page.get_by_role("button", name=name).click()
     expect(page.get_by_text("4 selected:")).to_be_visible()
+    expect(page.get_by_text("Price per seat: CN¥80.00")).to_be_visible()
+    expect(page.get_by_text("Total CN¥320.00")).to_be_visible()
     check_a11y(page, "seat map with states")
+    page.get_by_role("button", name="Row 1, seat 1").click()  # again: deselected
+    expect(page.get_by_text("3 selected:")).to_be_visible()
+    # At most 10: the eleventh seat is refused, in words.
+    for name in ["Row 1, seat 1", "Row 1, seat 4", "Row 2, seat 4", "Row 3, seat 1",
+                 "Row 3, seat 2", "Row 3, seat 4", "Row 4, seat 1"]:
+        page.get_by_role("button", name=name).click()
+    expect(page.get_by_text("10 selected:")).to_be_visible()
+    eleventh = page.get_by_role("button", name="Row 4, seat 2")
+    eleventh.click()
+    expect(eleventh).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_role("alert")).to_have_text("You can hold at most 10 seats at once.")
 
 
 def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(

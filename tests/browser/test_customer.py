@@ -130,6 +130,7 @@ def test_seat_map_names_states_and_keyboard(person, new_show, staff):
     eleventh.click()
     expect(eleventh).to_have_attribute("aria-pressed", "false")
     expect(page.get_by_role("alert")).to_have_text("You can hold at most 10 seats at once.")
+    shot(page, "seat-map-limit")
 
 
 def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
@@ -145,6 +146,7 @@ def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("wrong username or password")
+    shot(page, "sign-in-refused")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(f"#/show/{show['id']}$"))
@@ -181,6 +183,7 @@ def test_browse_filters_by_name_kind_and_date(person, new_show):
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("heading", name=opera["play_name"])).to_be_visible()
     expect(page.get_by_role("heading", name=movie["play_name"])).to_have_count(0)
+    shot(page, "browse-filtered")
     page.get_by_label("Kind").select_option("")
     in_three_days = (datetime.now() + timedelta(days=3)).strftime("%Y-%m-%d")
     page.get_by_label("From").fill(in_three_days)

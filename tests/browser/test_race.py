@@ -58,6 +58,7 @@ def test_cancel_hold_frees_the_seats(person, new_show, staff, http):
     page.get_by_role("button", name="Row 2, seat 2").click()
     page.get_by_role("button", name="Hold seats").click()
     expect(page.get_by_role("timer")).to_be_visible()
+    shot(page, "before-cancel-hold")
     page.get_by_role("button", name="Cancel hold").click()
     expect(page.get_by_role("timer")).to_have_count(0)
     expect(page.get_by_role("button", name="Row 2, seat 2")).not_to_have_attribute(

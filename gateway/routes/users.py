@@ -20,7 +20,7 @@ ROUTES = [
           body=c.ChangePasswordBody, status=204),
     Route("GET", "/customers", c.FindCustomer, Who.clerk,
           "Find a customer account by username (exact; the box office sells on it)", TAG,
-          query=c.CustomerQuery, response=c.User),
+          query=c.CustomerQuery, response=c.User, extra={"not_found": True}),
     Route("GET", "/users", c.ListUsers, Who.admin, "List users", TAG, query=PageQuery,
           response=Page[c.User]),
     Route("POST", "/users", c.CreateUser, Who.admin, "Create a user of any role", TAG,

@@ -165,3 +165,14 @@ def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):
     expect(page.get_by_role("row").filter(has_text=show["studio_name"]).get_by_role(
         "cell")).to_have_text([show["studio_name"], "2", "1", "CN¥100.00", "CN¥50.00",
                                "CN¥50.00"])
+
+    page.get_by_label("Group by").select_option("day")
+    page.get_by_role("button", name="Show").click()
+    show_day = show["starts_at"][:10]
+    line = next(i for i in manager_api.get("/box-office?group_by=day")["items"]
+                if i["key"] == show_day)
+    label = datetime.fromisoformat(show_day).strftime("%b %-d, %Y")
+    expect(page.get_by_role("row").filter(has_text=label).get_by_role("cell")).to_have_text(
+        [label, f"{line['tickets_sold']:,}", f"{line['tickets_refunded']:,}",
+         f"CN¥{line['gross'] / 100:,.2f}", f"CN¥{line['refunded'] / 100:,.2f}",
+         f"CN¥{line['net'] / 100:,.2f}"])

@@ -2,7 +2,7 @@
 // hold's countdown, "Pay" with a payment reference, "Cancel hold". Used by the customer's show
 // page and by the box office (with `customer`: the hold is made on that customer's account).
 import { ApiError, del, get, newKey, post, session } from "./api.js";
-import { DEFAULT_CURRENCY, dateTime, duration, money, seatName, t } from "./i18n.js";
+import { DEFAULT_CURRENCY, dateTime, duration, money, number, seatName, t } from "./i18n.js";
 import { alertBox, h, showError } from "./ui.js";
 
 const POLL_MS = 3000;
@@ -57,7 +57,7 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
       } else {
         map.update(data);
       }
-      status.textContent = t("sale.available", { count: data.available });
+      status.textContent = t("sale.available", { count: number(data.available) });
     } catch (error) {
       if (first) showError(box, error, { retry: () => refresh(true) });
     }

@@ -66,9 +66,10 @@ class SeatMap extends HTMLElement {
         + `${escape(text)}</li>`).join("")
       + `<li>${escape(t("legend.price", { price: [...prices].sort((a, b) => a - b)
         .map((p) => money(p, this.currency)).join(" / ") || "—" }))}</li></ul>`
-      + `<div class="seat-scroll"><p class="screen" aria-hidden="true">${escape(t("screen"))}</p>`
+      + `<div class="seat-scroll"><div class="seat-inner">`
+      + `<p class="screen" aria-hidden="true">${escape(t("screen"))}</p>`
       + `<div class="seat-grid${small ? " small" : ""}" role="group" `
-      + `aria-label="${escape(t("seatmap.label"))}"></div></div>`;
+      + `aria-label="${escape(t("seatmap.label"))}"></div></div></div>`;
     const grid = this.querySelector(".seat-grid");
     grid.style.gridTemplateColumns = `auto repeat(${this.cols}, max-content)`;
     grid.innerHTML = parts.join("");

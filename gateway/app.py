@@ -323,7 +323,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     Listener(broker, settings.names, ["user.access_changed"], auth.on_event)
 
     for route in ROUTES:
-        app.router.add_route(route.method, API + route.path.replace("{id}", r"{id:\d{1,18}}"),
+        app.router.add_route(route.method, API + route.path.replace("{id}", r"{id:[0-9]{1,18}}"),
                              route_handler(route))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from gateway import metrics, openapi
+from gateway import metrics, openapi, webapp
 from gateway.auth import ANONYMOUS, Authenticator, RateLimiter
 from gateway.problems import from_http, problem
 from gateway.routes import ROUTES, Route, Who
@@ -334,6 +334,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     openapi.install(app, ROUTES, API)
+    webapp.install(app)
 
     tasks: list[asyncio.Task] = []
 

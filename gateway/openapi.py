@@ -171,11 +171,12 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         responses[str(route.status)] = response
     # Every status the route can answer: 401 for any bad token (even where none is needed),
     # 403 wherever a role or ownership is checked (services check owners, and clerk-only
-    # filters such as ?user_id=), 404 for a path id or a body naming another resource.
+    # filters such as ?user_id=), 404 for a path id or a body naming another resource (or a
+    # route that says so: a lookup by name).
     codes = ["400", "401", "422", "429", "503", "504"]
     if route.who is not Who.anyone:
         codes.append("403")
-    if "{id}" in route.path or (route.body is not None and any(
+    if "{id}" in route.path or route.extra.get("not_found") or (route.body is not None and any(
             name.endswith("_id") for name in route.body.model_fields)):
         codes.append("404")
     if route.method in ("POST", "PATCH", "DELETE"):

@@ -95,6 +95,14 @@ class ChangePassword(ChangePasswordBody, Command, name="user.change_password"):
     pass
 
 
+class CustomerQuery(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class FindCustomer(CustomerQuery, Command, name="user.find_customer"):
+    """Clerk+: the customer account with this username (the box office sells on it)."""
+
+
 class ListUsers(PageQuery, Command, name="user.list"):
     pass
 

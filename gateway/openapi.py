@@ -136,8 +136,9 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
                                   "maximum": 999_999_999_999_999_999}})
     if route.query:
         schema = route.query.model_json_schema(ref_template=REF)
+        required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
-            params.append({"name": name, "in": "query", "required": False,
+            params.append({"name": name, "in": "query", "required": name in required,
                            "schema": _not_null(prop)})
     if route.idempotency_key:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,

@@ -16,6 +16,7 @@ sweep releases overdue holds the broker never returned. Paying checks ``expires_
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -307,15 +308,17 @@ async def seats_for_sale(cmd: c.GetSeats, ctx: Context) -> dict[str, Any]:
 # -- idempotency keys ----------------------------------------------------------------------
 
 class _Key:
-    """One Idempotency-Key of one user for one command. The first answer is recorded in the
-    same transaction as the effect when there is one, so a crash never separates them. On
-    plain asyncmy: a keyed request costs a round trip more than an unkeyed one (the claim),
-    and a refusal two."""
+    """One Idempotency-Key of one user, and the request it came with. The first answer is
+    recorded in the same transaction as the effect when there is one, so a crash never
+    separates them. On plain asyncmy: a keyed request costs a round trip more than an
+    unkeyed one (the claim), and a refusal two. The key is the user's whatever the command:
+    the same key with another request (``fingerprint``) is refused, 422."""
 
-    __slots__ = ("user_id", "command", "key", "recorded")
+    __slots__ = ("user_id", "command", "key", "fingerprint", "recorded")
 
-    def __init__(self, user_id: int, command: str, key: str) -> None:
+    def __init__(self, user_id: int, command: str, key: str, fingerprint: str) -> None:
         self.user_id, self.command, self.key = user_id, command, key
+        self.fingerprint = fingerprint
         self.recorded = False
 
     def _args(self, *first: Any) -> tuple[Any, ...]:
@@ -343,12 +346,27 @@ RECORD_KEY = text(
 Idempotent = Callable[[_Key | None], Awaitable[Any]]
 
 
-async def _idempotent(ctx: Context, command: str, key: str | None, run: Idempotent) -> Any:
+def _fingerprint(command: str, cmd: c.Hold | c.Pay) -> str:
+    """The request a key came with: its route (the command stands for the method and the
+    path's template, ``id`` for the path's id) and its body, as canonical JSON (validated
+    values, keys sorted), hashed."""
+    request = cmd.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(orjson.dumps([command, request], option=orjson.OPT_SORT_KEYS)
+                          ).hexdigest()
+
+
+async def _idempotent(ctx: Context, command: str, cmd: c.Hold | c.Pay, run: Idempotent) -> Any:
+    key = cmd.idempotency_key
     if key is None:
         return await run(None)
-    idem = _Key(_signed_in(ctx.caller), command, key)
+    idem = _Key(_signed_in(ctx.caller), command, key, _fingerprint(command, cmd))
     first = await _claim(ctx.app, idem)
     if first is not None:
+        if first.fingerprint is not None and first.fingerprint != idem.fingerprint:
+            raise errors.IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request; nothing was done",
+                details=[{"loc": ["header", "Idempotency-Key"],
+                          "msg": "already used with another method, path or body"}])
         if first.state != "done":
             raise errors.Conflict("a request with this Idempotency-Key is still being handled",
                                   retry_after=1)
@@ -378,6 +396,7 @@ class _KeyRow(NamedTuple):
     ok: int | None
     answer: str | None
     created_at: datetime
+    fingerprint: str | None  # None: recorded before fingerprints were
 
 
 async def _claim(app: App, idem: _Key) -> _KeyRow | _Busy | None:
@@ -388,26 +407,29 @@ async def _claim(app: App, idem: _Key) -> _KeyRow | _Busy | None:
     now = utcnow()
     db = app.db
     claimed = await db.autocommit(
-        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
-        "VALUES (%s, %s, %s, 'pending', %s)", (*idem._args(), to_db(now)))
+        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, fingerprint, state, "
+        "created_at) VALUES (%s, %s, %s, %s, 'pending', %s)",
+        (*idem._args(), idem.fingerprint, to_db(now)))
     if claimed:
         return None
     found = await db.fetch(
-        "SELECT state, ok, answer, created_at FROM idempotency_keys WHERE user_id = %s "
-        "AND command = %s AND idem_key = %s", idem._args())
+        "SELECT state, ok, answer, created_at, fingerprint FROM idempotency_keys "
+        "WHERE user_id = %s AND idem_key = %s", (idem.user_id, idem.key))
     first = _KeyRow(*found[0]) if found else None
-    stale = first is not None and (
-        as_utc(first.created_at) < now - KEY_LIFETIME
-        or (first.state == "pending"
-            and as_utc(first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS)))
-    if first is None or not stale:
+    expired = first is not None and as_utc(first.created_at) < now - KEY_LIFETIME
+    orphaned = first is not None and first.state == "pending" and as_utc(
+        first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS) and (
+        first.fingerprint in (None, idem.fingerprint))  # another request's key stays refused
+    if first is None or not (expired or orphaned):
         return first or _BUSY
     # Expired, or left pending by a crash: take it over, if nobody else does it first.
     try:
         claimed = await db.autocommit(
             "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
-            "created_at = %s WHERE user_id = %s AND command = %s AND idem_key = %s "
-            "AND created_at = %s", (to_db(now), *idem._args(), first.created_at))
+            "command = %s, fingerprint = %s, created_at = %s WHERE user_id = %s "
+            "AND idem_key = %s AND created_at = %s",
+            (idem.command, idem.fingerprint, to_db(now), idem.user_id, idem.key,
+             first.created_at))
     except asyncmy.errors.Error:
         claimed = 0
     return None if claimed else _BUSY
@@ -441,8 +463,7 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
             raise errors.Forbidden("only box-office staff may sell on a customer's account")
         buyer = cmd.customer_id
     try:
-        return await _idempotent(ctx, "hold", cmd.idempotency_key,
-                                 lambda idem: _hold(cmd, ctx, buyer, idem))
+        return await _idempotent(ctx, "hold", cmd, lambda idem: _hold(cmd, ctx, buyer, idem))
     except DBAPIError as exc:  # answered as 503; say why here
         log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
         raise
@@ -741,13 +762,12 @@ async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
 async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
     _signed_in(ctx.caller)
     try:
-        paid = await _idempotent(ctx, "pay", cmd.idempotency_key,
-                                 lambda idem: _pay(cmd, ctx, idem))
+        paid = await _idempotent(ctx, "pay", cmd, lambda idem: _pay(cmd, ctx, idem))
     except DBAPIError as exc:
         log.warning("paying reservation %s failed in the database: %s", cmd.id, exc.orig)
         raise
-    # Answered "paid": committed, and for good. (An Idempotency-Key reused for another
-    # reservation answers with the first one, which says nothing of this one.)
+    # Answered "paid": committed, and for good. (A key recorded before keys had fingerprints
+    # may still answer for another reservation, which says nothing of this one.)
     if (paid["id"] if isinstance(paid, dict) else paid.id) == cmd.id:
         _ended.add(cmd.id)
     return paid

@@ -257,6 +257,24 @@ async def test_clerk_sells_on_a_customers_account(manager, clerk, customer):
     assert (await customer.get(f"/reservations/{r.body['id']}")).status == 200
 
 
+async def test_a_box_office_sale_needs_an_existing_enabled_account(api, admin, manager, clerk,
+                                                                  new_user):
+    """Issue 16 point 4: customer_id naming no account, a disabled or a deleted one is 422
+    validation_error naming the field, and nothing is held; an enabled account is sold to."""
+    show = await make_show(manager)
+    disabled, deleted, enabled = await asyncio.gather(*(new_user() for _ in range(3)))
+    assert (await admin.patch(f"/users/{disabled.user['id']}", {"disabled": True})
+            ).status == 200
+    assert (await admin.delete(f"/users/{deleted.user['id']}")).status == 204
+    for customer_id in (2**62, disabled.user["id"], deleted.user["id"]):
+        refused = await hold(clerk, show, (4, 4), customer_id=customer_id)
+        assert refused.status == 422 and refused.code == "validation_error", refused.body
+        assert [e["loc"] for e in refused.body["errors"]] == [["body", "customer_id"]]
+    assert (await seat_status(api, show))[(4, 4)] == "available"
+    sold = await hold(clerk, show, (4, 4), customer_id=enabled.user["id"])
+    assert sold.status == 201 and sold.body["user_id"] == enabled.user["id"], sold.body
+
+
 async def test_customers_may_not_use_customer_id(manager, customer, new_user):
     show = await make_show(manager)
     other = await new_user()

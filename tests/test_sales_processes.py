@@ -328,3 +328,30 @@ async def test_refunds_holds_and_payments_of_the_same_seats_at_once_never_answer
     ledger = await bus.call("ticket.ledger", {}, SERVICE)
     line = next(s for s in ledger["schedules"] if s["schedule_id"] == show["id"])
     assert (line["tickets_sold"], line["tickets_refunded"]) == (len(tickets), refunded)
+
+
+@pytest.mark.slow
+async def test_only_holds_naming_a_customer_ask_user_svc(system, api, manager, clerk,
+                                                         customer):
+    """Issue 16 point 4: the account check is one RPC to user_svc, made only when a hold
+    names a customer_id. With user_svc stopped, holds without one are served as before
+    (they never ask it), while a box-office sale on an account cannot be checked: 503."""
+    show = await make_show(manager)
+    system.kill("user_svc")
+    try:
+        await asyncio.sleep(1.5)  # the gateway and ticket_svc see no user_svc consumer
+        plain = await hold(customer, show, (1, 1))
+        assert plain.status == 201, plain.body
+        by_clerk = await hold(clerk, show, (1, 2))
+        assert by_clerk.status == 201, by_clerk.body
+        unchecked = await hold(clerk, show, (1, 3), customer_id=customer.user["id"])
+        assert unchecked.status in (503, 504), unchecked.body
+    finally:
+        system.start("user_svc")
+
+    async def sold_on_account():
+        answer = await hold(clerk, show, (1, 3), customer_id=customer.user["id"])
+        return answer.status == 201
+
+    await eventually(sold_on_account, timeout=60, interval=0.5)
+    assert (await seat_status(api, show))[(1, 3)] == "held"

@@ -473,9 +473,28 @@ class _NotAllAvailable(Exception):
     pass
 
 
+CUSTOMER_CHECK_SECONDS = 2.0  # well inside the hold's own deadline
+
+
+async def _check_customer(app: App, caller: Caller, customer_id: int) -> None:
+    """A box-office sale is made on an existing, enabled account. user_svc decides, with one
+    RPC, made only by holds that name a ``customer_id`` (a clerk's): the others pay nothing.
+    Checked when the hold is made, like the seats; an account disabled later keeps what it
+    bought."""
+    state = await app.rpc.call("user.account_status", {"id": customer_id}, caller,
+                               timeout=CUSTOMER_CHECK_SECONDS)
+    if not state["active"]:
+        why = "is disabled" if state["exists"] else "names no account"
+        raise errors.ValidationFailed(
+            f"customer_id {why}; a sale needs an existing, enabled account",
+            details=[{"loc": ["body", "customer_id"], "msg": f"customer_id {why}"}])
+
+
 async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.Reservation:
     app = ctx.app
     keys = domain.seat_keys(cmd.seats)
+    if cmd.customer_id is not None:
+        await _check_customer(app, ctx.caller, cmd.customer_id)
     await _refuse_early(app, cmd.schedule_id, keys)
     async with _claims.turn(cmd.schedule_id, keys) as claim:
         fetched = False

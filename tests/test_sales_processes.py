@@ -352,6 +352,11 @@ async def test_only_holds_naming_a_customer_ask_user_svc(system, api, manager, c
     finally:
         system.start("user_svc")
 
+        async def ready():
+            return (await api.get("/readyz")).status == 200
+
+        await eventually(ready, timeout=60, interval=0.5)
+
     async def sold_on_account():
         answer = await hold(clerk, show, (1, 3), customer_id=customer.user["id"])
         return answer.status == 201

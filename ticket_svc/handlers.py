@@ -16,6 +16,7 @@ sweep releases overdue holds the broker never returned. Paying checks ``expires_
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -71,14 +72,22 @@ RESERVATION = text(
     "s.status AS schedule_status "
     "FROM reservations r JOIN schedules s ON s.id = r.schedule_id WHERE r.id = :id")
 
+# One reservation by its primary key: FORCE INDEX because with no hint MariaDB 10.11 reads
+# these through ix_reservations_due (status, expires_at, id), a range over every live hold,
+# and under REPEATABLE READ locks it all: a payment, a cancel and an expiry then locked each
+# other's holds (and the gap where new holds go) and deadlocked (issue 16 point 7).
 MARK_PAID = text(
-    "UPDATE reservations SET status = 'paid', paid_at = :now, payment_ref = :ref "
-    "WHERE id = :id AND status = 'held' AND expires_at > :now")
+    "UPDATE reservations FORCE INDEX (PRIMARY) SET status = 'paid', paid_at = :now, "
+    "payment_ref = :ref WHERE id = :id AND status = 'held' AND expires_at > :now")
 
 
 END_HOLD = text(
-    "UPDATE reservations SET status = :status, released_at = :now "
+    "UPDATE reservations FORCE INDEX (PRIMARY) SET status = :status, released_at = :now "
     "WHERE id = :id AND status = 'held'")
+
+EXPIRE_HOLD = text(
+    "UPDATE reservations FORCE INDEX (PRIMARY) SET status = 'expired', released_at = :now "
+    "WHERE id = :id AND status = 'held' AND expires_at <= :now")
 
 
 TICKETS_OF_RESERVATION = text(
@@ -115,6 +124,19 @@ def _deadlock(exc: DBAPIError) -> bool:
     """MariaDB chose this transaction as a deadlock victim, or a lock wait timed out."""
     code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
     return code in (1213, 1205)
+
+
+async def _retry_deadlocks(run: Callable[[], Awaitable[Any]], tries: int = 4) -> Any:
+    """Run a transaction again when MariaDB chose it as a deadlock victim (it was rolled
+    back whole, so running it again is safe), as hold and pay do."""
+    for attempt in range(tries):
+        try:
+            return await run()
+        except DBAPIError as exc:
+            if attempt == tries - 1 or not _deadlock(exc):
+                raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -286,15 +308,17 @@ async def seats_for_sale(cmd: c.GetSeats, ctx: Context) -> dict[str, Any]:
 # -- idempotency keys ----------------------------------------------------------------------
 
 class _Key:
-    """One Idempotency-Key of one user for one command. The first answer is recorded in the
-    same transaction as the effect when there is one, so a crash never separates them. On
-    plain asyncmy: a keyed request costs a round trip more than an unkeyed one (the claim),
-    and a refusal two."""
+    """One Idempotency-Key of one user, and the request it came with. The first answer is
+    recorded in the same transaction as the effect when there is one, so a crash never
+    separates them. On plain asyncmy: a keyed request costs a round trip more than an
+    unkeyed one (the claim), and a refusal two. The key is the user's whatever the command:
+    the same key with another request (``fingerprint``) is refused, 422."""
 
-    __slots__ = ("user_id", "command", "key", "recorded")
+    __slots__ = ("user_id", "command", "key", "fingerprint", "recorded")
 
-    def __init__(self, user_id: int, command: str, key: str) -> None:
+    def __init__(self, user_id: int, command: str, key: str, fingerprint: str) -> None:
         self.user_id, self.command, self.key = user_id, command, key
+        self.fingerprint = fingerprint
         self.recorded = False
 
     def _args(self, *first: Any) -> tuple[Any, ...]:
@@ -322,12 +346,27 @@ RECORD_KEY = text(
 Idempotent = Callable[[_Key | None], Awaitable[Any]]
 
 
-async def _idempotent(ctx: Context, command: str, key: str | None, run: Idempotent) -> Any:
+def _fingerprint(command: str, cmd: c.Hold | c.Pay) -> str:
+    """The request a key came with: its route (the command stands for the method and the
+    path's template, ``id`` for the path's id) and its body, as canonical JSON (validated
+    values, keys sorted), hashed."""
+    request = cmd.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(orjson.dumps([command, request], option=orjson.OPT_SORT_KEYS)
+                          ).hexdigest()
+
+
+async def _idempotent(ctx: Context, command: str, cmd: c.Hold | c.Pay, run: Idempotent) -> Any:
+    key = cmd.idempotency_key
     if key is None:
         return await run(None)
-    idem = _Key(_signed_in(ctx.caller), command, key)
+    idem = _Key(_signed_in(ctx.caller), command, key, _fingerprint(command, cmd))
     first = await _claim(ctx.app, idem)
     if first is not None:
+        if first.fingerprint is not None and first.fingerprint != idem.fingerprint:
+            raise errors.IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request; nothing was done",
+                details=[{"loc": ["header", "Idempotency-Key"],
+                          "msg": "already used with another method, path or body"}])
         if first.state != "done":
             raise errors.Conflict("a request with this Idempotency-Key is still being handled",
                                   retry_after=1)
@@ -357,6 +396,7 @@ class _KeyRow(NamedTuple):
     ok: int | None
     answer: str | None
     created_at: datetime
+    fingerprint: str | None  # None: recorded before fingerprints were
 
 
 async def _claim(app: App, idem: _Key) -> _KeyRow | _Busy | None:
@@ -367,26 +407,29 @@ async def _claim(app: App, idem: _Key) -> _KeyRow | _Busy | None:
     now = utcnow()
     db = app.db
     claimed = await db.autocommit(
-        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
-        "VALUES (%s, %s, %s, 'pending', %s)", (*idem._args(), to_db(now)))
+        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, fingerprint, state, "
+        "created_at) VALUES (%s, %s, %s, %s, 'pending', %s)",
+        (*idem._args(), idem.fingerprint, to_db(now)))
     if claimed:
         return None
     found = await db.fetch(
-        "SELECT state, ok, answer, created_at FROM idempotency_keys WHERE user_id = %s "
-        "AND command = %s AND idem_key = %s", idem._args())
+        "SELECT state, ok, answer, created_at, fingerprint FROM idempotency_keys "
+        "WHERE user_id = %s AND idem_key = %s", (idem.user_id, idem.key))
     first = _KeyRow(*found[0]) if found else None
-    stale = first is not None and (
-        as_utc(first.created_at) < now - KEY_LIFETIME
-        or (first.state == "pending"
-            and as_utc(first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS)))
-    if first is None or not stale:
+    expired = first is not None and as_utc(first.created_at) < now - KEY_LIFETIME
+    orphaned = first is not None and first.state == "pending" and as_utc(
+        first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS) and (
+        first.fingerprint in (None, idem.fingerprint))  # another request's key stays refused
+    if first is None or not (expired or orphaned):
         return first or _BUSY
     # Expired, or left pending by a crash: take it over, if nobody else does it first.
     try:
         claimed = await db.autocommit(
             "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
-            "created_at = %s WHERE user_id = %s AND command = %s AND idem_key = %s "
-            "AND created_at = %s", (to_db(now), *idem._args(), first.created_at))
+            "command = %s, fingerprint = %s, created_at = %s WHERE user_id = %s "
+            "AND idem_key = %s AND created_at = %s",
+            (idem.command, idem.fingerprint, to_db(now), idem.user_id, idem.key,
+             first.created_at))
     except asyncmy.errors.Error:
         claimed = 0
     return None if claimed else _BUSY
@@ -420,8 +463,7 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
             raise errors.Forbidden("only box-office staff may sell on a customer's account")
         buyer = cmd.customer_id
     try:
-        return await _idempotent(ctx, "hold", cmd.idempotency_key,
-                                 lambda idem: _hold(cmd, ctx, buyer, idem))
+        return await _idempotent(ctx, "hold", cmd, lambda idem: _hold(cmd, ctx, buyer, idem))
     except DBAPIError as exc:  # answered as 503; say why here
         log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
         raise
@@ -431,9 +473,28 @@ class _NotAllAvailable(Exception):
     pass
 
 
+CUSTOMER_CHECK_SECONDS = 2.0  # well inside the hold's own deadline
+
+
+async def _check_customer(app: App, caller: Caller, customer_id: int) -> None:
+    """A box-office sale is made on an existing, enabled account. user_svc decides, with one
+    RPC, made only by holds that name a ``customer_id`` (a clerk's): the others pay nothing.
+    Checked when the hold is made, like the seats; an account disabled later keeps what it
+    bought."""
+    state = await app.rpc.call("user.account_status", {"id": customer_id}, caller,
+                               timeout=CUSTOMER_CHECK_SECONDS)
+    if not state["active"]:
+        why = "is disabled" if state["exists"] else "names no account"
+        raise errors.ValidationFailed(
+            f"customer_id {why}; a sale needs an existing, enabled account",
+            details=[{"loc": ["body", "customer_id"], "msg": f"customer_id {why}"}])
+
+
 async def _hold(cmd: c.Hold, ctx: Context, buyer: int, idem: _Key | None) -> c.Reservation:
     app = ctx.app
     keys = domain.seat_keys(cmd.seats)
+    if cmd.customer_id is not None:
+        await _check_customer(app, ctx.caller, cmd.customer_id)
     await _refuse_early(app, cmd.schedule_id, keys)
     async with _claims.turn(cmd.schedule_id, keys) as claim:
         fetched = False
@@ -720,13 +781,12 @@ async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
 async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
     _signed_in(ctx.caller)
     try:
-        paid = await _idempotent(ctx, "pay", cmd.idempotency_key,
-                                 lambda idem: _pay(cmd, ctx, idem))
+        paid = await _idempotent(ctx, "pay", cmd, lambda idem: _pay(cmd, ctx, idem))
     except DBAPIError as exc:
         log.warning("paying reservation %s failed in the database: %s", cmd.id, exc.orig)
         raise
-    # Answered "paid": committed, and for good. (An Idempotency-Key reused for another
-    # reservation answers with the first one, which says nothing of this one.)
+    # Answered "paid": committed, and for good. (A key recorded before keys had fingerprints
+    # may still answer for another reservation, which says nothing of this one.)
     if (paid["id"] if isinstance(paid, dict) else paid.id) == cmd.id:
         _ended.add(cmd.id)
     return paid
@@ -829,6 +889,11 @@ async def _free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> 
 
 @handlers.command(c.CancelReservation)
 async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> None:
+    await _retry_deadlocks(lambda: _cancel(cmd, ctx))
+    _ended.add(cmd.id)  # cancelled now, or had already ended: not held, for good
+
+
+async def _cancel(cmd: c.CancelReservation, ctx: Context) -> None:
     async with ctx.app.db.transaction() as tx:
         row = await _load_reservation(tx, cmd.id, ctx.caller)
         if row.status == "paid":
@@ -840,8 +905,6 @@ async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> None:
                 again = (await tx.execute(RESERVATION, {"id": cmd.id})).first()
                 if again is not None and again.status == "paid":
                     raise errors.Conflict("the reservation is paid; refund its tickets instead")
-    _ended.add(cmd.id)  # cancelled now, or had already ended: not held, for good
-    return None
 
 
 # -- tickets and refunds -----------------------------------------------------------------------
@@ -876,6 +939,10 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
 
 @handlers.command(c.Refund)
 async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
+    return await _retry_deadlocks(lambda: _refund(cmd, ctx))
+
+
+async def _refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
     app = ctx.app
     async with app.db.plain_transaction(begin_later=True) as tx:
         row = (await tx.execute(TICKET, {"id": cmd.id})).first()
@@ -995,10 +1062,7 @@ async def _expire(app: App, reservation_id: int) -> None:
         return
     now = utcnow()
     async with app.db.plain_transaction(begin_later=True) as tx:
-        ended = await tx.execute(text(
-            "UPDATE reservations SET status = 'expired', released_at = :now "
-            "WHERE id = :id AND status = 'held' AND expires_at <= :now"),
-            {"id": reservation_id, "now": to_db(now)})
+        ended = await tx.execute(EXPIRE_HOLD, {"id": reservation_id, "now": to_db(now)})
         if ended.rowcount == 1:
             row = (await tx.execute(RESERVATION, {"id": reservation_id})).first()
             await _free_seats(tx, row, row.play_id, "expired", now)

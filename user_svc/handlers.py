@@ -14,7 +14,7 @@ from messages.contracts import user as c
 from messages.contracts.base import Caller, Page, Role, utcnow
 from messages.db import Tx, as_utc, to_db
 from messages.service import App, Context, Handlers
-from user_svc.domain import Passwords
+from user_svc.passwords import Passwords
 from user_svc.tables import users
 
 log = logging.getLogger("ttms.user")

@@ -30,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUN_DIR = ROOT / "run"
-# Gateway last: it is the one that reports ready, and it needs the services behind it.
+# Gateway last: it is the one that reports ready, and it needs the services behind it. A copy
+# of messages.settings.SERVICES (that module needs the venv); tests/test_compose.py compares.
 SERVICES = ("user_svc", "studio_svc", "play_svc", "ticket_svc", "order_svc", "gateway")
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 DEPS_WAIT = 60.0

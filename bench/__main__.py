@@ -11,6 +11,10 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
   hold is refused: what a refusal alone costs;
 - keyed (not in the default set): the rush with an ``Idempotency-Key`` on every hold and
   payment, as a careful client sends them;
+- signin: C clients signing in, round robin over the N customers (a sign-in storm: argon2
+  hashing is the bound; what cannot be hashed before the deadline must be refused with a fast
+  503, never a 504), then at once **after-signin**, the rush again on seats of its own: it
+  should run as fast as the rush before the storm (no hashing left over for gone callers);
 - host: a bare aiohttp JSON hello in a process of its own (``bench/hello.py``), no TTMS at
   all: how fast this host is during the run, so that runs on different days (or hours: the
   host's speed drifts) can be compared.
@@ -97,6 +101,7 @@ async def set_up(url: str, users: int, seats: int) -> dict:
             return user["id"], login["access_token"]
 
         customers = await asyncio.gather(*(customer(n) for n in range(users)))
+        usernames = [f"b{stamp[-12:]}_{n}" for n in range(users)]
         # Row 2 is not contested: its first seat is sold now, for the refusals scenario.
         buyer = customers[0][1]
         held = await api.call("POST", "/reservations", {
@@ -107,21 +112,27 @@ async def set_up(url: str, users: int, seats: int) -> dict:
     return {"admin_token": token, "studio_id": studio["id"], "play_id": play["id"],
             "schedule_id": show["id"], "customers": customers,
             "seats": [(1, c) for c in range(1, seats + 1)],
-            "keyed_seats": [(3, c) for c in range(1, seats + 1)], "sold_seat": (2, 1)}
+            "keyed_seats": [(3, c) for c in range(1, seats + 1)], "sold_seat": (2, 1),
+            "after_signin_seats": [(4, c) for c in range(1, seats + 1)],
+            "usernames": usernames, "password": "bench-password"}
 
 
 def lua_globals(state: dict) -> str:
     tokens = ",".join(f'"{t}"' for _, t in state["customers"])
     token_of = ",".join(f'[{u}]="{t}"' for u, t in state["customers"])
     seats = ",".join(f"{{{r},{c}}}" for r, c in state["seats"])
+    usernames = ",".join(f'"{u}"' for u in state.get("usernames", []))
     return (f"TOKENS = {{{tokens}}}\nTOKEN_OF = {{{token_of}}}\n"
-            f"SCHEDULE = {state['schedule_id']}\nSEATS = {{{seats}}}\n")
+            f"SCHEDULE = {state['schedule_id']}\nSEATS = {{{seats}}}\n"
+            f"USERNAMES = {{{usernames}}}\nPASSWORD = \"{state.get('password', '')}\"\n")
 
 
 SCENARIOS = {
     "rush": ("rush.lua", "/api/v1/reservations"),
     "refusals": ("rush.lua", "/api/v1/reservations"),
     "keyed": ("rush.lua", "/api/v1/reservations"),
+    "signin": ("signin.lua", "/api/v1/auth/login"),
+    "after-signin": ("rush.lua", "/api/v1/reservations"),
     "browse": (None, "/api/v1/schedules/{schedule_id}/seats"),
     "ceiling": (None, "/api/v1/ping"),
     "host": (None, "/"),
@@ -158,6 +169,8 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
         state = {**state, "seats": [state["sold_seat"]]}
     elif scenario == "keyed":
         state = {**state, "seats": state["keyed_seats"]}
+    elif scenario == "after-signin":
+        state = {**state, "seats": state["after_signin_seats"]}
     body = lua_globals(state)
     if scenario == "keyed":  # keys unique to this run: a key of an earlier run answers again
         body += f'KEYED = "{time.time_ns()}"\n'
@@ -196,6 +209,9 @@ def _measure(scenario: str, target: str, script: str, processes: dict[str, list[
     result["scenario"] = scenario
     result["connections"] = connections
     result["requests_per_second"] = round(result["requests"] / (result["duration_us"] / 1e6))
+    if scenario == "signin":
+        result["signins_per_second"] = round(
+            result["counts"].get("200", 0) / (result["duration_us"] / 1e6), 1)
     cpu = {name: round(after.get(name, 0) - before.get(name, 0), 2) for name in after}
     cpu["wrk"] = round((children_after.ru_utime + children_after.ru_stime)
                        - (children_before.ru_utime + children_before.ru_stime), 2)
@@ -230,6 +246,42 @@ def report_row(results: list[dict], failures: list[str], stamp: str, args) -> st
             f"{rps('ceiling')} | {ratio} | {verdict} | {args.note} |\n")
 
 
+def signin_row(results: list[dict], failures: list[str], stamp: str, args) -> str:
+    """The sign-in storm and the rush before and right after it, in one row."""
+    by = {r["scenario"]: r for r in results}
+
+    def cell(name: str, what) -> str:
+        return what(by[name]) if name in by else "–"
+
+    def rps(r: dict) -> str:
+        return str(r["requests_per_second"])
+
+    def p99(r: dict) -> str:
+        return f"{r['p99_us'] / 1000:.0f}"
+
+    def lat(r: dict) -> str:
+        return f"{r['p50_us'] / 1000:.0f}/{r['p99_us'] / 1000:.0f}/{r['max_us'] / 1000:.0f}"
+
+    answers = ", ".join(f"{k}: {v}" for k, v in sorted(by.get("signin", {}).get(
+        "counts", {}).items()))
+    verdict = "FAILED: " + "; ".join(failures) if failures else "ok"
+    verdict = " ".join(verdict.split()).replace("|", "/")
+    cells = [stamp, f"{args.seconds}s × c{args.connections}", cell("rush", rps),
+             cell("rush", p99), cell("signin", lambda r: str(r["signins_per_second"])),
+             cell("signin", rps), cell("signin", lat), answers or "–",
+             cell("after-signin", rps), cell("after-signin", p99),
+             cell("after-signin", lambda r: str(r["cpu_seconds"].get("user_svc", "–"))),
+             verdict, args.note]
+    return "| " + " | ".join(cells) + " |\n"
+
+
+SIGNIN_HEADER = (
+    "| when (UTC) | run | rush req/s | rush p99 ms | sign-ins/s (200) | signin req/s | "
+    "signin p50/p99/max ms | signin answers | rush after signin req/s | its p99 ms | "
+    "user_svc CPU s during it | invariants | note |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
 HEADER = ("| when (UTC) | run | host req/s | rush req/s | rush p50/p99/max ms | rush non-2xx | "
           "browse req/s | ceiling req/s | rush/ceiling | invariants | note |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -244,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seats", type=int, default=10, help="contested seats")
-    parser.add_argument("--scenarios", default="host,ceiling,browse,rush",
-                        help="comma-separated, of: " + ", ".join(SCENARIOS))
+    parser.add_argument("--scenarios", default="host,ceiling,browse,rush,signin",
+                        help="comma-separated, of: " + ", ".join(SCENARIOS)
+                        + " (signin is followed by after-signin)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds, small, no results files: correctness only")
     parser.add_argument("--note", default="")
@@ -261,9 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.seconds, args.connections, args.users = 2, 16, 8
 
+    scenarios = args.scenarios.split(",")
+    if "signin" in scenarios and "after-signin" not in scenarios:
+        scenarios.insert(scenarios.index("signin") + 1, "after-signin")
     state = asyncio.run(set_up(args.url, args.users, args.seats))
     results = []
-    for scenario in args.scenarios.split(","):
+    for scenario in scenarios:
         result = run_wrk(args.url, scenario, state, args.seconds, args.connections,
                          args.threads)
         results.append(result)
@@ -283,13 +339,25 @@ def main(argv: list[str] | None = None) -> int:
             {"when": stamp, "args": vars(args), "results": results,
              "invariant_failures": failures}, indent=2))
         table = HERE / "RESULTS.md"
-        if not table.exists() or HEADER not in table.read_text():
-            with table.open("a") as out:
-                out.write("\n## Runs, with the host's own speed (the host scenario)\n\n"
-                          + HEADER)
-        with table.open("a") as out:
-            out.write(report_row(results, failures, stamp, args))
+        text = table.read_text() if table.exists() else ""
+        text = add_row(text, "Runs, with the host's own speed (the host scenario)", HEADER,
+                       report_row(results, failures, stamp, args))
+        if any(r["scenario"] == "signin" for r in results):
+            text = add_row(text, "Sign-in storms, and the rush before and right after",
+                           SIGNIN_HEADER, signin_row(results, failures, stamp, args))
+        table.write_text(text)
     return 1 if failures else 0
+
+
+def add_row(text: str, title: str, header: str, row: str) -> str:
+    """``row`` appended to the table under ``header`` (a new section at the end if none)."""
+    at = text.rfind(header)
+    if at < 0:
+        return text + f"\n## {title}\n\n" + header + row
+    end = at + len(header)
+    while text.startswith("|", end):
+        end = text.find("\n", end) + 1 or len(text)
+    return text[:end] + row + text[end:]
 
 
 if __name__ == "__main__":

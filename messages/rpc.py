@@ -316,7 +316,7 @@ class RpcServer:
     """Consumes one service's command queue: dispatch by command name, reply, then ack."""
 
     def __init__(self, broker: Broker, names: Names, service: str,
-                 handlers: dict[str, Handler], context: Callable[[Caller], Any],
+                 handlers: dict[str, Handler], context: Callable[[Caller, int], Any],
                  prefetch: int = 64) -> None:
         self.service = service
         self._broker = broker
@@ -422,8 +422,9 @@ class RpcServer:
                                    + (deadline_ms - _now_ms()) / 1000 + HANDLER_GRACE_SECONDS)
         try:
             command = handler.command.model_validate(payload)
+            context = self._context(Caller.model_validate(caller), deadline_ms)
             async with bound:
-                result = await handler.fn(command, self._context(Caller.model_validate(caller)))
+                result = await handler.fn(command, context)
             return [call_id, 1, _dump(result)]
         except errors.ServiceError as exc:
             return [call_id, 0, exc.to_wire()]

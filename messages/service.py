@@ -27,6 +27,9 @@ class Context:
 
     caller: Caller
     app: App
+    # When the caller stops waiting (Unix time, seconds), for work that must not start if it
+    # cannot finish before then; None for work no caller waits for (start-up).
+    deadline: float | None = None
 
 
 @dataclass
@@ -118,7 +121,7 @@ class Service:
             Subscriber(broker, names, db, self.name, events, settings.event_delivery_limit)
         relay = OutboxRelay(broker, names, db, settings.outbox_poll_seconds)
         RpcServer(broker, names, self.name, self.handlers.commands,
-                  lambda caller: Context(caller, app))
+                  lambda caller, deadline_ms: Context(caller, app, deadline_ms / 1000))
 
         stop = stop or _stop_on_signals()
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay"),

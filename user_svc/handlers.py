@@ -14,12 +14,14 @@ from messages.contracts import user as c
 from messages.contracts.base import Caller, Page, Role, utcnow
 from messages.db import Tx, as_utc, to_db
 from messages.service import App, Context, Handlers
+from user_svc.hashing import HashingGate, cores
 from user_svc.passwords import Passwords
 from user_svc.tables import users
 
 log = logging.getLogger("ttms.user")
 handlers = Handlers()
 _passwords: Passwords | None = None
+_gate: HashingGate | None = None
 
 
 def passwords(app: App) -> Passwords:
@@ -27,6 +29,21 @@ def passwords(app: App) -> Passwords:
     if _passwords is None:
         _passwords = Passwords(app.settings)
     return _passwords
+
+
+def hashing_gate(app: App) -> HashingGate:
+    global _gate
+    if _gate is None:
+        _gate = HashingGate(app.settings.argon2_concurrency or cores(),
+                            passwords(app).measured_cost)
+    return _gate
+
+
+async def _hashing(ctx: Context, fn, *args, only_if_free: bool = False):
+    """``fn(*args)`` (a hash or a verify) in a worker thread, if it can start in time for the
+    command's caller; otherwise 503 with Retry-After at once (see user_svc/hashing.py)."""
+    return await hashing_gate(ctx.app).run(fn, *args, deadline=ctx.deadline,
+                                           only_if_free=only_if_free)
 
 
 def to_user(row) -> c.User:
@@ -44,7 +61,7 @@ async def _load(tx: Tx, user_id: int, *, lock: bool = False):
 
 async def _create(ctx: Context, username: str, password: str, role: Role,
                   email: str | None) -> c.User:
-    password_hash = await asyncio.to_thread(passwords(ctx.app).hash, password)
+    password_hash = await _hashing(ctx, passwords(ctx.app).hash, password)
     try:
         async with ctx.app.db.transaction() as tx:
             result = await tx.execute(users.insert().values(
@@ -73,7 +90,7 @@ async def _same_request_again(ctx: Context, username: str, password: str, role: 
     if (row is None or row.deleted_at is not None or row.role != role.value
             or row.email != email or as_utc(row.created_at) < utcnow() - RERUN_WINDOW):
         return None
-    if not await asyncio.to_thread(passwords(ctx.app).verify, row.password_hash, password):
+    if not await _hashing(ctx, passwords(ctx.app).verify, row.password_hash, password):
         return None
     return to_user(row)
 
@@ -91,17 +108,38 @@ async def create_user(cmd: c.CreateUser, ctx: Context) -> c.User:
 
 @handlers.command(c.Login)
 async def login(cmd: c.Login, ctx: Context) -> c.Token:
+    hashing_gate(ctx.app).admit(ctx.deadline)  # in a storm, refused before the read
     async with ctx.app.db.read() as conn:
         row = (await conn.execute(select(users).where(
             users.c.username == cmd.username, users.c.deleted_at.is_(None)))).first()
     hasher = passwords(ctx.app)
-    ok = await asyncio.to_thread(hasher.verify, row.password_hash if row else hasher.decoy,
-                                 cmd.password)
+    ok = await _hashing(ctx, hasher.verify, row.password_hash if row else hasher.decoy,
+                        cmd.password)
     if row is None or not ok or row.disabled:
         raise errors.Unauthorized("wrong username or password")
+    if hasher.needs_rehash(row.password_hash):
+        await _rehash(ctx, row, cmd.password)
     settings = ctx.app.settings
     return c.Token(access_token=tokens.mint(settings, row.id, Role(row.role), row.token_version),
                    expires_in=settings.jwt_ttl_seconds)
+
+
+async def _rehash(ctx: Context, row, password: str) -> None:
+    """A hash made with older parameters is replaced at sign-in, the only time the password
+    is known. Only when a hashing slot is free right now: during a storm it waits for a
+    later sign-in rather than take a slot from someone waiting to sign in."""
+    try:
+        new_hash = await _hashing(ctx, passwords(ctx.app).hash, password, only_if_free=True)
+    except errors.ServiceError:
+        return
+    try:
+        async with ctx.app.db.transaction() as tx:
+            # Not over a password changed meanwhile; same password, so tokens stay valid.
+            await tx.execute(users.update().where(
+                users.c.id == row.id, users.c.password_hash == row.password_hash,
+            ).values(password_hash=new_hash))
+    except Exception as exc:  # noqa: BLE001 - the sign-in stands; the next one retries
+        log.warning("could not store the rehashed password of user %s: %s", row.id, exc)
 
 
 @handlers.command(c.GetUser)
@@ -131,9 +169,9 @@ async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
     if row is None:
         raise errors.NotFound("no such user")
     hasher = passwords(ctx.app)
-    if not await asyncio.to_thread(hasher.verify, row.password_hash, cmd.old_password):
+    if not await _hashing(ctx, hasher.verify, row.password_hash, cmd.old_password):
         raise errors.Unauthorized("the old password is wrong")
-    new_hash = await asyncio.to_thread(hasher.hash, cmd.new_password)
+    new_hash = await _hashing(ctx, hasher.hash, cmd.new_password)
     async with ctx.app.db.transaction() as tx:
         # Every token issued before the change stops working, this session's too.
         await tx.execute(users.update().where(users.c.id == row.id).values(

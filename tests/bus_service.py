@@ -96,16 +96,24 @@ def tables(with_effects: bool) -> MetaData:
     return metadata
 
 
-async def create_databases() -> None:
+DATABASES = ("bt", "bp", "bt2")
+
+
+async def _each_database(*statements: str) -> None:
+    """Run ``statements`` (``{db}`` is each test database's name) on the server."""
     engine = create_async_engine(SETTINGS.database_url("bt", with_database=False))
     try:
         async with engine.begin() as conn:
-            for svc in ("bt", "bp", "bt2"):
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SETTINGS.database_name(svc)}`"))
-                await conn.execute(text(f"CREATE DATABASE `{SETTINGS.database_name(svc)}`"))
+            for svc in DATABASES:
+                for statement in statements:
+                    await conn.execute(text(statement.format(db=SETTINGS.database_name(svc))))
     finally:
         await engine.dispose()
-    for svc in ("bt", "bp", "bt2"):
+
+
+async def create_databases() -> None:
+    await _each_database("DROP DATABASE IF EXISTS `{db}`", "CREATE DATABASE `{db}`")
+    for svc in DATABASES:
         engine = create_async_engine(SETTINGS.database_url(svc))
         try:
             async with engine.begin() as conn:
@@ -115,13 +123,7 @@ async def create_databases() -> None:
 
 
 async def drop_databases() -> None:
-    engine = create_async_engine(SETTINGS.database_url("bt", with_database=False))
-    try:
-        async with engine.begin() as conn:
-            for svc in ("bt", "bp", "bt2"):
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SETTINGS.database_name(svc)}`"))
-    finally:
-        await engine.dispose()
+    await _each_database("DROP DATABASE IF EXISTS `{db}`")
 
 
 async def delete_queues() -> None:

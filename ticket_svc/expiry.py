@@ -66,7 +66,7 @@ def enqueue(app: App, reservation_id: int) -> None:
 
 async def _publish(delay: Delay, reservation_id: int) -> None:
     try:
-        await delay.schedule({"reservation_id": reservation_id})
+        await delay.put({"reservation_id": reservation_id})
     except Exception as exc:  # noqa: BLE001 - the sweep is the fallback for this hold
         log.warning("could not put hold %s into the delay queue (%s)", reservation_id, exc)
 

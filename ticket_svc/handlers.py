@@ -8,7 +8,7 @@ named for its mechanism:
 - ``contention``: same-seat turns and shared early reads inside one process;
 - ``payments``: pay, cancel, release, refund, a cancelled show;
 - ``expiry``: the delay queue, the memory of ended holds, expire, the sweep;
-- ``idempotency``: Idempotency-Keys (claim, record, forget, purge);
+- ``idempotency``: Idempotency-Keys (take, record, forget, purge);
 - ``state``: what one process keeps between commands (``app.state``).
 """
 

@@ -1,9 +1,10 @@
 """Idempotency-Keys: the first answer to a keyed hold or pay, given again to a retry.
 
-A key is claimed (``claim``), its answer recorded (``Key.record`` with the transaction's
-effect, or ``Key.record_alone``), forgotten when the request failed without an answer
-(``forget``), and purged after ``KEY_LIFETIME`` by the sweep (``purge``). On plain asyncmy: a
-keyed request costs a round trip more than an unkeyed one (the claim), and a refusal two.
+A key is taken for a request (``take``), its answer recorded (``Key.record`` with the
+transaction's effect, or ``Key.record_alone``), forgotten when the request failed without an
+answer (``forget``), and purged after ``KEY_LIFETIME`` by the sweep (``purge``). On plain
+asyncmy: a keyed request costs a round trip more than an unkeyed one (taking the key), and a
+refusal two. ("Claim" is kept for seats: see ``ticket_svc.holds``.)
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ async def once_per_key(ctx: Context, command: str, user_id: int, key: str | None
     if key is None:
         return await run(None)
     idem = Key(user_id, command, key)
-    first = await claim(ctx.app, idem)
+    first = await take(ctx.app, idem)
     if first is not None:
         if first.state != "done":
             raise errors.Conflict("a request with this Idempotency-Key is still being handled",
@@ -116,17 +117,17 @@ class _Busy:
 _BUSY = _Busy()
 
 
-async def claim(app: App, idem: Key) -> KeyRow | _Busy | None:
-    """Claim the key for this request: None if claimed, else the row that holds it.
+async def take(app: App, idem: Key) -> KeyRow | _Busy | None:
+    """Take the key for this request: None if taken, else the row that holds it.
 
     Each step is a statement by itself (autocommit) and only the first and the rare take-over
     write: concurrent duplicates then never lock each other into a deadlock."""
     now = utcnow()
     db = app.db
-    claimed = await db.autocommit(
+    taken = await db.autocommit(
         "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
         "VALUES (%s, %s, %s, 'pending', %s)", (*idem._args(), to_db(now)))
-    if claimed:
+    if taken:
         return None
     found = await db.fetch(
         "SELECT state, ok, answer, created_at FROM idempotency_keys WHERE user_id = %s "
@@ -140,13 +141,13 @@ async def claim(app: App, idem: Key) -> KeyRow | _Busy | None:
         return first or _BUSY
     # Expired, or left pending by a crash: take it over, if nobody else does it first.
     try:
-        claimed = await db.autocommit(
+        taken = await db.autocommit(
             "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
             "created_at = %s WHERE user_id = %s AND command = %s AND idem_key = %s "
             "AND created_at = %s", (to_db(now), *idem._args(), first.created_at))
     except asyncmy.errors.Error:
-        claimed = 0
-    return None if claimed else _BUSY
+        taken = 0
+    return None if taken else _BUSY
 
 
 async def forget(db, idem: Key) -> None:

@@ -1,14 +1,14 @@
 # TTMS developer entry points. Where a Docker engine answers, `make up` runs compose.yaml;
 # elsewhere the local launcher (launcher/) runs every process against the local
 # RabbitMQ and MariaDB, which `deps` starts, or installs on Debian, when they do not answer.
-#   make up | down | logs | migrate | test | lint | bench | chaos | compose-check
+#   make up | down | logs | migrate | test | lint | bench | chaos | compose-check | screenshots
 
 SHELL := /bin/bash
 PY := .venv/bin/python
 # Reinstall only when a requirements file is newer than the last install.
 STAMP := .venv/.installed
 
-.PHONY: deps venv wrk up down logs migrate test lint bench chaos compose-check
+.PHONY: deps venv wrk chromium up down logs migrate test lint bench chaos compose-check screenshots
 
 deps:
 	python3 -m launcher deps
@@ -24,7 +24,7 @@ $(STAMP): $(wildcard requirements*.txt) pyproject.toml
 # up, down and logs go to compose when a Docker engine answers, else to the local launcher.
 up:
 	@if docker info >/dev/null 2>&1; then \
-		docker compose up -d --wait && echo "TTMS is up: http://127.0.0.1:8080"; \
+		docker compose up -d --wait && echo "TTMS is up: http://127.0.0.1:8080  (web app: http://127.0.0.1:8080/)"; \
 	else \
 		$(MAKE) -s --no-print-directory deps venv && $(PY) -m launcher up; \
 	fi
@@ -41,7 +41,7 @@ migrate: deps venv
 	$(PY) -m migrations upgrade
 
 # The tests start their own processes in their own namespace; no `make up` needed.
-test: deps venv wrk
+test: deps venv wrk chromium
 	.venv/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -60,6 +60,17 @@ wrk:
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || \
 		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; }; }
 	@command -v wrk >/dev/null || { echo "wrk is missing: install Debian's wrk package" >&2; exit 1; }
+
+# Headless Chromium for the browser tests (Debian package), installed when missing and we are root.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }; }
+	@command -v chromium >/dev/null || { echo "chromium is missing: install Debian's chromium package" >&2; exit 1; }
+
+# The README's screenshots (docs/screenshots/), taken by the browser tests.
+screenshots: deps venv chromium
+	TTMS_SCREENSHOTS=1 $(PY) -m pytest -q tests/browser
 
 # Faults under load in its own namespace (ttms_chaos); appends a dated section to chaos/RESULTS.md.
 # It restarts the shared RabbitMQ and freezes MariaDB 10 s; CHAOS_ARGS=--skip-shared leaves

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from gateway import metrics, openapi
+from gateway import metrics, openapi, webapp
 from gateway.auth import ANONYMOUS, Authenticator, RateLimiter
 from gateway.problems import from_http, problem
 from gateway.routes import ROUTES, Route, Who
@@ -73,6 +73,8 @@ def edge_middleware(settings: Settings, limiter: RateLimiter):
             if exc.status < 400:
                 raise
             response = problem(from_http(exc))
+            if "Allow" in exc.headers:  # 405: the methods the path has (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -121,12 +123,14 @@ def _validate(model: type[BaseModel], data: Any, where: str, wire_check: bool = 
 
 def _wire_problems(sent: Any, read: Any, loc: list) -> Any:
     """What pydantic's lax mode lets through but the contract does not: integers outside
-    signed 64 bits (the wire and the database carry no more) and ``true``/``false`` read as
-    the integers 1/0. ``sent`` is the request as parsed, ``read`` the validated values."""
+    signed 64 bits (the wire and the database carry no more), and ``true``/``false`` or a
+    string of digits read as an integer in a JSON body (a query string is text by nature:
+    there ``?page=2`` is the integer 2). ``sent`` is the request as parsed, ``read`` the
+    validated values."""
     if isinstance(read, int) and not isinstance(read, bool):
         if not -2**63 <= read < 2**63:
             yield loc, "Input should be a signed 64-bit integer"
-        elif isinstance(sent, bool):
+        elif isinstance(sent, bool) or (isinstance(sent, str) and loc[0] == "body"):
             yield loc, "Input should be a valid integer"
     elif isinstance(read, dict):
         for key, item in read.items():
@@ -138,14 +142,14 @@ def _wire_problems(sent: Any, read: Any, loc: list) -> Any:
             yield from _wire_problems(sent[index] if same else None, item, [*loc, index])
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}|\d[eE]")
+_LONG_NUMBER = re.compile(rb"\d{19}|\d[eE]|\"[\s+-]*\d")
 
 
 def _may_mislead(raw: bytes) -> bool:
     """Whether raw request text may hold what ``_wire_problems`` looks for: ``true`` or
-    ``false``, a number of 19 digits or more (2**63 has 19) or with an exponent. Most requests
-    hold none, and walking every value costs more than this search (about a tenth of the
-    gateway's CPU per hold in the rush)."""
+    ``false``, a number of 19 digits or more (2**63 has 19) or with an exponent, a string that
+    starts with a digit. Most requests hold none, and walking every value costs more than this
+    search (about a tenth of the gateway's CPU per hold in the rush)."""
     return b"true" in raw or b"false" in raw or _LONG_NUMBER.search(raw) is not None
 
 
@@ -324,12 +328,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
     Listener(broker, settings.names, ["user.access_changed"], auth.on_event)
 
     for route in ROUTES:
-        app.router.add_route(route.method, API + route.path.replace("{id}", r"{id:\d{1,18}}"),
+        app.router.add_route(route.method, API + route.path.replace("{id}", "{id:[0-9]{1,18}}"),
                              route_handler(route))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     openapi.install(app, ROUTES, API)
+    webapp.install(app)
 
     tasks: list[asyncio.Task] = []
 

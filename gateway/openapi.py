@@ -25,11 +25,29 @@ PROBLEM_SCHEMA = {
         "status": {"type": "integer"}, "detail": {"type": "string"},
         "code": {"type": "string", "enum": sorted(errors.BY_CODE)},
         "errors": {"type": "array", "items": {
-            "type": "object", "properties": {
-                "loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
-                                                             {"type": "integer"}]}},
+            "type": "object", "required": ["loc", "msg"], "properties": {
+                "loc": {"type": "array", "items": {"$ref": "#/components/schemas/Location"},
+                        "description": "Where: `body`, `query` or `path`, then field "
+                                       "names and list positions; for `seat_unavailable` "
+                                       "the seat itself as its last item."},
                 "msg": {"type": "string"}}}},
     },
+}
+# One step of an error's `loc`. `seat_unavailable` names each seat as an object
+# (`["body", "seats", {"row": 3, "col": 7}]`), the shape clients have read since the first
+# version; the document says so, so a generated client reads it as one of three types.
+LOCATION_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "description": "a part of the request or a field name"},
+        {"type": "integer", "description": "a position in a list"},
+        {"$ref": "#/components/schemas/SeatPlace"},
+    ],
+}
+SEAT_PLACE_SCHEMA = {
+    "type": "object", "description": "a seat of a show, named by its row and column",
+    "required": ["row", "col"], "additionalProperties": False,
+    "properties": {"row": {"type": "integer", "minimum": 1},
+                   "col": {"type": "integer", "minimum": 1}},
 }
 
 
@@ -48,18 +66,24 @@ def build(routes: list[Route], base: str) -> dict[str, Any]:
                     "$defs", {}).items():
                 schemas.setdefault(name, schema)
     schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["Location"] = LOCATION_SCHEMA
+    schemas["SeatPlace"] = SEAT_PLACE_SCHEMA
+    operation_ids = {f"{r.method} {r.path}": _operation_id(r) for r in routes}
 
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
             "summary": route.summary,
             "tags": [route.tag],
-            "operationId": route.command.name.replace(".", "_") + (
-                "_self" if route.extra.get("id_from_caller") else ""),
-            "description": f"Who: {route.who.value}.",
+            "operationId": operation_ids[f"{route.method} {route.path}"],
+            "description": f"Who: {route.who.value}." + (
+                f" {route.rules}" if route.rules else ""),
             "parameters": _parameters(route),
             "responses": _responses(route, keys),
         }
+        links = _links(route, routes, operation_ids)
+        if links:
+            operation["responses"][str(route.status)]["links"] = links
         if route.who is not Who.anyone:
             operation["security"] = [{"bearer": []}]
         if route.body:
@@ -81,6 +105,29 @@ def build(routes: list[Route], base: str) -> dict[str, Any]:
     }
 
 
+def _operation_id(route: Route) -> str:
+    return route.command.name.replace(".", "_") + (
+        "_self" if route.extra.get("id_from_caller") else "")
+
+
+def _links(route: Route, routes: list[Route], operation_ids: dict[str, str],
+           ) -> dict[str, Any]:
+    """Where the id in a success answer leads: a create (201) to every operation on
+    ``<its path>/{id}`` and below, plus the route's own ``links``. Schemathesis's stateful
+    phase follows them (create → read → change → delete)."""
+    targets: list[tuple[str, str]] = []
+    if route.status == 201 and "{id}" not in route.path:
+        prefix = route.path + "/{id}"
+        targets = [(f"{r.method} {r.path}", "$response.body#/id") for r in routes
+                   if r.path == prefix or r.path.startswith(prefix + "/")]
+    links = {}
+    for target, value in (*targets, *route.links):
+        operation_id = operation_ids[target]
+        links[operation_id] = {"operationId": operation_id, **(
+            {"parameters": {"id": value}} if isinstance(value, str) else {"requestBody": value})}
+    return links
+
+
 def _parameters(route: Route) -> list[dict[str, Any]]:
     params = []
     if "{id}" in route.path:
@@ -89,8 +136,9 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
                                   "maximum": 999_999_999_999_999_999}})
     if route.query:
         schema = route.query.model_json_schema(ref_template=REF)
+        required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
-            params.append({"name": name, "in": "query", "required": False,
+            params.append({"name": name, "in": "query", "required": name in required,
                            "schema": _not_null(prop)})
     if route.idempotency_key:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
@@ -124,11 +172,12 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         responses[str(route.status)] = response
     # Every status the route can answer: 401 for any bad token (even where none is needed),
     # 403 wherever a role or ownership is checked (services check owners, and clerk-only
-    # filters such as ?user_id=), 404 for a path id or a body naming another resource.
+    # filters such as ?user_id=), 404 for a path id or a body naming another resource (or a
+    # route that says so: a lookup by name).
     codes = ["400", "401", "422", "429", "503", "504"]
     if route.who is not Who.anyone:
         codes.append("403")
-    if "{id}" in route.path or (route.body is not None and any(
+    if "{id}" in route.path or route.extra.get("not_found") or (route.body is not None and any(
             name.endswith("_id") for name in route.body.model_fields)):
         codes.append("404")
     if route.method in ("POST", "PATCH", "DELETE"):

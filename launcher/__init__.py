@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(command: str, run_dir: Path, timeout: float) -> None:
     if command == "up":
         url = up(run_dir, timeout=timeout)
-        print(f"TTMS is up: {url}  (logs in {run_dir / 'logs'}, stop with `make down`)")
+        print(f"TTMS is up: {url}  (web app: {url}/, logs in {run_dir / 'logs'}, "
+              "stop with `make down`)")
     elif command == "down":
         stopped = down(run_dir)
         print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")

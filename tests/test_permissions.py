@@ -1,8 +1,9 @@
 """Who may do what, generated from the contract, and what no one can get in with.
 
-The permission matrix is read from ``../shared/API.md`` at collection time: every row of every
-route table with a "who" column × every role (anonymous, customer, clerk, manager, admin) ×
-owner / non-owner where the row says "owner" or "self" (or lets clerks pass ``?user_id=``).
+The permission matrix is read from the repository's ``docs/API.md`` (``tests/api_doc.py``) at
+collection time: every row of every route table with a "who" column × every role (anonymous,
+customer, clerk, manager, admin) × owner / non-owner where the row says "owner" or "self" (or
+lets clerks pass ``?user_id=``).
 Expected: anonymous on a route that is not for "anyone" → 401; a role too low → 403; a
 customer on another customer's resource → ``NOT_OWNER`` (403, as ticket_svc, order_svc and the
 gateway answer); allowed → the exact success code where ``BUILDERS`` knows how to build a valid
@@ -22,7 +23,6 @@ import hashlib
 import hmac
 import itertools
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -43,93 +43,12 @@ from gateway.routes import ROUTES
 from messages import errors
 from messages.broker import Broker
 from messages.rpc import RpcClient
+from tests.api_doc import API_MD, RANK, WHO, Contract, read_contract
 from tests.conftest import ROOT, TEST_ENV, Client
 
-API_MD = ROOT.parent / "shared" / "API.md"
 ROLES = (None, "customer", "clerk", "manager", "admin")
-RANK = {"customer": 1, "clerk": 2, "manager": 3, "admin": 4}
 NOT_BUILT = "not built yet"
 SECRET = TEST_ENV["TTMS_JWT_SECRET"]
-
-
-# -- the contract, read from API.md ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Contract:
-    method: str
-    path: str      # relative to /api/v1, every path parameter written {id} as the gateway does
-    who: str
-    answer: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.path}"
-
-    @property
-    def alternatives(self) -> list[str]:
-        return [w.strip().lower() for w in self.who.split(" or ")]
-
-    @property
-    def by_ownership(self) -> bool:
-        """Some caller is allowed only as the resource's owner ("owner", "self"), or lists
-        their own things unless clerk+ passes ``?user_id=`` (GET /tickets, GET /orders)."""
-        return any(a in ("owner", "self") for a in self.alternatives) or self.by_query_owner
-
-    @property
-    def by_query_owner(self) -> bool:
-        return "clerk+" in self.answer and "user_id" in self.answer
-
-    def allows(self, role: str | None, owner: bool | None) -> bool:
-        for alternative in self.alternatives:
-            if alternative == "anyone":
-                return True
-            if role is None:
-                continue
-            if alternative == "any role" and not self.by_query_owner:
-                return True
-            if alternative == "any role" and (owner is not False or RANK[role] >= 2):
-                return True
-            if alternative in ("owner", "self") and owner:
-                return True
-            minimum = alternative.rstrip("+")
-            if minimum in RANK and RANK[role] >= RANK[minimum]:
-                return True
-        return False
-
-
-def _cells(line: str) -> list[str]:
-    """A markdown table row's cells; ``|`` inside backticks or escaped is not a separator."""
-    line = line.strip().replace("\\|", "\x00")
-    cells, current, quoted = [], "", False
-    for char in line.strip("|"):
-        if char == "`":
-            quoted = not quoted
-        if char == "|" and not quoted:
-            cells.append(current.strip())
-            current = ""
-        else:
-            current += char
-    cells.append(current.strip())
-    return [c.replace("\x00", "|") for c in cells]
-
-
-def read_contract(text: str) -> list[Contract]:
-    contracts, who_at, lines = [], None, text.splitlines()
-    for number, line in enumerate(lines):
-        if not line.startswith("|"):
-            who_at = None
-            continue
-        cells = _cells(line)
-        if number + 1 < len(lines) and re.match(r"^\|\s*-", lines[number + 1]):
-            headers = [c.lower() for c in cells]
-            who_at = headers.index("who") if "who" in headers else None
-            continue
-        if who_at is None or re.match(r"^\|\s*-", line):
-            continue
-        for method, path in re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)`", cells[0]):
-            contracts.append(Contract(method, re.sub(r"\{[^}]+\}", "{id}", path),
-                                      cells[who_at], cells[-1]))
-    return contracts
 
 
 CONTRACT = read_contract(API_MD.read_text()) if API_MD.exists() else []
@@ -146,9 +65,8 @@ def test_api_md_was_found_and_read():
     assert API_MD.exists(), f"the contract is expected at {API_MD}"
     keys = {c.key for c in CONTRACT}
     assert len(CONTRACT) >= 30 and "POST /auth/login" in keys and "GET /orders/{id}" in keys
-    assert {c.who.lower() for c in CONTRACT} <= {
-        "anyone", "any role", "admin", "admin or self", "manager", "clerk",
-        "owner or clerk+"}, "a new kind of 'who' in API.md: teach Contract.allows about it"
+    assert {c.who.lower() for c in CONTRACT} <= WHO, \
+        "a new kind of 'who' in API.md: teach Contract.allows about it"
 
 
 @pytest.mark.parametrize("contract", [
@@ -486,6 +404,11 @@ async def _(w, caller, owner):
 @builds("GET /box-office")
 async def _(w, caller, owner):
     return Request("/box-office", 200)
+
+
+@builds("GET /ping")
+async def _(w, caller, owner):
+    return Request("/ping", 200)
 
 
 async def generic_request(w: World, caller: Client, owner: Client, contract: Contract) -> Request:

@@ -179,6 +179,19 @@ async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
         _emit_access(tx, await _load(tx, row.id))
 
 
+@handlers.command(c.FindCustomer)
+async def find_customer(cmd: c.FindCustomer, ctx: Context) -> c.User:
+    if not ctx.caller.at_least(Role.clerk):
+        raise errors.Forbidden("only staff may look customers up")
+    async with ctx.app.db.read() as conn:
+        row = (await conn.execute(select(users).where(
+            users.c.username == cmd.username, users.c.role == Role.customer.value,
+            users.c.deleted_at.is_(None)))).first()
+    if row is None:
+        raise errors.NotFound(f"no customer is named {cmd.username}")
+    return to_user(row)
+
+
 @handlers.command(c.ListUsers)
 async def list_users(cmd: c.ListUsers, ctx: Context) -> Page[c.User]:
     ctx.caller.require(Role.admin)

@@ -47,4 +47,12 @@ class Route:
     # Public reads only: answers are shared by every caller for this long (one RPC per path
     # per period however many ask), e.g. the seat map during an on-sale rush.
     cache_seconds: float = 0.0
+    # Rules between fields or against stored state that a schema cannot say (each a 422
+    # unless it names another status): they go into the operation's description.
+    rules: str = ""
+    # OpenAPI links from this route's success answer to other operations, beyond those the
+    # document derives by itself (a create → the operations on `<its path>/{id}…`):
+    # ("GET /orders/{id}", "$response.body#/id") feeds the answer's id to that path's {id};
+    # ("POST /reservations", {"schedule_id": "$response.body#/id"}) to fields of its body.
+    links: tuple[tuple[str, str | dict[str, str]], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

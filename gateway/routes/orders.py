@@ -20,5 +20,7 @@ ROUTES = [
           "A play's takings, show by show", TAG, response=c.PlayBoxOffice),
     Route("GET", "/box-office", c.GetBoxOffice, Who.manager,
           "Takings grouped by play, studio or day of the show", TAG, query=c.BoxOfficeQuery,
-          response=c.BoxOfficeReport),
+          response=c.BoxOfficeReport,
+          rules="`from` and `to` are dates `YYYY-MM-DD` (the show's day, UTC), both "
+                "included; `from` after `to` is 422."),
 ]

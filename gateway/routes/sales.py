@@ -19,12 +19,19 @@ ROUTES = [
     Route("POST", "/reservations", c.Hold, Who.signed_in,
           "Hold 1..10 seats of a show, all or nothing (clerks: customer_id sells on a "
           "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,
-          response=c.Reservation, status=201, idempotency_key=True),
+          response=c.Reservation, status=201, idempotency_key=True,
+          rules="`seats` must be distinct (422). `customer_id` is for clerks and above "
+                "(403 otherwise). When any seat is held, sold or not a seat nothing is held: "
+                "409 `seat_unavailable`, one `errors` item per seat with `loc` "
+                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`.",
+          links=(("GET /orders/{id}", "$response.body#/id"),)),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),
     Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,
           "Pay a hold: its seats become tickets (owner or clerk+); honours Idempotency-Key",
-          TAG, body=c.PayBody, response=c.Reservation, idempotency_key=True),
+          TAG, body=c.PayBody, response=c.Reservation, idempotency_key=True,
+          links=(("POST /tickets/{id}/refund", "$response.body#/tickets/0/id"),
+                 ("GET /reservations/{id}", "$response.body#/id"))),
     Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,
           "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204),
     Route("GET", "/tickets", c.ListTickets, Who.signed_in,

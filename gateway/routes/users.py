@@ -8,7 +8,10 @@ TAG = "Users"
 
 ROUTES = [
     Route("POST", "/auth/register", c.Register, Who.anyone, "Create a customer account",
-          TAG, body=c.RegisterBody, response=c.User, status=201),
+          TAG, body=c.RegisterBody, response=c.User, status=201,
+          links=(("GET /users/{id}", "$response.body#/id"),
+                 ("PATCH /users/{id}", "$response.body#/id"),
+                 ("DELETE /users/{id}", "$response.body#/id"))),
     Route("POST", "/auth/login", c.Login, Who.anyone, "Sign in; returns a bearer token",
           TAG, body=c.LoginBody, response=c.Token, extra={"login": True}),
     Route("GET", "/users/me", c.GetUser, Who.signed_in, "The signed-in user", TAG,
@@ -18,6 +21,9 @@ ROUTES = [
     Route("POST", "/users/me/password", c.ChangePassword, Who.signed_in,
           "Change your password (every token issued before stops working)", TAG,
           body=c.ChangePasswordBody, status=204),
+    Route("GET", "/customers", c.FindCustomer, Who.clerk,
+          "Find a customer account by username (exact; the box office sells on it)", TAG,
+          query=c.CustomerQuery, response=c.User, extra={"not_found": True}),
     Route("GET", "/users", c.ListUsers, Who.admin, "List users", TAG, query=PageQuery,
           response=Page[c.User]),
     Route("POST", "/users", c.CreateUser, Who.admin, "Create a user of any role", TAG,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+)
 
 from messages import errors
 
@@ -27,6 +36,45 @@ def _utc_iso(value: datetime) -> str:
 
 # Timestamps in answers are always UTC, RFC 3339.
 UtcDatetime = Annotated[AwareDatetime, PlainSerializer(_utc_iso, return_type=str)]
+
+
+# What a client sends, taken by its JSON type: pydantic's lax mode reads a number as a date
+# (0 is 1970-01-01, also the text "0" of a query string) and 0/1 as a boolean. A date or a
+# timestamp must be a string in ISO 8601 / RFC 3339 form, in a body and in a query string
+# alike; a boolean must be true or false. (A Python date, datetime or bool built by our own
+# code passes through: no JSON or query string can produce one.)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written as a string YYYY-MM-DD")
+    return value
+
+
+def _datetime_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError("must be a timestamp written as an RFC 3339 string "
+                         "(YYYY-MM-DDTHH:MM:SS with an offset)")
+    return value
+
+
+# Unicode White_Space, what pydantic strips and its regex engine calls `\s`, spelled out:
+# JSON Schema's (ECMA) `\s` differs (it lacks U+0085 and has U+FEFF), and a document that
+# said `\s` would let a generated client send what the server refuses.
+SPACE = ("\\t\\n\\v\\f\\r\\x20\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+         "\\u2028\\u2029\\u202f\\u205f\\u3000")
+# A name is stripped of that whitespace and must keep at least one character.
+NOT_BLANK = {"pattern": f"[^{SPACE}]"}
+
+IsoDate = Annotated[date, BeforeValidator(_date_text)]
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_datetime_text)]
+JsonBool = StrictBool
 
 
 class Role(StrEnum):

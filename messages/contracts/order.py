@@ -5,12 +5,11 @@ Order ids are reservation ids. Money is integer minor units; times are UTC.
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, create_model
 
-from messages.contracts.base import Command, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import Command, IsoDate, PageQuery, Strict, UtcDatetime
 from messages.contracts.ticket import Id, PricedSeat
 
 
@@ -97,7 +96,7 @@ class _BoxOfficeFilters(Strict):
 # passes on exactly the declared names). Days of the shows' start (UTC), both inclusive.
 BoxOfficeQuery = create_model(
     "BoxOfficeQuery", __base__=_BoxOfficeFilters,
-    **{"from": (date | None, None), "to": (date | None, None)})
+    **{"from": (IsoDate | None, None), "to": (IsoDate | None, None)})
 
 
 # -- commands ------------------------------------------------------------------------------

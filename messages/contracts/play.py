@@ -2,46 +2,55 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     Field,
     StringConstraints,
+    WithJsonSchema,
     create_model,
     model_validator,
 )
 
-from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import (
+    NOT_BLANK,
+    Command,
+    Event,
+    IsoDate,
+    IsoDatetime,
+    PageQuery,
+    Strict,
+    UtcDatetime,
+)
 from messages.contracts.studio import Seat
 
 PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                            max_length=200)]
+                                            max_length=200),
+                     Field(json_schema_extra=NOT_BLANK)]
 Area = Annotated[str, Field(max_length=100)]
 Description = Annotated[str, Field(max_length=4000)]
 Duration = Annotated[int, Field(ge=1, le=600)]
 Price = Annotated[int, Field(ge=0, le=1_000_000_000)]  # integer minor units
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # fits the database's BIGINT
 
-_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+_EARLIEST, _LATEST = datetime(2000, 1, 1), datetime(9000, 1, 1)
 
 
 def _in_time(value: datetime) -> datetime:
     # Far from datetime's limits, so adding a show's duration or moving to UTC cannot overflow.
-    try:
-        inside = _EARLIEST <= value <= _LATEST
-    except OverflowError:
-        inside = False
-    if not inside:
-        raise ValueError("must be between 2000-01-01 and 9000-01-01 (UTC)")
+    # Judged on the time as written (its year), which the document's pattern can say.
+    if not _EARLIEST <= value.replace(tzinfo=None) < _LATEST:
+        raise ValueError("must be in the years 2000 to 8999")
     return value
 
 
-ShowTime = Annotated[AwareDatetime, AfterValidator(_in_time)]
+ShowTime = Annotated[IsoDatetime, AfterValidator(_in_time), WithJsonSchema({
+    "type": "string", "format": "date-time", "pattern": "^[2-8][0-9]{3}-",
+    "description": "RFC 3339 with an offset, in the years 2000 to 8999"})]
 
 
 class PlayKind(StrEnum):
@@ -113,8 +122,8 @@ class CreatePlayBody(Strict):
     rating: Rating
     duration_minutes: Duration
     description: Description | None = None
-    starts_on: date
-    ends_on: date
+    starts_on: IsoDate
+    ends_on: IsoDate
     price: Price
 
     @model_validator(mode="after")
@@ -132,8 +141,8 @@ class UpdatePlayBody(Strict):
     rating: Rating = None  # type: ignore[assignment]
     duration_minutes: Duration = None  # type: ignore[assignment]
     description: Description | None = None
-    starts_on: date = None  # type: ignore[assignment]
-    ends_on: date = None  # type: ignore[assignment]
+    starts_on: IsoDate = None  # type: ignore[assignment]
+    ends_on: IsoDate = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
 
 

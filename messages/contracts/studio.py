@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import NOT_BLANK, Command, Event, PageQuery, Strict, UtcDatetime
 
 MAX_SIDE = 100  # rows and cols are 1..100
 
 StudioName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                              max_length=100)]
+                                              max_length=100),
+                       Field(json_schema_extra=NOT_BLANK)]
 Description = Annotated[str, Field(max_length=2000)]
 Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 
@@ -77,7 +78,8 @@ class UpdateStudioBody(Strict):
 
 
 class EditSeatsBody(Strict):
-    seats: Annotated[list[Seat], Field(min_length=1, max_length=MAX_SIDE * MAX_SIDE)]
+    # At most 1,000 places a request: more would not fit TTMS_MAX_BODY_BYTES (64 KiB).
+    seats: Annotated[list[Seat], Field(min_length=1, max_length=1000)]
 
 
 class StudioQuery(PageQuery):

@@ -123,7 +123,8 @@ class Ledger(BaseModel):
 
 class HoldBody(Strict):
     schedule_id: Id
-    seats: list[Seat] = Field(min_length=1, max_length=MAX_SEATS_PER_HOLD)
+    seats: list[Seat] = Field(min_length=1, max_length=MAX_SEATS_PER_HOLD,
+                              json_schema_extra={"uniqueItems": True})  # distinct
     customer_id: Id | None = None  # clerk+ only: sell on a customer's account
 
     @field_validator("seats")

@@ -6,12 +6,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import Command, Event, PageQuery, Role, Strict, UtcDatetime
+from messages.contracts.base import (
+    SPACE,
+    Command,
+    Event,
+    JsonBool,
+    PageQuery,
+    Role,
+    Strict,
+    UtcDatetime,
+)
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=32,
                                             pattern=r"^[A-Za-z0-9_.-]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, StringConstraints(
+    max_length=254, pattern=f"^[^@{SPACE}]+@[^@{SPACE}]+\\.[^@{SPACE}]+$")]
 
 
 class User(BaseModel):
@@ -61,7 +71,7 @@ class UpdateUserBody(Strict):
     # Absent means unchanged; an explicit null is refused (the default is not validated).
     role: Role = None  # type: ignore[assignment]
     email: Email | None = None
-    disabled: bool = None  # type: ignore[assignment]
+    disabled: JsonBool = None  # type: ignore[assignment]
 
 
 # Commands.
@@ -83,6 +93,14 @@ class UpdateMe(UpdateMeBody, Command, name="user.update_me"):
 
 class ChangePassword(ChangePasswordBody, Command, name="user.change_password"):
     pass
+
+
+class CustomerQuery(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class FindCustomer(CustomerQuery, Command, name="user.find_customer"):
+    """Clerk+: the customer account with this username (the box office sells on it)."""
 
 
 class ListUsers(PageQuery, Command, name="user.list"):

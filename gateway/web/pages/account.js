@@ -1,0 +1,50 @@
+// The signed-in person's tickets (with Refund), orders, and password.
+import { all, get, post, session } from "../api.js";
+import { dateTime, money, seatName, t } from "../i18n.js";
+import { alertBox, field, h, loading, onSubmit, table } from "../ui.js";
+import { ticketsTable } from "../tickets.js";
+
+export function render(main) {
+  const user = session.user;
+  const tickets = h("section", { "aria-labelledby": "tickets-h" });
+  const orders = h("section", { "aria-labelledby": "orders-h" });
+  main.append(h("h1", {}, t("account.title", { name: user.username })),
+    h("h2", { id: "tickets-h" }, t("account.tickets")), tickets,
+    h("h2", { id: "orders-h" }, t("account.orders")), orders,
+    h("h2", { id: "password-h" }, t("account.password")), passwordForm());
+  const loadTickets = () => loading(tickets, () => all("/tickets", {}, 500),
+    (items) => tickets.append(ticketsTable(items, loadTickets)));
+  loadTickets();
+  loading(orders, () => get("/orders?page_size=50"), (page) => {
+    if (!page.items.length) return orders.append(h("p", {}, t("account.no_orders")));
+    orders.append(table(
+      [t("col.order"), t("col.show"), t("col.when"), t("col.seats"), t("col.total"),
+        t("col.status")],
+      page.items.map((o) => [String(o.id), o.play_name || "—", dateTime(o.starts_at),
+        o.seats.map((s) => seatName(s.row, s.col)).join(", "), money(o.total, o.currency),
+        t("order." + o.status)]), { numeric: [4] }));
+  });
+}
+
+function passwordForm() {
+  const box = alertBox();
+  const done = h("p", { role: "status" });
+  const form = h("form", { novalidate: true },
+    field(t("field.old_password"), h("input", { name: "old_password", type: "password",
+      autocomplete: "current-password" })),
+    field(t("field.new_password"), h("input", { name: "new_password", type: "password",
+      autocomplete: "new-password" })),
+    box, h("button", { type: "submit" }, t("action.change_password")), done);
+  onSubmit(form, box, async (values) => {
+    done.textContent = "";
+    await post("/users/me/password", values);
+    // Every token issued before the change stops working: sign in again with the new one.
+    const token = await post("/auth/login", { username: session.user.username,
+      password: values.new_password });
+    session.save(token.access_token, session.user);
+    form.reset();
+    done.textContent = t("account.password_changed");
+  });
+  return form;
+}
+

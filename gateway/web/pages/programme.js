@@ -1,0 +1,165 @@
+// Plays and shows (manager): new play, edit a play, schedule a show (a clash is shown at
+// "Starts at"), move or re-price a show, upcoming shows with "Cancel show".
+import { all, del, patch, post } from "../api.js";
+import { dateTime, day, fromMinor, money, t, toMinor } from "../i18n.js";
+import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
+
+const KINDS = ["movie", "drama", "opera", "concert", "other"];
+const RATINGS = ["all", "child", "teen", "adult"];
+
+export function render(main) {
+  const plays = h("div");
+  const shows = h("div");
+  const forms = h("div");
+  const editing = h("div");
+  main.append(h("h1", {}, t("programme.title")), editing, forms,
+    h("h2", {}, t("programme.plays")), plays, h("h2", {}, t("programme.shows")), shows);
+  const reload = () => {
+    loading(plays, () => Promise.all([all("/plays", {}, 500), all("/studios", {}, 500)]),
+      ([playList, studios]) => {
+        plays.append(table([t("col.name"), t("col.kind"), t("col.run"), t("col.price"),
+          t("col.action")], playList.map((p) => [p.name, t("kind." + p.kind),
+          `${day(p.starts_on)} – ${day(p.ends_on)}`, money(p.price),
+          h("button", { type: "button", class: "secondary",
+            "aria-label": `${t("action.edit")} ${p.name}`,
+            onclick: () => edit(t("programme.edit_play", { name: p.name }),
+              playForm(done, p)) }, t("action.edit"))]), { numeric: [3] }));
+        forms.replaceChildren(
+          h("h2", { id: "new-play" }, t("programme.new_play")), playForm(reload),
+          h("h2", { id: "new-show" }, t("programme.new_show")),
+          showForm(playList, studios, reload));
+      });
+    loading(shows, () => all("/schedules", { status: "scheduled",
+      from: new Date().toISOString() }, 500), (items) => {
+      const box = alertBox();
+      shows.append(box, table([t("col.show"), t("col.studio"), t("col.when"), t("col.price"),
+        t("col.action")], items.sort((a, b) => a.starts_at.localeCompare(b.starts_at))
+        .map((s) => [s.play_name, s.studio_name, dateTime(s.starts_at), money(s.price),
+          h("span", {}, h("button", { type: "button", class: "secondary",
+            "aria-label": `${t("action.edit")}: ${s.play_name}, ${dateTime(s.starts_at)}`,
+            onclick: () => edit(t("programme.edit_show", { name: s.play_name,
+              when: dateTime(s.starts_at) }), showEditForm(s, done)) }, t("action.edit")),
+          " ", cancelButton(s, box, reload))]), { numeric: [3] }));
+    });
+  };
+  const edit = (title, form) => {
+    editing.replaceChildren(h("h2", { id: "editing-h" }, title), form);
+    form.querySelector("input, select").focus();
+  };
+  const done = () => {
+    editing.replaceChildren();
+    reload();
+  };
+  reload();
+}
+
+function localInput(iso) {
+  const date = new Date(iso);
+  return new Date(date - date.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+function showEditForm(show, done) {
+  const box = alertBox();
+  const form = h("form", { novalidate: true, "aria-labelledby": "editing-h" },
+    field(t("field.starts_at"), h("input", { name: "starts_at", type: "datetime-local",
+      value: localInput(show.starts_at) })),
+    field(t("field.price"), h("input", { name: "price", inputmode: "decimal",
+      value: fromMinor(show.price) })),
+    box, h("button", { type: "submit" }, t("action.save")));
+  onSubmit(form, box, async (values) => {
+    const body = {};
+    if (values.starts_at !== localInput(show.starts_at)) {
+      body.starts_at = new Date(values.starts_at).toISOString();
+    }
+    if (toMinor(values.price) !== show.price) body.price = toMinor(values.price);
+    if (Object.keys(body).length) await patch(`/schedules/${show.id}`, body);
+    done();
+  });
+  return form;
+}
+
+function cancelButton(show, box, reload) {
+  const label = `${t("action.cancel_show")}: ${show.play_name}, ${dateTime(show.starts_at)}`;
+  const button = h("button", { type: "button", class: "danger", "aria-label": label },
+    t("action.cancel_show"));
+  let armed = false;
+  button.addEventListener("click", async () => {
+    if (!armed) {  // two steps instead of a confirm() dialog
+      armed = true;
+      button.textContent = t("programme.confirm_cancel");
+      button.setAttribute("aria-label", `${t("programme.confirm_cancel")} ${label}`);
+      return;
+    }
+    try {
+      await del(`/schedules/${show.id}`);
+      box.className = "note";
+      box.textContent = t("programme.cancelled");
+      setTimeout(reload, 1500);
+    } catch (error) {
+      showError(box, error, { retry: () => button.click() });
+    }
+  });
+  return button;
+}
+
+function playForm(reload, play = null) {
+  const box = alertBox();
+  const today = new Date().toISOString().slice(0, 10);
+  const was = play || {};
+  const form = h("form", { novalidate: true, "aria-labelledby": play ? "editing-h" : "new-play" },
+    field(t("field.name"), h("input", { name: "name", value: was.name || "" })),
+    field(t("field.kind"), h("select", { name: "kind" }, KINDS.map((k) =>
+      h("option", { value: k, selected: k === was.kind }, t("kind." + k))))),
+    field(t("field.rating"), h("select", { name: "rating" }, RATINGS.map((k) =>
+      h("option", { value: k, selected: k === was.rating }, t("rating." + k))))),
+    field(t("field.duration"), h("input", { name: "duration_minutes", type: "number",
+      value: was.duration_minutes || 120 })),
+    field(t("field.starts_on"), h("input", { name: "starts_on", type: "date",
+      value: was.starts_on || today })),
+    field(t("field.ends_on"), h("input", { name: "ends_on", type: "date",
+      value: was.ends_on || "" })),
+    field(t("field.price"), h("input", { name: "price", inputmode: "decimal",
+      value: fromMinor(was.price ?? 8000) })),
+    field(t("field.description"), h("input", { name: "description",
+      value: was.description || "" })),
+    box, h("button", { type: "submit" }, play ? t("action.save") : t("action.create")));
+  onSubmit(form, box, async (values) => {
+    const body = { ...values, duration_minutes: Number(values.duration_minutes),
+      price: toMinor(values.price) };
+    if (!play) {
+      if (!body.description) delete body.description;
+      await post("/plays", body);
+    } else {
+      body.description = body.description || null;
+      for (const key of Object.keys(body)) {
+        if (body[key] === (play[key] ?? null)) delete body[key];
+      }
+      if (Object.keys(body).length) await patch(`/plays/${play.id}`, body);
+    }
+    reload();
+  });
+  return form;
+}
+
+function showForm(plays, studios, reload) {
+  const box = alertBox();
+  const done = h("p", { role: "status" });
+  const form = h("form", { novalidate: true, "aria-labelledby": "new-show" },
+    field(t("field.play"), h("select", { name: "play_id" }, plays.map((p) =>
+      h("option", { value: p.id }, p.name)))),
+    field(t("field.studio"), h("select", { name: "studio_id" }, studios.map((s) =>
+      h("option", { value: s.id }, s.name)))),
+    field(t("field.starts_at"), h("input", { name: "starts_at", type: "datetime-local" })),
+    field(t("field.price"), h("input", { name: "price", inputmode: "decimal" })),
+    box, h("button", { type: "submit" }, t("action.create")), done);
+  onSubmit(form, box, async (values) => {
+    done.textContent = "";
+    const body = { play_id: Number(values.play_id), studio_id: Number(values.studio_id),
+      starts_at: values.starts_at ? new Date(values.starts_at).toISOString() : "" };
+    if (values.price) body.price = toMinor(values.price);
+    await post("/schedules", body);
+    done.textContent = t("programme.created");
+    setTimeout(reload, 800);
+  });
+  return form;
+}

@@ -1,0 +1,26 @@
+// One show: what, where, when, and its sale.
+import { get } from "../api.js";
+import { dateTime, money, t } from "../i18n.js";
+import { mountSale } from "../sale.js";
+import { h, loading } from "../ui.js";
+
+export function render(main, { params, path }) {
+  const id = Number(params[0]);
+  const head = h("div");
+  const body = h("div");
+  main.append(head, body);
+  let stop = null;
+  loading(head, () => get(`/schedules/${id}`), (show) => {
+    document.title = `${show.play_name} — ${t("brand")}`;
+    head.append(h("h1", {}, show.play_name),
+      h("p", {}, t("show.when_where", { when: dateTime(show.starts_at),
+        studio: show.studio_name }), " · ", t("show.price", { price: money(show.price) })),
+      h("p", { class: "alert" }, show.status === "cancelled" ? t("show.cancelled") : ""));
+    if (show.status !== "cancelled") {
+      stop = mountSale(body, id, { onSignIn: () => {
+        location.hash = "#/signin?next=" + encodeURIComponent(path);
+      } });
+    }
+  });
+  return () => stop && stop();
+}

@@ -1,0 +1,83 @@
+// Users (admin): the newest accounts first, a new staff account, change a role, disable or
+// enable an account (its open pages are signed out at their next request: the API answers 401).
+import { get, patch, post, query, session } from "../api.js";
+import { dateTime, t } from "../i18n.js";
+import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
+
+const ROLES = ["customer", "clerk", "manager", "admin"];
+const SIZE = 50;
+
+export function render(main) {
+  const list = h("div");
+  const status = h("p", { role: "status" });
+  main.append(h("h1", {}, t("users.title")), h("h2", { id: "new-user" }, t("users.new")),
+    newUserForm(() => load(list, status, null)), status, list);
+  load(list, status, null);
+}
+
+function load(list, status, page) {
+  loading(list, async () => {
+    let answer = await get("/users" + query({ page: page || 1, page_size: SIZE }));
+    if (page === null && answer.total > SIZE) {
+      page = Math.ceil(answer.total / SIZE);
+      answer = await get("/users" + query({ page, page_size: SIZE }));
+    }
+    return answer;
+  }, (answer) => {
+    const box = alertBox();
+    const pages = Math.max(1, Math.ceil(answer.total / SIZE));
+    const rows = [...answer.items].reverse().map((user) => {
+      const role = h("select", { "aria-label": t("users.role_of", { name: user.username }),
+        disabled: user.id === session.user.id },
+      ROLES.map((r) => h("option", { value: r, selected: r === user.role }, t("role." + r))));
+      role.addEventListener("change", () => change(user, { role: role.value }));
+      const toggle = h("button", { type: "button", class: user.disabled ? "secondary" : "danger",
+        disabled: user.id === session.user.id,
+        "aria-label": `${user.disabled ? t("users.enable") : t("users.disable")} ${user.username}`,
+        onclick: () => change(user, { disabled: !user.disabled }) },
+      user.disabled ? t("users.enable") : t("users.disable"));
+      return [user.username, role, user.disabled ? t("users.yes") : t("users.no"),
+        dateTime(user.created_at), toggle];
+    });
+    async function change(user, body) {
+      try {
+        const saved = await patch(`/users/${user.id}`, body);
+        status.textContent = t("users.saved", { name: saved.username });
+        load(list, status, answer.page);
+      } catch (error) {
+        showError(box, error);
+      }
+    }
+    const nav = h("p", {},
+      answer.page > 1 ? h("button", { type: "button", class: "secondary",
+        onclick: () => load(list, status, answer.page - 1) }, "‹") : null, " ",
+      `${answer.page} / ${pages}`, " ",
+      answer.page < pages ? h("button", { type: "button", class: "secondary",
+        onclick: () => load(list, status, answer.page + 1) }, "›") : null);
+    list.append(box, table([t("col.user"), t("col.role"), t("col.disabled"), t("col.when"),
+      t("col.action")], rows), nav);
+  });
+}
+
+function newUserForm(reload) {
+  const box = alertBox();
+  const form = h("form", { novalidate: true, "aria-labelledby": "new-user" },
+    field(t("field.username"), h("input", { name: "username", autocomplete: "off" })),
+    field(t("field.password"), h("input", { name: "password", type: "password",
+      autocomplete: "new-password" })),
+    field(t("field.role"), h("select", { name: "role" }, ROLES.filter((r) => r !== "customer")
+      .map((r) => h("option", { value: r }, t("role." + r))))),
+    field(t("field.email_optional"), h("input", { name: "email", type: "email" })),
+    box, h("button", { type: "submit" }, t("action.create")));
+  onSubmit(form, box, async (values) => {
+    if (!values.email) delete values.email;
+    const user = await post("/users", values);
+    form.reset();
+    reload();
+    setTimeout(() => {
+      const note = document.querySelector("main [role=status]");
+      if (note) note.textContent = t("users.created", { name: user.username });
+    }, 0);
+  });
+  return form;
+}

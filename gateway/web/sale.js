@@ -1,0 +1,205 @@
+// A show's sale: the seat map (polled every few seconds), the selection, "Hold seats", the
+// hold's countdown, "Pay" with a payment reference, "Cancel hold". Used by the customer's show
+// page and by the box office (with `customer`: the hold is made on that customer's account).
+import { ApiError, del, get, newKey, post, session } from "./api.js";
+import { DEFAULT_CURRENCY, dateTime, duration, money, number, seatName, t } from "./i18n.js";
+import { alertBox, h, showError } from "./ui.js";
+
+const POLL_MS = 3000;
+
+export function mountSale(container, scheduleId, { customer = null, onSignIn, onPaid } = {}) {
+  const map = document.createElement("seat-map");
+  const box = alertBox();
+  const status = h("p", { role: "status", class: "muted" });
+  const summary = h("div", { "aria-live": "polite" });
+  const holdButton = h("button", { type: "button", disabled: true }, t("action.hold"));
+  const holdPanel = h("div");
+  const side = h("div", { class: "panel" }, h("h2", {}, t("sale.your_seats")), summary, box,
+    holdButton, status, holdPanel);
+  container.append(h("div", { class: "layout" }, h("div", {}, map), side));
+
+  let hold = null;          // the reservation while held
+  let timer = null;
+  let poll = null;
+  let stopped = false;
+  let broken = new Set();
+
+  map.addEventListener("change", (event) => {
+    const lost = event.detail.lost;
+    if (lost.length) {
+      showError(box, null, { message: t("sale.lost", { seats: lost.map(
+        (s) => seatName(s.row, s.col)).join(", ") }) });
+    }
+    drawSummary();
+  });
+  map.addEventListener("limit", (event) => {
+    showError(box, null, { message: t("sale.limit", { max: event.detail }) });
+  });
+
+  function drawSummary() {
+    const seats = map.seats;
+    const total = seats.reduce((sum, s) => sum + s.price, 0);
+    summary.replaceChildren(seats.length
+      ? h("p", {}, t("sale.selected", { count: seats.length }), h("br"),
+        seats.map((s) => seatName(s.row, s.col)).join(", "), h("br"),
+        h("strong", {}, t("sale.total", { total: money(total, DEFAULT_CURRENCY) })))
+      : h("p", { class: "muted" }, t("sale.pick")));
+    holdButton.disabled = hold !== null || seats.length === 0;
+  }
+
+  async function refresh(first) {
+    try {
+      const data = await get(`/schedules/${scheduleId}/seats`);
+      if (stopped) return;
+      if (first) {
+        map.load(data, { broken });
+        drawSummary();
+      } else {
+        map.update(data);
+      }
+      status.textContent = t("sale.available", { count: number(data.available) });
+    } catch (error) {
+      if (first) showError(box, error, { retry: () => refresh(true) });
+    }
+  }
+
+  async function start() {
+    if (session.user) {
+      try {
+        const show = await get(`/schedules/${scheduleId}`);
+        const plan = await get(`/studios/${show.studio_id}/seats`);
+        broken = new Set(plan.seats.filter((s) => s.kind === "broken")
+          .map((s) => `${s.row}:${s.col}`));
+      } catch { /* drawn without broken places */ }
+    }
+    await refresh(true);
+    // A hidden tab does not poll; it catches up when shown again.
+    poll = setInterval(() => { if (!document.hidden) refresh(false); }, POLL_MS);
+  }
+
+  holdButton.addEventListener("click", async () => {
+    box.replaceChildren();
+    if (!session.user) {
+      if (onSignIn) onSignIn();
+      return;
+    }
+    const seats = map.seats.map(({ row, col }) => ({ row, col }));
+    const body = { schedule_id: scheduleId, seats };
+    if (customer) body.customer_id = customer.id;
+    holdButton.disabled = true;
+    const key = newKey();
+    const attempt = async () => {
+      try {
+        hold = await post("/reservations", body, { key });
+        map.clear();
+        await refresh(false);
+        drawHold();
+      } catch (error) {
+        holdButton.disabled = false;
+        if (error instanceof ApiError && error.code === "seat_unavailable") {
+          const taken = (error.body.errors || []).map((e) => e.loc.find(
+            (p) => p && typeof p === "object")).filter(Boolean);
+          showError(box, error, { message: t("sale.taken", { seats: taken.map(
+            (s) => seatName(s.row, s.col)).join(", ") || "?" }) });
+          const data = await get(`/schedules/${scheduleId}/seats`).catch(() => null);
+          if (data) map.update(data);
+          drawSummary();
+        } else {
+          showError(box, error, { retry: attempt });
+        }
+      }
+    };
+    await attempt();
+  });
+
+  function drawHold() {
+    const countdown = h("div", { role: "timer", "aria-label": t("hold.time_left") });
+    const reference = h("input", { name: "payment_ref", id: "payment-ref", maxlength: 100,
+      autocomplete: "off" });
+    const payBox = alertBox();
+    const pay = h("button", { type: "submit" }, t("action.pay"));
+    const cancel = h("button", { type: "button", class: "danger" }, t("action.cancel_hold"));
+    const form = h("form", { novalidate: true },
+      h("div", { class: "field" }, h("label", { for: "payment-ref" }, t("field.payment_ref")),
+        reference),
+      payBox, h("p", {}, pay, " ", cancel));
+    holdPanel.replaceChildren(h("section", { "aria-labelledby": "hold-title" },
+      h("h2", { id: "hold-title" }, customer
+        ? t("hold.title_for", { name: customer.username }) : t("hold.title")),
+      h("p", {}, hold.seats.map((s) => seatName(s.row, s.col)).join(", ")),
+      h("p", {}, h("strong", {}, t("sale.total", { total: money(hold.total, hold.currency) }))),
+      h("p", {}, t("hold.expires")), countdown, form));
+    const ends = Date.parse(hold.expires_at);
+    const tick = () => {
+      const left = (ends - Date.now()) / 1000;
+      countdown.textContent = duration(left);
+      if (left <= 0) expired();
+    };
+    tick();
+    timer = setInterval(tick, 250);
+    reference.focus();
+    const key = newKey();
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      pay.disabled = true;
+      const attempt = async () => {
+        try {
+          const body = reference.value.trim() ? { payment_ref: reference.value.trim() } : {};
+          const paid = await post(`/reservations/${hold.id}/pay`, body, { key });
+          done(paid);
+        } catch (error) {
+          pay.disabled = false;
+          if (error.code === "hold_expired") expired();
+          else showError(payBox, error, { retry: attempt, form });
+        }
+      };
+      await attempt();
+    });
+    cancel.addEventListener("click", async () => {
+      try {
+        await del(`/reservations/${hold.id}`);
+        endHold();
+        status.textContent = t("hold.cancelled");
+        await refresh(false);
+      } catch (error) {
+        showError(payBox, error, { retry: () => cancel.click() });
+      }
+    });
+  }
+
+  function endHold() {
+    clearInterval(timer);
+    hold = null;
+    holdPanel.replaceChildren();
+    drawSummary();
+  }
+
+  function expired() {
+    if (!hold) return;
+    endHold();
+    showError(box, null, { message: t("hold.expired") });
+    refresh(false);
+  }
+
+  function done(paid) {
+    clearInterval(timer);
+    hold = null;
+    holdPanel.replaceChildren(h("div", { class: "note", role: "status" },
+      h("p", {}, h("strong", {}, t("paid.title"))),
+      h("ul", {}, paid.tickets.map((ticket) => h("li", {}, seatName(ticket.row, ticket.col),
+        " — ", money(ticket.price, paid.currency)))),
+      h("p", {}, t("paid.total", { total: money(paid.total, paid.currency),
+        when: dateTime(paid.paid_at) })),
+      customer ? null : h("a", { href: "#/account" }, t("paid.see_tickets"))));
+    refresh(false);
+    drawSummary();
+    if (onPaid) onPaid(paid);
+  }
+
+  start();
+  return () => {
+    stopped = true;
+    clearInterval(poll);
+    clearInterval(timer);
+  };
+}

@@ -1,0 +1,140 @@
+// Small helpers every page uses: building elements, showing failures, forms.
+import { has, lang, t } from "./i18n.js";
+
+/** h("p", {class: "x", onclick: f}, "text", child) → an element. Text is never parsed as HTML. */
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+let ids = 0;
+export function uid(prefix = "f") {
+  return `${prefix}-${++ids}`;
+}
+
+/** A labelled field: h-built input with a label and a place for its error. */
+export function field(label, input) {
+  const id = input.id || (input.id = uid());
+  return h("div", { class: "field" }, h("label", { for: id }, label), input);
+}
+
+/** The words for a failure, as a person should read them. */
+export function describe(error) {
+  if (!error || error.status === undefined) return t("error.unexpected");
+  switch (error.status) {
+    case 0: return t("error.unreachable");
+    case 429: return t("error.busy", { seconds: error.retryAfter || 1 });
+    case 502: case 503: return t("error.unavailable");
+    case 504: return t("error.timeout");
+    default:
+      // The API's words are English; other languages say it in their own words by code.
+      if (has("problem." + error.code) && (lang !== "en" || !error.body.detail)) {
+        return t("problem." + error.code);
+      }
+      return error.body.detail || t("error.unexpected");
+  }
+}
+
+/**
+ * Show a failure in `box` (an element with role=alert): the message, field errors next to the
+ * fields of `form` they name, and a Retry button when trying again may help.
+ */
+export function showError(box, error, { retry, form, message } = {}) {
+  box.replaceChildren(h("span", {}, message || describe(error)));
+  if (error && error.transient && retry) {
+    box.append(" ", h("button", { type: "button", class: "secondary", onclick: () => {
+      box.replaceChildren();
+      retry();
+    } }, t("action.retry")));
+  }
+  if (form && error && Array.isArray(error.body.errors)) {
+    for (const item of error.body.errors) {
+      const loc = (item.loc || []).filter((part) => typeof part === "string");
+      const name = loc[loc.length - 1];
+      const input = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
+      if (input) fieldError(input, item.msg);
+    }
+  }
+}
+
+export function fieldError(input, text) {
+  const id = `${input.id}-error`;
+  let note = document.getElementById(id);
+  if (!note) {
+    note = h("p", { class: "field-error", id });
+    input.insertAdjacentElement("afterend", note);
+  }
+  note.textContent = text;
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", id);
+}
+
+export function clearErrors(form, box) {
+  if (box) box.replaceChildren();
+  for (const note of form.querySelectorAll(".field-error")) note.remove();
+  for (const input of form.querySelectorAll("[aria-invalid]")) {
+    input.removeAttribute("aria-invalid");
+    input.removeAttribute("aria-describedby");
+  }
+}
+
+export function alertBox() {
+  return h("div", { role: "alert", class: "alert" });
+}
+
+/**
+ * Run `load` and render its result with `draw` into `target`; on failure, say so in an alert
+ * with Retry. The page is never left blank or spinning.
+ */
+export async function loading(target, load, draw) {
+  target.replaceChildren(h("p", { class: "muted", role: "status" }, t("loading")));
+  try {
+    const result = await load();
+    target.replaceChildren();
+    draw(result);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    const box = alertBox();
+    target.replaceChildren(box);
+    showError(box, error, { retry: () => loading(target, load, draw) });
+  }
+}
+
+/** Wire a form: on submit run `action(values)`; failures go to the form's alert. */
+export function onSubmit(form, box, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form, box);
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    const run = async () => {
+      try {
+        await action(Object.fromEntries(new FormData(form)));
+      } catch (error) {
+        showError(box, error, { form, retry: run });
+      } finally {
+        if (button && button.isConnected) button.disabled = false;
+      }
+    };
+    await run();
+  });
+}
+
+export function table(headers, rows, { caption, numeric = [] } = {}) {
+  return h("div", { class: "table-wrap" }, h("table", {},
+    caption ? h("caption", {}, caption) : null,
+    h("thead", {}, h("tr", {}, headers.map((text, i) =>
+      h("th", { scope: "col", class: numeric.includes(i) ? "num" : null }, text)))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, row.map((cell, i) =>
+      h("td", { class: numeric.includes(i) ? "num" : null }, cell)))))));
+}

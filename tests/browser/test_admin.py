@@ -1,0 +1,43 @@
+"""The admin in the browser: create a staff account, change a role, disable a user whose
+open page is then signed out at its next action."""
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import check_a11y, shot, sign_in, unique
+from tests.conftest import ADMIN_PASSWORD
+
+
+def test_admin_creates_staff_changes_a_role_and_disables_a_user(person, staff, admin_api):
+    customer, customer_password, _ = staff("customer")
+    victim = person()
+    sign_in(victim, customer, customer_password, then="account")
+    expect(victim.get_by_role("heading", name="Tickets", exact=True)).to_be_visible()
+
+    page = person()
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+    clerk = unique("web_clerk")
+    form = page.get_by_role("form", name="New staff account")
+    form.get_by_label("Username").fill(clerk)
+    form.get_by_label("Password").fill("password123")
+    form.get_by_label("Role").select_option("clerk")
+    form.get_by_role("button", name="Create").click()
+    role = page.get_by_label(f"Role of {clerk}")
+    expect(role).to_have_value("clerk")
+    role.select_option("manager")
+    expect(page.get_by_text(f"Saved {clerk}.")).to_be_visible()
+    users = {u["username"]: u for u in admin_api.get("/users?page_size=100&page=1")["items"]}
+    found = users.get(clerk) or next(
+        u for p in range(2, 50) for u in admin_api.get(f"/users?page_size=100&page={p}")["items"]
+        if u["username"] == clerk)
+    assert found["role"] == "manager"
+    check_a11y(page, "users")
+    shot(page, "admin-users")
+
+    page.get_by_role("button", name=f"Disable {customer}").click()
+    expect(page.get_by_role("button", name=f"Enable {customer}")).to_be_visible()
+    # The customer's open page: the next action is answered 401 and they are signed out.
+    victim.get_by_role("link", name="What's on").click()
+    expect(victim.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(victim.get_by_text("Your session has ended.")).to_be_visible()
+    expect(victim.get_by_role("button", name="Sign out")).to_have_count(0)

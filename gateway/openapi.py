@@ -142,6 +142,8 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
                            "schema": _not_null(prop)})
     if route.idempotency_key:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "description": "The same key again gets the first answer for 24 h; "
+                                      "with a different request, 422 idempotency_key_reused",
                        "schema": {"type": "string", "minLength": 1, "maxLength": 100}})
     return params
 
@@ -189,6 +191,12 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
                 "description": "Problem; in text/plain when the request line or a header is "
                                "longer than 8190 bytes",
                 "content": {**problem["content"], "text/plain": {"schema": {"type": "string"}}}}
+        if code == "422" and route.idempotency_key:
+            responses[code] = {
+                "description": "Problem: `validation_error`; or `idempotency_key_reused` when "
+                               "the Idempotency-Key was already used with a different request "
+                               "(another method, path or body): nothing was done",
+                **problem}
         if code in ("409", "429", "503"):  # rate limits, idempotency keys in flight, loading
             responses[code]["headers"] = {"Retry-After": {
                 "description": "seconds to wait before trying again",

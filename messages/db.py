@@ -449,19 +449,25 @@ class Database:
             self.outbox_written.set()
 
     @asynccontextmanager
-    async def plain_transaction(self, *, begin_later: bool = False) -> AsyncIterator[PlainTx]:
+    async def plain_transaction(self, *, begin_later: bool = False,
+                                read_committed: bool = False) -> AsyncIterator[PlainTx]:
         """Like ``transaction``, on plain asyncmy: see ``PlainTx``. ``begin_later``: BEGIN
         travels with the first statement (``PlainTx.later``), and queued statements with the
-        COMMIT: a transaction of one read and some writes is two round trips."""
+        COMMIT: a transaction of one read and some writes is two round trips.
+        ``read_committed``: this one transaction runs in READ COMMITTED (no gap locks), for a
+        locking scan that must not hold off other transactions' inserts (the outbox relay)."""
         token = self.watch.enter()
         try:
             pool = self._plain_pool or await self._open_plain_pool()
             async with pool.acquire() as conn:
                 tx = PlainTx(conn, self.service)
                 try:
+                    if read_committed:  # SET TRANSACTION applies to the next transaction only
+                        tx.later("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     if begin_later:
                         tx.later("BEGIN")
                     else:
+                        await tx.flush()
                         await conn.begin()
                     yield tx
                     await tx.finish()

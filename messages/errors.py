@@ -83,6 +83,11 @@ class ValidationFailed(ServiceError):
     code, status, title = "validation_error", 422, "Validation error"
 
 
+class IdempotencyKeyReused(ServiceError):
+    code, status, title = ("idempotency_key_reused", 422,
+                           "Idempotency-Key reused with a different request")
+
+
 class RateLimited(ServiceError):
     code, status, title = "rate_limited", 429, "Too many requests"
 
@@ -99,7 +104,8 @@ BY_CODE: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (InternalError, BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
                 ScheduleConflict, SeatUnavailable, SalesClosed, RefundClosed, HoldExpired,
-                ValidationFailed, RateLimited, ServiceUnavailable, Timeout)
+                ValidationFailed, IdempotencyKeyReused, RateLimited, ServiceUnavailable,
+                Timeout)
 }
 
 

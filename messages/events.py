@@ -120,7 +120,12 @@ class OutboxRelay:
             return 0
         exchange = self._names.events_exchange
         # Two round trips a round: BEGIN with the claim, the marking with the COMMIT.
-        async with self._db.plain_transaction(begin_later=True) as tx:
+        # READ COMMITTED: under REPEATABLE READ the claim's scan of ix_outbox_unpublished
+        # took a gap lock just where every new row goes, so each commit that wrote events
+        # waited for this round's broker confirms, and the marking UPDATE, which also read
+        # past its rows, locked such a waiting commit's new row: a deadlock (issue 16 point
+        # 7: a refund answered 503). Here only the claimed rows are locked.
+        async with self._db.plain_transaction(begin_later=True, read_committed=True) as tx:
             rows = (await tx.execute(
                 "SELECT id, event_id, routing_key, body FROM outbox WHERE published_at IS NULL "
                 "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED", {"n": self._batch})).all()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import subprocess
 import sys
 import zlib
@@ -163,8 +164,21 @@ async def api(system: System):
         yield Client(session, system.url)
 
 
+async def patiently(send) -> Answer:
+    """``send()`` again while it answers 503 with ``Retry-After``, as a client should: user_svc
+    admits only a few password hashes at once, so a test making many users at once is a small
+    sign-in storm (nothing was done for a refused call, so sending it again is safe)."""
+    for _ in range(60):
+        answer = await send()
+        if answer.status != 503 or "Retry-After" not in answer.headers:
+            return answer
+        await asyncio.sleep(random.uniform(0.1, float(answer.headers["Retry-After"])))
+    return answer
+
+
 async def sign_in(api: Client, username: str, password: str) -> Client:
-    answer = await api.post("/auth/login", {"username": username, "password": password})
+    answer = await patiently(lambda: api.post("/auth/login", {"username": username,
+                                                             "password": password}))
     assert answer.status == 200, answer.body
     client = api.as_(answer.body["access_token"])
     me = await client.get("/users/me")
@@ -185,11 +199,11 @@ async def new_user(api: Client, admin: Client):
     async def make(role: str = "customer", password: str = "password123") -> Client:
         username = f"{role}_{os.getpid()}_{next(_names)}"
         if role == "customer":
-            answer = await api.post("/auth/register", {"username": username,
-                                                       "password": password})
+            answer = await patiently(lambda: api.post("/auth/register", {
+                "username": username, "password": password}))
         else:
-            answer = await admin.post("/users", {"username": username, "password": password,
-                                                 "role": role})
+            answer = await patiently(lambda: admin.post("/users", {
+                "username": username, "password": password, "role": role}))
         assert answer.status == 201, answer.body
         client = await sign_in(api, username, password)
         client.password = password

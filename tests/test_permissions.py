@@ -266,6 +266,11 @@ async def _(w, caller, owner):
     return Request(f"/users/{(await _fresh_user(w))['id']}", 204)
 
 
+@builds("GET /customers")
+async def _(w, caller, owner):
+    return Request(f"/customers?username={(await _fresh_user(w))['username']}", 200)
+
+
 @builds("POST /studios")
 async def _(w, caller, owner):
     return Request("/studios", 201, {"name": w.unique("Studio"), "rows": 3, "cols": 3})

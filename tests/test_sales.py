@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -256,6 +257,24 @@ async def test_clerk_sells_on_a_customers_account(manager, clerk, customer):
     assert (await customer.get(f"/reservations/{r.body['id']}")).status == 200
 
 
+async def test_a_box_office_sale_needs_an_existing_enabled_account(api, admin, manager, clerk,
+                                                                  new_user):
+    """Issue 16 point 4: customer_id naming no account, a disabled or a deleted one is 422
+    validation_error naming the field, and nothing is held; an enabled account is sold to."""
+    show = await make_show(manager)
+    disabled, deleted, enabled = await asyncio.gather(*(new_user() for _ in range(3)))
+    assert (await admin.patch(f"/users/{disabled.user['id']}", {"disabled": True})
+            ).status == 200
+    assert (await admin.delete(f"/users/{deleted.user['id']}")).status == 204
+    for customer_id in (2**62, disabled.user["id"], deleted.user["id"]):
+        refused = await hold(clerk, show, (4, 4), customer_id=customer_id)
+        assert refused.status == 422 and refused.code == "validation_error", refused.body
+        assert [e["loc"] for e in refused.body["errors"]] == [["body", "customer_id"]]
+    assert (await seat_status(api, show))[(4, 4)] == "available"
+    sold = await hold(clerk, show, (4, 4), customer_id=enabled.user["id"])
+    assert sold.status == 201 and sold.body["user_id"] == enabled.user["id"], sold.body
+
+
 async def test_customers_may_not_use_customer_id(manager, customer, new_user):
     show = await make_show(manager)
     other = await new_user()
@@ -322,6 +341,44 @@ async def test_idempotency_key_returns_the_first_answer(manager, customer):
     assert taken.status == 409 and taken.code == "seat_unavailable"
     assert (await hold(customer, show, (3, 1), headers={"Idempotency-Key": "k-taken"})
             ).body == taken.body
+
+
+async def test_an_idempotency_key_reused_with_a_different_request_is_refused(api, manager,
+                                                                            customer):
+    """Issue 16 point 3: the same key with another body, another reservation or another route
+    is 422 idempotency_key_reused and changes nothing; the same request again (its JSON
+    written differently) still gets the first answer."""
+    show = await make_show(manager)
+    key = {"Idempotency-Key": f"reused-{os.getpid()}-{random.random()}"}
+    first = await hold(customer, show, (3, 2), headers=key)
+    assert first.status == 201, first.body
+    for other in (((3, 3),), ((3, 2), (3, 3))):
+        refused = await hold(customer, show, *other, headers=key)
+        assert refused.status == 422 and refused.code == "idempotency_key_reused", refused.body
+        assert refused.body["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    # The same request, its body's keys in another order and spaced: the first answer.
+    raw = (b'{ "seats": [{"col": 2, "row": 3}],\n  "schedule_id": %d }' % show["id"])
+    again = await customer.request("POST", "/reservations", data=raw, headers={
+        **key, "Content-Type": "application/json"})
+    assert again.status == 201 and again.body == first.body
+    # The same key on another route (paying the hold it made) is another request too.
+    on_pay = await customer.post(f"/reservations/{first.body['id']}/pay", {}, headers=key)
+    assert on_pay.status == 422 and on_pay.code == "idempotency_key_reused", on_pay.body
+    assert (await customer.get(f"/reservations/{first.body['id']}")).body["status"] == "held"
+    # A pay key: another body, or another reservation, is refused and pays nothing.
+    second = await hold(customer, show, (3, 4))
+    pay_key = {"Idempotency-Key": f"pay-{key['Idempotency-Key']}"}
+    paid = await customer.post(f"/reservations/{first.body['id']}/pay", {}, headers=pay_key)
+    assert paid.status == 200, paid.body
+    for path, body in ((f"/reservations/{first.body['id']}/pay", {"payment_ref": "other"}),
+                       (f"/reservations/{second.body['id']}/pay", {})):
+        refused = await customer.post(path, body, headers=pay_key)
+        assert refused.status == 422 and refused.code == "idempotency_key_reused", refused.body
+    assert (await customer.get(f"/reservations/{second.body['id']}")).body["status"] == "held"
+    status = await seat_status(api, show)
+    assert (status[(3, 2)], status[(3, 3)], status[(3, 4)]) == ("sold", "available", "held")
+    repeat = await customer.post(f"/reservations/{first.body['id']}/pay", {}, headers=pay_key)
+    assert repeat.status == 200 and repeat.body == paid.body
 
 
 async def test_concurrent_duplicates_get_one_hold(manager, customer):

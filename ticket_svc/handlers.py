@@ -80,8 +80,8 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
     keys = domain.seat_keys(cmd.seats)
     try:
         return await idempotency.once_per_key(
-            ctx, "hold", me, cmd.idempotency_key,
-            lambda idem: holds.hold(ctx.app, cmd.schedule_id, buyer, keys, idem))
+            ctx, "hold", me, cmd, lambda idem: holds.hold(
+                ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys, idem))
     except DBAPIError as exc:  # answered as 503; say why here
         log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
         raise
@@ -96,13 +96,13 @@ async def get_reservation(cmd: c.GetReservation, ctx: Context) -> c.Reservation:
 async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
     me = ctx.caller.require_signed_in()
     try:
-        paid = await idempotency.once_per_key(ctx, "pay", me, cmd.idempotency_key,
+        paid = await idempotency.once_per_key(ctx, "pay", me, cmd,
                                               lambda idem: payments.pay(cmd, ctx, idem))
     except DBAPIError as exc:
         log.warning("paying reservation %s failed in the database: %s", cmd.id, exc.orig)
         raise
-    # Answered "paid": committed, and for good. (An Idempotency-Key reused for another
-    # reservation answers with the first one, which says nothing of this one.)
+    # Answered "paid": committed, and for good. (A key recorded before keys had fingerprints
+    # may still answer for another reservation, which says nothing of this one.)
     if (paid["id"] if isinstance(paid, dict) else paid.id) == cmd.id:
         ctx.app.state.ended.add(cmd.id)
     return paid

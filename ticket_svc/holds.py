@@ -21,13 +21,15 @@ from sqlalchemy import text
 
 from messages import errors
 from messages.contracts import ticket as c
-from messages.contracts.base import utcnow
+from messages.contracts import user as u
+from messages.contracts.base import Caller, utcnow
 from messages.db import as_utc, retry_deadlocks, to_db
 from messages.service import App
 from ticket_svc import domain, expiry, inventory, queries
 from ticket_svc.idempotency import Key, rolled_back
 
 ATTEMPTS = 4  # a show fetched, an edit waited for, then the hold, with room for one more
+CUSTOMER_CHECK_SECONDS = 2.0  # well inside the hold's own deadline
 
 
 class _UnknownShow(Exception):
@@ -43,8 +45,10 @@ class _NotAllAvailable(Exception):
     pass
 
 
-async def hold(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],
-               idem: Key | None) -> c.Reservation:
+async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_id: int | None,
+               keys: list[tuple[int, int]], idem: Key | None) -> c.Reservation:
+    if customer_id is not None:
+        await _check_customer(app, caller, customer_id)
     await _refuse_early(app, schedule_id, keys)
     async with app.state.turns.turn(schedule_id, keys) as turn:
         fetched = False
@@ -69,6 +73,20 @@ async def hold(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int
             raise errors.Conflict("could not hold the seats; try again", retry_after=1)
     expiry.enqueue(app, reservation.id)
     return reservation
+
+
+async def _check_customer(app: App, caller: Caller, customer_id: int) -> None:
+    """A box-office sale is made on an existing, enabled account. user_svc decides, with one
+    RPC, made only by holds that name a ``customer_id`` (a clerk's): the others pay nothing.
+    Checked when the hold is made, like the seats; an account disabled later keeps what it
+    bought."""
+    state = u.AccountState.model_validate(await app.rpc.ask(
+        u.AccountStatus(id=customer_id), caller, timeout=CUSTOMER_CHECK_SECONDS))
+    if not state.active:
+        why = "is disabled" if state.exists else "names no account"
+        raise errors.ValidationFailed(
+            f"customer_id {why}; a sale needs an existing, enabled account",
+            details=[{"loc": ["body", "customer_id"], "msg": f"customer_id {why}"}])
 
 
 async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:

@@ -9,6 +9,7 @@ refusal two. ("Claim" is kept for seats: see ``ticket_svc.holds``.)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ import orjson
 from sqlalchemy import text
 
 from messages import errors
-from messages.contracts.base import utcnow
+from messages.contracts.base import Command, utcnow
 from messages.db import PlainTx, as_utc, to_db
 from messages.service import App, Context
 from ticket_svc.queries import plain
@@ -32,13 +33,16 @@ RECORD_KEY = text(
 
 
 class Key:
-    """One Idempotency-Key of one user for one command. The first answer is recorded in the
-    same transaction as the effect when there is one, so a crash never separates them."""
+    """One Idempotency-Key of one user, and the request it came with. The first answer is
+    recorded in the same transaction as the effect when there is one, so a crash never
+    separates them. The key is the user's whatever the command: the same key with another
+    request (``fingerprint``) is refused, 422."""
 
-    __slots__ = ("user_id", "command", "key", "recorded")
+    __slots__ = ("user_id", "command", "key", "fingerprint", "recorded")
 
-    def __init__(self, user_id: int, command: str, key: str) -> None:
+    def __init__(self, user_id: int, command: str, key: str, fingerprint: str) -> None:
         self.user_id, self.command, self.key = user_id, command, key
+        self.fingerprint = fingerprint
         self.recorded = False
 
     def _args(self, *first: Any) -> tuple[Any, ...]:
@@ -71,14 +75,29 @@ def rolled_back(key: Key | None) -> Callable[[], None] | None:
 Keyed = Callable[[Key | None], Awaitable[Any]]
 
 
-async def once_per_key(ctx: Context, command: str, user_id: int, key: str | None,
+def fingerprint(command: str, cmd: Command) -> str:
+    """The request a key came with: its route (the command stands for the method and the
+    path's template, ``id`` for the path's id) and its body, as canonical JSON (validated
+    values, keys sorted), hashed."""
+    request = cmd.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(orjson.dumps([command, request], option=orjson.OPT_SORT_KEYS)
+                          ).hexdigest()
+
+
+async def once_per_key(ctx: Context, command: str, user_id: int, cmd: Command,
                        run: Keyed) -> Any:
     """``run`` the request, or give the first answer to the same key again."""
+    key = cmd.idempotency_key
     if key is None:
         return await run(None)
-    idem = Key(user_id, command, key)
+    idem = Key(user_id, command, key, fingerprint(command, cmd))
     first = await take(ctx.app, idem)
     if first is not None:
+        if first.fingerprint is not None and first.fingerprint != idem.fingerprint:
+            raise errors.IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request; nothing was done",
+                details=[{"loc": ["header", "Idempotency-Key"],
+                          "msg": "already used with another method, path or body"}])
         if first.state != "done":
             raise errors.Conflict("a request with this Idempotency-Key is still being handled",
                                   retry_after=1)
@@ -108,9 +127,11 @@ class KeyRow(NamedTuple):
     ok: int | None
     answer: str | None
     created_at: datetime
+    fingerprint: str | None  # None: recorded before fingerprints were
 
 
 class _Busy:
+    fingerprint = None
     state = "pending"
 
 
@@ -125,26 +146,29 @@ async def take(app: App, idem: Key) -> KeyRow | _Busy | None:
     now = utcnow()
     db = app.db
     taken = await db.autocommit(
-        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, state, created_at) "
-        "VALUES (%s, %s, %s, 'pending', %s)", (*idem._args(), to_db(now)))
+        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, fingerprint, state, "
+        "created_at) VALUES (%s, %s, %s, %s, 'pending', %s)",
+        (*idem._args(), idem.fingerprint, to_db(now)))
     if taken:
         return None
     found = await db.fetch(
-        "SELECT state, ok, answer, created_at FROM idempotency_keys WHERE user_id = %s "
-        "AND command = %s AND idem_key = %s", idem._args())
+        "SELECT state, ok, answer, created_at, fingerprint FROM idempotency_keys "
+        "WHERE user_id = %s AND idem_key = %s", (idem.user_id, idem.key))
     first = KeyRow(*found[0]) if found else None
-    stale = first is not None and (
-        as_utc(first.created_at) < now - KEY_LIFETIME
-        or (first.state == "pending"
-            and as_utc(first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS)))
-    if first is None or not stale:
+    expired = first is not None and as_utc(first.created_at) < now - KEY_LIFETIME
+    orphaned = first is not None and first.state == "pending" and as_utc(
+        first.created_at) < now - timedelta(seconds=STALE_PENDING_SECONDS) and (
+        first.fingerprint in (None, idem.fingerprint))  # another request's key stays refused
+    if first is None or not (expired or orphaned):
         return first or _BUSY
     # Expired, or left pending by a crash: take it over, if nobody else does it first.
     try:
         taken = await db.autocommit(
             "UPDATE idempotency_keys SET state = 'pending', ok = NULL, answer = NULL, "
-            "created_at = %s WHERE user_id = %s AND command = %s AND idem_key = %s "
-            "AND created_at = %s", (to_db(now), *idem._args(), first.created_at))
+            "command = %s, fingerprint = %s, created_at = %s WHERE user_id = %s "
+            "AND idem_key = %s AND created_at = %s",
+            (idem.command, idem.fingerprint, to_db(now), idem.user_id, idem.key,
+             first.created_at))
     except asyncmy.errors.Error:
         taken = 0
     return None if taken else _BUSY

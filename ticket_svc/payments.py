@@ -143,6 +143,11 @@ async def free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> N
 
 
 async def cancel(cmd: c.CancelReservation, ctx: Context) -> None:
+    """Cancel a hold (a deadlock victim is run again: it was rolled back whole)."""
+    await retry_deadlocks(lambda: _cancel_once(cmd, ctx))
+
+
+async def _cancel_once(cmd: c.CancelReservation, ctx: Context) -> None:
     async with ctx.app.db.transaction() as tx:
         row = await load_reservation(tx, cmd.id, ctx.caller)
         if row.status == PAID:
@@ -158,6 +163,11 @@ async def cancel(cmd: c.CancelReservation, ctx: Context) -> None:
 # -- refunds ------------------------------------------------------------------------------------
 
 async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
+    """Refund a sold ticket (a deadlock victim is run again: it was rolled back whole)."""
+    return await retry_deadlocks(lambda: _refund_once(cmd, ctx))
+
+
+async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
     app = ctx.app
     async with app.db.plain_transaction(begin_later=True) as tx:
         row = (await tx.execute(queries.TICKET, {"id": cmd.id})).first()

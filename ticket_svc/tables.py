@@ -8,7 +8,8 @@
   with a conditional UPDATE (``… AND status = 'available'``), so the database is the arbiter.
 - ``reservations``: holds and what became of them (paid, expired, cancelled).
 - ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``).
-- ``idempotency_keys``: the first answer per (user, command, Idempotency-Key) for 24 h.
+- ``idempotency_keys``: the first answer per (user, Idempotency-Key) for 24 h, with the
+  command and a fingerprint of the request it answered.
 """
 
 from sqlalchemy import (
@@ -98,9 +99,14 @@ tickets = Table(
 
 idempotency_keys = Table(
     "idempotency_keys", metadata,
+    # A key is the user's, whatever it was sent with: the same key on another route is
+    # another request (refused), not another key.
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("command", String(40), primary_key=True),
     Column("idem_key", String(100, collation="utf8mb4_bin"), primary_key=True),
+    Column("command", String(40), nullable=False),
+    # sha256 (hex) of the request: the same key with another request is refused (422).
+    # NULL for keys recorded before the column existed: those are not compared.
+    Column("fingerprint", String(64), nullable=True),
     Column("state", String(8), nullable=False),            # pending | done
     Column("ok", SmallInteger, nullable=True),             # 1 result, 0 error
     Column("answer", Text, nullable=True),                 # JSON of the first answer

@@ -249,6 +249,17 @@ async def access_list(cmd: c.AccessList, ctx: Context) -> c.AccessEntries:
                  active=not r.disabled and r.deleted_at is None) for r in rows])
 
 
+@handlers.command(c.AccountStatus)
+async def account_status(cmd: c.AccountStatus, ctx: Context) -> c.AccountState:
+    if not ctx.caller.at_least(Role.clerk):
+        raise errors.Forbidden("only box-office staff may ask about another account")
+    async with ctx.app.db.read() as conn:
+        row = (await conn.execute(select(users.c.disabled).where(
+            users.c.id == cmd.id, users.c.deleted_at.is_(None)))).first()
+    return c.AccountState(id=cmd.id, exists=row is not None,
+                          active=row is not None and not row.disabled)
+
+
 @handlers.startup
 async def bootstrap_admin(app: App) -> None:
     """The first admin, from TTMS_ADMIN_USERNAME / TTMS_ADMIN_PASSWORD. Never overwritten."""

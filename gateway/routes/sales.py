@@ -21,7 +21,10 @@ ROUTES = [
           "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,
           response=c.Reservation, status=201, idempotency_key=True,
           rules="`seats` must be distinct (422). `customer_id` is for clerks and above "
-                "(403 otherwise). When any seat is held, sold or not a seat nothing is held: "
+                "(403 otherwise) and must name an existing, enabled account (422 "
+                "`validation_error`). An `Idempotency-Key` already used with a different "
+                "request is 422 `idempotency_key_reused`. When any seat is held, sold or not "
+                "a seat nothing is held: "
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
                 "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`.",
           links=(("GET /orders/{id}", "$response.body#/id"),)),
@@ -30,6 +33,8 @@ ROUTES = [
     Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,
           "Pay a hold: its seats become tickets (owner or clerk+); honours Idempotency-Key",
           TAG, body=c.PayBody, response=c.Reservation, idempotency_key=True,
+          rules="An `Idempotency-Key` already used with a different request (another "
+                "reservation, body or route) is 422 `idempotency_key_reused`.",
           links=(("POST /tickets/{id}/refund", "$response.body#/tickets/0/id"),
                  ("GET /reservations/{id}", "$response.body#/id"))),
     Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,

@@ -123,6 +123,19 @@ class AccessList(Command, name="user.access_list"):
     """Every account whose older tokens no longer count; the gateway loads it at start."""
 
 
+class AccountStatus(Command, name="user.account_status"):
+    """For other services (no route): may this account be sold to? ticket_svc asks it when a
+    clerk's hold names a ``customer_id``. Clerk+ callers only."""
+
+    id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class AccountState(BaseModel):
+    id: int
+    exists: bool   # false for an id no account has, or a deleted account
+    active: bool   # exists and is not disabled
+
+
 class Access(BaseModel):
     user_id: int
     token_version: int

@@ -234,15 +234,6 @@ async def _(w, caller, owner):
                                    "role": "clerk"})
 
 
-@builds("GET /customers")
-async def _(w, caller, owner):
-    username = w.unique("cust")  # a customer of its own: the box office finds it by name
-    answer = await w.api.post("/auth/register", {"username": username, "password": "password123"})
-    assert answer.status == 201, answer.body
-    w.created_users.append(answer.body["id"])
-    return Request(f"/customers?username={username}", 200)
-
-
 @builds("GET /users/{id}")
 async def _(w, caller, owner):
     return Request(f"/users/{owner.user['id']}", 200)

@@ -1,5 +1,5 @@
 # TTMS developer entry points. Where a Docker engine answers, `make up` runs compose.yaml;
-# elsewhere the local launcher (messages/launcher.py) runs every process against the local
+# elsewhere the local launcher (launcher/) runs every process against the local
 # RabbitMQ and MariaDB, which `deps` starts, or installs on Debian, when they do not answer.
 #   make up | down | logs | migrate | test | lint | bench | chaos | compose-check | screenshots
 
@@ -11,7 +11,7 @@ STAMP := .venv/.installed
 .PHONY: deps venv wrk chromium up down logs migrate test lint bench chaos compose-check screenshots
 
 deps:
-	python3 -m messages.launcher deps
+	python3 -m launcher deps
 
 venv: $(STAMP)
 
@@ -26,16 +26,16 @@ up:
 	@if docker info >/dev/null 2>&1; then \
 		docker compose up -d --wait && echo "TTMS is up: http://127.0.0.1:8080  (web app: http://127.0.0.1:8080/)"; \
 	else \
-		$(MAKE) -s --no-print-directory deps venv && $(PY) -m messages.launcher up; \
+		$(MAKE) -s --no-print-directory deps venv && $(PY) -m launcher up; \
 	fi
 
 down:
 	@if docker info >/dev/null 2>&1; then docker compose down; \
-	else python3 -m messages.launcher down; fi
+	else python3 -m launcher down; fi
 
 logs:
 	@if docker info >/dev/null 2>&1; then docker compose logs --tail 50; \
-	else python3 -m messages.launcher logs; fi
+	else python3 -m launcher logs; fi
 
 migrate: deps venv
 	$(PY) -m migrations upgrade

@@ -37,8 +37,8 @@ import aio_pika
 import asyncmy
 import orjson
 
+import launcher
 from bench.processes import TICKS, _stat
-from messages import launcher
 from messages.broker import delete_namespace
 from messages.contracts import play as p
 from messages.contracts import studio as st

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import aiohttp
 
+import launcher
 from chaos import faults
 from chaos.faults import PhaseResult, Target
 from chaos.rush import Api, customers, staff
-from messages import launcher
 from messages.broker import delete_namespace
 from messages.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, TEST_ENV

@@ -24,9 +24,9 @@ import aio_pika
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import launcher
 from chaos import checks
 from chaos.rush import Api, Customer, Record, Rush, RushPlan, make_show
-from messages import launcher
 from messages.settings import Settings
 from messages.streams import EventLog
 

@@ -71,7 +71,7 @@ class Authenticator:
         delay = 0.2
         while True:
             try:
-                reply = await rpc.call("user.access_list", {}, ANONYMOUS, timeout=5)
+                reply = await rpc.ask(user_contracts.AccessList(), ANONYMOUS, timeout=5)
                 for entry in reply["entries"]:
                     self.apply(entry["user_id"], entry["token_version"], entry["active"])
                 self.loaded = True

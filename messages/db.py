@@ -33,6 +33,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from messages import errors
@@ -51,6 +52,36 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def to_db(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def is_deadlock(exc: Exception) -> bool:
+    """MariaDB chose this transaction as a deadlock victim, or a lock wait timed out: it was
+    rolled back whole, so running it again is safe."""
+    orig = getattr(exc, "orig", exc)
+    code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
+    return code in (1213, 1205)
+
+
+async def retry_deadlocks(run: Callable[[], Awaitable[Any]], tries: int = 4,
+                          also: tuple[type[Exception], ...] = (),
+                          before_retry: Callable[[], None] | None = None) -> Any:
+    """The one deadlock retry: ``run`` (one whole transaction) again when MariaDB rolled it
+    back as a deadlock victim, or when it raised one of ``also`` (a transaction that found
+    its rows changed meanwhile and rolled itself back); ``before_retry`` undoes what the
+    rolled-back attempt left in memory. The last failure is raised."""
+    for attempt in range(tries):
+        try:
+            return await run()
+        except also:
+            if attempt == tries - 1:
+                raise
+        except DBAPIError as exc:
+            if attempt == tries - 1 or not is_deadlock(exc):
+                raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+        if before_retry is not None:
+            before_retry()
+    raise AssertionError("unreachable")
 
 
 def outbox_table(metadata: MetaData) -> Table:

@@ -9,7 +9,7 @@ TTL, the head is always the first one due. A different length gets a different w
 
     expiry = Delay(broker, names, "ticket.holds", 180, on_due)
     await expiry.start()
-    await expiry.schedule({"reservation_id": 42})   # on_due({"reservation_id": 42}) in ~180 s
+    await expiry.put({"reservation_id": 42})   # on_due({"reservation_id": 42}) in ~180 s
 
 Delivery is at least once and may be late or, if the broker loses the message, missing: the
 handler must be idempotent and the service must have a fallback (a periodic sweep).
@@ -80,7 +80,7 @@ class Delay:
     def _on_lost(self) -> None:
         self._channel = None
 
-    async def schedule(self, payload: dict[str, Any]) -> None:
+    async def put(self, payload: dict[str, Any]) -> None:
         """Publish ``payload`` (JSON) to come back when due; raises if the broker is away."""
         channel = self._channel
         if channel is None or channel.is_closed:

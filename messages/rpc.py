@@ -109,6 +109,12 @@ class RpcClient:
             if not future.done():
                 future.set_exception(errors.ServiceUnavailable("lost the message broker"))
 
+    async def ask(self, command: Command, caller: Caller | dict[str, Any] | None,
+                  timeout: float | None = None) -> Any:
+        """``call`` with a typed command (a contract class): how one service asks another.
+        (The class's name: a body field called ``name`` hides it on the instance.)"""
+        return await self.call(type(command).name, command, caller, timeout)
+
     async def call(self, command: str, payload: dict[str, Any] | BaseModel,
                    caller: Caller | dict[str, Any] | None,
                    timeout: float | None = None) -> Any:

@@ -41,6 +41,9 @@ class App:
     db: Database
     rpc: RpcClient
     broker: Broker
+    # The service's own per-process state (caches, background tasks), built once at start-up
+    # by ``Handlers(state=...)``: the one place a handler finds what outlives a command.
+    state: Any = None
 
 
 class Handlers:
@@ -55,7 +58,8 @@ class Handlers:
         async def on_schedule_created(event: ScheduleCreated, tx: Tx, app: App) -> None: ...
     """
 
-    def __init__(self) -> None:
+    def __init__(self, state: Callable[[], Any] | None = None) -> None:
+        self.new_state = state  # builds ``App.state`` at start-up
         self.commands: dict[str, Handler] = {}
         self.events: dict[str, EventHandler] = {}
         self.on_start: list[Callable[[App], Awaitable[None]]] = []
@@ -109,7 +113,7 @@ class Service:
                         settings.amqp_heartbeat_seconds)
         db = Database(settings, self.name)
         app = App(self.name, settings, db, RpcClient(broker, names, settings.rpc_timeout_seconds),
-                  broker)
+                  broker, self.handlers.new_state() if self.handlers.new_state else None)
 
         events = {key: EventHandler(h.event, _bind_app(h.fn, app), h.plain)
                   for key, h in self.handlers.events.items()}

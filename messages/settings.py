@@ -11,7 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 DEV_ADMIN_PASSWORD = "admin-dev-password"
 
+# The services: the one list (the launcher, which must run before the venv exists, keeps a
+# copy that tests/test_compose.py holds to this one). Each runs as `python -m <name>_svc`.
 SERVICES = ("user", "studio", "play", "ticket", "order")
+PACKAGES = tuple(f"{name}_svc" for name in SERVICES)
 
 
 class Settings(BaseSettings):

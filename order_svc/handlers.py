@@ -1,4 +1,6 @@
-"""order_svc's command and event handlers: one function per command or event.
+"""order_svc's commands and events, each a short function; the work is done in the module
+named for it: ``orders`` (order rows from ticket_svc's events, and reading them),
+``catalogue`` (the copies of shows, plays and studios), ``box_office`` (the figures).
 
 Events build the tables (see ``tables.py`` for why any order of arrival ends the same); the
 inbox makes each event apply once. Every event of a reservation first upserts its order row,
@@ -8,337 +10,97 @@ which also locks it, so events of one reservation apply one after the other.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
-import orjson
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import select
 
 from messages import errors
 from messages.contracts import order as c
 from messages.contracts import play as p
 from messages.contracts import studio as st
 from messages.contracts import ticket as t
-from messages.contracts.base import Caller, Page, Role
-from messages.db import PlainTx, as_utc, to_db
+from messages.contracts.base import Page, Role
+from messages.db import PlainTx
 from messages.service import App, Context, Handlers
-from order_svc import domain
-from order_svc.tables import orders, plays, sales, shows, studios
+from order_svc import box_office as figures
+from order_svc import catalogue, orders
+from order_svc.orders import ORDER_COLUMNS, ORDER_SOURCE, to_order
+from order_svc.tables import orders as order_rows
 
 handlers = Handlers()
 # The driver logs a warning for every row INSERT IGNORE skips (here and in the inbox): noise.
 logging.getLogger("asyncmy").setLevel(logging.ERROR)
 
 
-# -- events ----------------------------------------------------------------------------------
-#
-# Plain SQL on a PlainTx (``plain=True``): fixed statements, no SQLAlchemy on the path every
-# sale takes. The Subscriber applies the events delivered together in one transaction (and the
-# replay many more), so no handler trusts the transaction's snapshot: every read is a locking
-# read, which sees the latest committed rows (see ``_refresh``).
-#
-# The derived figures of an order (refunds, status) are computed once per transaction for every
-# order its events touched (``_refresh_at_commit``): a batch of events is then two round trips,
-# however many events it holds.
-#
-# ON DUPLICATE KEY UPDATE rules, per column: ``c = VALUES(c)`` when this event is the
-# authority for it (take), ``c = COALESCE(c, VALUES(c))`` when it only fills in what no other
-# event said yet (fill).
-
-def _seats(seats) -> str:
-    return orjson.dumps([{"row": s.row, "col": s.col, "price": s.price} for s in seats]).decode()
-
-
-def _new_status(*, paid: bool = False, ticket_count: int | None = None,
-                release_reason: str | None = None) -> str:
-    """The status of an order row this event inserts (no refunds counted yet); ``_refresh``
-    sets the one that follows from every fact."""
-    return domain.order_status(paid=paid, ticket_count=ticket_count, refunded_count=0,
-                               release_reason=release_reason).value
-
-
-HELD = (
-    "INSERT INTO orders (id, user_id, schedule_id, play_id, play_name, studio_id, starts_at, "
-    "seats, total, currency, created_at, held, expires_at, refunded_count, refunded_total, "
-    "status) VALUES (:id, :user_id, :schedule_id, :play_id, :play_name, :studio_id, "
-    ":starts_at, :seats, :total, :currency, :created_at, TRUE, :expires_at, 0, 0, :status) "
-    "ON DUPLICATE KEY UPDATE held = TRUE, seats = VALUES(seats), total = VALUES(total), "
-    "created_at = VALUES(created_at), expires_at = VALUES(expires_at), "
-    "play_name = VALUES(play_name), studio_id = VALUES(studio_id), "
-    "starts_at = VALUES(starts_at), currency = VALUES(currency)")
-
-SOLD = (
-    "INSERT INTO orders (id, user_id, schedule_id, play_id, play_name, studio_id, starts_at, "
-    "seats, total, currency, created_at, held, paid_at, ticket_count, refunded_count, "
-    "refunded_total, status) VALUES (:id, :user_id, :schedule_id, :play_id, :play_name, "
-    ":studio_id, :starts_at, :seats, :total, :currency, :paid_at, FALSE, :paid_at, "
-    ":ticket_count, 0, 0, :status) "
-    "ON DUPLICATE KEY UPDATE paid_at = VALUES(paid_at), ticket_count = VALUES(ticket_count), "
-    "seats = COALESCE(seats, VALUES(seats)), total = COALESCE(total, VALUES(total)), "
-    "play_name = VALUES(play_name), studio_id = VALUES(studio_id), "
-    "starts_at = VALUES(starts_at)")
-
-SOLD_TICKETS = (
-    "INSERT INTO sales (reservation_id, ticket_id, schedule_id, play_id, studio_id, seat_row, "
-    "seat_col, price, sold_at, refunded) VALUES (:reservation_id, :ticket_id, :schedule_id, "
-    ":play_id, :studio_id, :seat_row, :seat_col, :price, :sold_at, :refunded) "
-    "ON DUPLICATE KEY UPDATE sold_at = VALUES(sold_at), studio_id = VALUES(studio_id)")
-
-RELEASED = (
-    "INSERT INTO orders (id, user_id, schedule_id, play_id, seats, total, currency, "
-    "created_at, held, released_at, release_reason, refunded_count, refunded_total, status) "
-    "VALUES (:id, :user_id, :schedule_id, :play_id, :seats, :total, :currency, :released_at, "
-    "FALSE, :released_at, :reason, 0, 0, :status) "
-    "ON DUPLICATE KEY UPDATE released_at = VALUES(released_at), "
-    "release_reason = VALUES(release_reason), seats = COALESCE(seats, VALUES(seats)), "
-    "total = COALESCE(total, VALUES(total))")
-
-REFUNDED = (
-    "INSERT INTO orders (id, user_id, schedule_id, play_id, studio_id, currency, created_at, "
-    "held, refunded_count, refunded_total, status) VALUES (:id, :user_id, :schedule_id, "
-    ":play_id, :studio_id, :currency, :refunded_at, FALSE, 0, 0, :status) "
-    "ON DUPLICATE KEY UPDATE studio_id = COALESCE(studio_id, VALUES(studio_id))")
-
-REFUNDED_TICKET = (
-    "INSERT INTO sales (reservation_id, ticket_id, schedule_id, play_id, studio_id, seat_row, "
-    "seat_col, price, sold_at, refunded, refunded_at) VALUES (:id, :ticket_id, :schedule_id, "
-    ":play_id, :studio_id, :row, :col, :price, NULL, TRUE, :refunded_at) "
-    "ON DUPLICATE KEY UPDATE refunded = TRUE, refunded_at = VALUES(refunded_at)")
-
-# INSERT IGNORE: on an existing row it takes only a shared lock, so the many sales of one show
-# do not queue behind each other for the show's row.
-SHOW_IF_MISSING = ("INSERT IGNORE INTO shows (id, play_id, studio_id, starts_at) "
-                   "VALUES (:id, :play_id, :studio_id, :starts_at)")
-PLAY_IF_MISSING = "INSERT IGNORE INTO plays (id, name, deleted) VALUES (:id, :name, FALSE)"
-STUDIO_IF_MISSING = "INSERT IGNORE INTO studios (id, name) VALUES (:id, :name)"
-
-# The order rows and their refunded sale rows in one locking read. FOR UPDATE covers both
-# tables: the sale rows are locked exclusively where a shared lock would do, which keeps no one
-# waiting longer, as only holders of the order row's lock touch them (and this transaction's
-# upserts took every order row's lock already). Every order column read is grouped by, so that
-# any sql_mode accepts the query.
-ORDER_FACTS = (
-    "SELECT o.id, o.paid_at, o.ticket_count, o.release_reason, o.refunded_count, "
-    "o.refunded_total, o.status, COUNT(s.ticket_id) AS n, COALESCE(SUM(s.price), 0) AS money "
-    "FROM orders o LEFT JOIN sales s ON s.reservation_id = o.id AND s.refunded IS TRUE "
-    "WHERE o.id IN :ids GROUP BY o.id, o.paid_at, o.ticket_count, o.release_reason, "
-    "o.refunded_count, o.refunded_total, o.status ORDER BY o.id FOR UPDATE")
-SET_DERIVED = ("UPDATE orders SET refunded_count = :n, refunded_total = :money, "
-               "status = :status WHERE id = :id")
-
-
-def _remember_show(tx: PlainTx, schedule_id: int, play_id: int, studio_id: int | None,
-                   starts_at: datetime | None, play_name: str | None = None) -> None:
-    """What a sale says about its show, kept only while the catalogue events have not. Once
-    per show and transaction (a batch holds many sales of one show): the statements insert
-    only a missing row and never update one, so a second changes nothing."""
-    said = tx.memo.setdefault(_remember_show, set())
-    if ("show", schedule_id) not in said:
-        said.add(("show", schedule_id))
-        tx.later(SHOW_IF_MISSING, {"id": schedule_id, "play_id": play_id,
-                                   "studio_id": studio_id,
-                                   "starts_at": to_db(starts_at) if starts_at else None})
-    if play_name is not None and ("play", play_id) not in said:
-        said.add(("play", play_id))
-        tx.later(PLAY_IF_MISSING, {"id": play_id, "name": play_name})
-
-
-def _refresh_at_commit(tx: PlainTx, reservation_id: int) -> None:
-    """Derive this order's refund figures and status from its facts when the transaction's
-    events are all applied (``_refresh``), with every other order they touched."""
-    touched = tx.memo.get(_refresh)
-    if touched is None:
-        touched = tx.memo[_refresh] = set()
-        tx.before_commit(lambda: _refresh(tx, touched))
-    touched.add(reservation_id)
-
-
-async def _refresh(tx: PlainTx, reservation_ids: set[int]) -> None:
-    """Derive the refund figures and the status of these orders from their facts.
-
-    Called after the events have upserted (and so locked) the order rows: every writer of a
-    reservation's sale rows holds that lock first, so the rows cannot change under us. But a
-    plain read would see the transaction's REPEATABLE READ snapshot, which may predate a refund
-    committed meanwhile (the Subscriber and a replay's catch-up apply many events per
-    transaction), and an order row too may be newer than the snapshot (an upsert that changed
-    nothing does not make the row this transaction's own): both are read with one locking
-    read, which sees the latest committed rows. Written only where something changed."""
-    rows = (await tx.execute(ORDER_FACTS, {"ids": tuple(sorted(reservation_ids))})).all()
-    for row in rows:
-        n, money = row.n, int(row.money)
-        status = domain.order_status(paid=row.paid_at is not None,
-                                     ticket_count=row.ticket_count, refunded_count=n,
-                                     release_reason=row.release_reason).value
-        if (row.refunded_count, row.refunded_total, row.status) != (n, money, status):
-            tx.later(SET_DERIVED, {"id": row.id, "n": n, "money": money, "status": status})
-
+# -- events: orders ----------------------------------------------------------------------------
 
 @handlers.event(t.TicketHeld, plain=True)
 async def on_ticket_held(event: t.TicketHeld, tx: PlainTx, app: App) -> None:
-    tx.later(HELD, {
-        "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
-        "play_id": event.play_id, "play_name": event.play_name, "studio_id": event.studio_id,
-        "starts_at": to_db(event.starts_at), "seats": _seats(event.seats), "total": event.total,
-        "currency": event.currency, "created_at": to_db(event.created_at),
-        "expires_at": to_db(event.expires_at), "status": _new_status()})
-    _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
-                   event.play_name)
-    _refresh_at_commit(tx, event.reservation_id)
+    await orders.held(event, tx, app)
 
 
 @handlers.event(t.TicketSold, plain=True)
 async def on_ticket_sold(event: t.TicketSold, tx: PlainTx, app: App) -> None:
-    paid_at = to_db(event.paid_at)
-    tx.later(SOLD, {
-        "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
-        "play_id": event.play_id, "play_name": event.play_name, "studio_id": event.studio_id,
-        "starts_at": to_db(event.starts_at), "seats": _seats(event.tickets),
-        "total": event.total, "currency": event.currency, "paid_at": paid_at,
-        "ticket_count": len(event.tickets),
-        "status": _new_status(paid=True, ticket_count=len(event.tickets))})
-    if event.tickets:
-        tx.later(SOLD_TICKETS, rows=[{
-            "reservation_id": event.reservation_id, "ticket_id": ticket.ticket_id,
-            "schedule_id": event.schedule_id, "play_id": event.play_id,
-            "studio_id": event.studio_id, "seat_row": ticket.row, "seat_col": ticket.col,
-            "price": ticket.price, "sold_at": paid_at, "refunded": False,
-        } for ticket in sorted(event.tickets, key=lambda x: x.ticket_id)])
-    _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
-                   event.play_name)
-    _refresh_at_commit(tx, event.reservation_id)
+    await orders.sold(event, tx, app)
 
 
 @handlers.event(t.TicketReleased, plain=True)
 async def on_ticket_released(event: t.TicketReleased, tx: PlainTx, app: App) -> None:
-    tx.later(RELEASED, {
-        "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
-        "play_id": event.play_id, "seats": _seats(event.seats),
-        "total": sum(s.price for s in event.seats), "currency": app.settings.currency,
-        "released_at": to_db(event.released_at), "reason": event.reason,
-        "status": _new_status(release_reason=event.reason)})
-    _refresh_at_commit(tx, event.reservation_id)
+    await orders.released(event, tx, app)
 
 
 @handlers.event(t.TicketRefunded, plain=True)
 async def on_ticket_refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> None:
-    values = {
-        "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
-        "play_id": event.play_id, "studio_id": event.studio_id, "currency": event.currency,
-        "refunded_at": to_db(event.refunded_at), "ticket_id": event.ticket_id,
-        "row": event.row, "col": event.col, "price": event.price, "status": _new_status()}
-    tx.later(REFUNDED, values)
-    tx.later(REFUNDED_TICKET, values)
-    _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, None)
-    _refresh_at_commit(tx, event.reservation_id)
+    await orders.refunded(event, tx, app)
 
 
 # -- events: the catalogue -------------------------------------------------------------------
 
-# schedule.created: the seat count; the rest only where still unknown.
-SHOW_CREATED = (
-    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
-    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, :seat_count) "
-    "ON DUPLICATE KEY UPDATE seat_count = VALUES(seat_count), "
-    "studio_id = COALESCE(studio_id, VALUES(studio_id)), "
-    "starts_at = COALESCE(starts_at, VALUES(starts_at)), "
-    "status = COALESCE(status, VALUES(status))")
-# A move: newer than what a sale snapshot said; a late schedule.updated must not undo a
-# cancellation.
-SHOW_MOVED = (
-    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
-    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, NULL) "
-    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), studio_id = VALUES(studio_id), "
-    "status = COALESCE(status, VALUES(status))")
-SHOW_CANCELLED = (
-    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
-    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, NULL) "
-    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), studio_id = VALUES(studio_id), "
-    "status = VALUES(status)")
-PLAY = ("INSERT INTO plays (id, name, deleted) VALUES (:id, :name, FALSE) "
-        "ON DUPLICATE KEY UPDATE name = VALUES(name)")
-STUDIO = ("INSERT INTO studios (id, name) VALUES (:id, :name) "
-          "ON DUPLICATE KEY UPDATE name = VALUES(name)")
-
-
-async def _upsert_show(tx: PlainTx, schedule: p.Schedule, seat_count: int | None = None) -> None:
-    if seat_count is not None:
-        statement = SHOW_CREATED
-    elif schedule.status == p.ScheduleStatus.cancelled:
-        statement = SHOW_CANCELLED
-    else:
-        statement = SHOW_MOVED
-    tx.later(statement, {
-        "id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
-        "starts_at": to_db(schedule.starts_at), "status": schedule.status.value,
-        "seat_count": seat_count})
-    tx.later(PLAY_IF_MISSING, {"id": schedule.play_id, "name": schedule.play_name})
-    tx.later(STUDIO_IF_MISSING, {"id": schedule.studio_id, "name": schedule.studio_name})
-
-
 @handlers.event(p.ScheduleCreated, plain=True)
 async def on_schedule_created(event: p.ScheduleCreated, tx: PlainTx, app: App) -> None:
-    await _upsert_show(tx, event.schedule, domain.seat_count(event.seats))
+    await catalogue.schedule_created(event, tx, app)
 
 
 @handlers.event(p.ScheduleUpdated, plain=True)
 async def on_schedule_updated(event: p.ScheduleUpdated, tx: PlainTx, app: App) -> None:
-    await _upsert_show(tx, event.schedule)
+    await catalogue.schedule_updated(event, tx, app)
 
 
 @handlers.event(p.ScheduleCancelled, plain=True)
 async def on_schedule_cancelled(event: p.ScheduleCancelled, tx: PlainTx, app: App) -> None:
-    await _upsert_show(tx, event.schedule)
+    await catalogue.schedule_cancelled(event, tx, app)
 
 
 @handlers.event(p.PlayCreated, plain=True)
 async def on_play_created(event: p.PlayCreated, tx: PlainTx, app: App) -> None:
-    tx.later(PLAY, {"id": event.play.id, "name": event.play.name})
+    await catalogue.play_created(event, tx, app)
 
 
 @handlers.event(p.PlayUpdated, plain=True)
 async def on_play_updated(event: p.PlayUpdated, tx: PlainTx, app: App) -> None:
-    tx.later(PLAY, {"id": event.play.id, "name": event.play.name})
+    await catalogue.play_updated(event, tx, app)
 
 
 @handlers.event(p.PlayDeleted, plain=True)
 async def on_play_deleted(event: p.PlayDeleted, tx: PlainTx, app: App) -> None:
-    # Its figures stay: money taken is history.
-    tx.later("UPDATE plays SET deleted = TRUE WHERE id = :id", {"id": event.play_id})
+    await catalogue.play_deleted(event, tx, app)
 
 
 @handlers.event(st.StudioCreated, plain=True)
 async def on_studio_created(event: st.StudioCreated, tx: PlainTx, app: App) -> None:
-    tx.later(STUDIO, {"id": event.studio.id, "name": event.studio.name})
+    await catalogue.studio_created(event, tx, app)
 
 
 @handlers.event(st.StudioUpdated, plain=True)
 async def on_studio_updated(event: st.StudioUpdated, tx: PlainTx, app: App) -> None:
-    tx.later(STUDIO, {"id": event.studio.id, "name": event.studio.name})
+    await catalogue.studio_updated(event, tx, app)
 
 
 # -- commands: orders ------------------------------------------------------------------------
 
-_order_columns = (
-    orders,
-    func.coalesce(orders.c.starts_at, shows.c.starts_at).label("show_starts_at"),
-    func.coalesce(orders.c.play_name, plays.c.name).label("known_play_name"),
-)
-_order_source = orders.outerjoin(shows, shows.c.id == orders.c.schedule_id) \
-    .outerjoin(plays, plays.c.id == orders.c.play_id)
-
-
-def to_order(row) -> c.Order:
-    return c.Order(
-        id=row.id, user_id=row.user_id, schedule_id=row.schedule_id, play_id=row.play_id,
-        play_name=row.known_play_name, starts_at=as_utc(row.show_starts_at),
-        seats=row.seats or [], total=row.total or 0, currency=row.currency,
-        status=c.OrderStatus(row.status), created_at=as_utc(row.created_at),
-        paid_at=as_utc(row.paid_at), refunded_total=row.refunded_total)
-
-
 @handlers.command(c.ListOrders)
 async def list_orders(cmd: c.ListOrders, ctx: Context) -> Page[c.Order]:
-    caller = _signed_in(ctx.caller)
+    caller = ctx.caller
+    caller.require_signed_in()
     user_id = cmd.user_id
     if not caller.at_least(Role.clerk):
         if user_id is not None and user_id != caller.user_id:
@@ -346,19 +108,20 @@ async def list_orders(cmd: c.ListOrders, ctx: Context) -> Page[c.Order]:
         user_id = caller.user_id
     where = []
     if user_id is not None:
-        where.append(orders.c.user_id == user_id)
+        where.append(order_rows.c.user_id == user_id)
     if cmd.status is not None:
-        where.append(orders.c.status == cmd.status.value)
-    return await ctx.app.db.page(select(*_order_columns).select_from(_order_source), orders,
-                                 where, [orders.c.id.desc()], cmd, to_order)
+        where.append(order_rows.c.status == cmd.status.value)
+    return await ctx.app.db.page(select(*ORDER_COLUMNS).select_from(ORDER_SOURCE), order_rows,
+                                 where, [order_rows.c.id.desc()], cmd, to_order)
 
 
 @handlers.command(c.GetOrder)
 async def get_order(cmd: c.GetOrder, ctx: Context) -> c.Order:
-    caller = _signed_in(ctx.caller)
+    caller = ctx.caller
+    caller.require_signed_in()
     async with ctx.app.db.read() as conn:
-        row = (await conn.execute(select(*_order_columns).select_from(_order_source)
-                                  .where(orders.c.id == cmd.id))).first()
+        row = (await conn.execute(select(*ORDER_COLUMNS).select_from(ORDER_SOURCE)
+                                  .where(order_rows.c.id == cmd.id))).first()
     if row is None:
         raise errors.NotFound("no such order")
     if not caller.owns_or_at_least(row.user_id, Role.clerk):
@@ -368,100 +131,13 @@ async def get_order(cmd: c.GetOrder, ctx: Context) -> c.Order:
 
 # -- commands: box office --------------------------------------------------------------------
 
-def sale_figures(*group: Any) -> tuple[Any, ...]:
-    """Columns of the figures of a group of sale rows: sold, refunded_n, gross,
-    refunded_money (every sale counts as sold, a refunded one also as refunded)."""
-    refunded_money = func.sum(case((sales.c.refunded.is_(True), sales.c.price), else_=0))
-    return (*group,
-            func.count().label("sold"),
-            func.sum(case((sales.c.refunded.is_(True), 1), else_=0)).label("refunded_n"),
-            func.sum(sales.c.price).label("gross"),
-            refunded_money.label("refunded_money"))
-
-
 @handlers.command(c.GetPlayBoxOffice)
 async def play_box_office(cmd: c.GetPlayBoxOffice, ctx: Context) -> c.PlayBoxOffice:
-    _require_manager(ctx.caller)
-    async with ctx.app.db.read() as conn:
-        play = (await conn.execute(select(plays.c.name).where(plays.c.id == cmd.id))).first()
-        show_rows = (await conn.execute(select(shows).where(shows.c.play_id == cmd.id))).all()
-        figure_rows = (await conn.execute(
-            select(*sale_figures(sales.c.schedule_id,
-                                 func.max(sales.c.studio_id).label("studio")))
-            .where(sales.c.play_id == cmd.id).group_by(sales.c.schedule_id))).all()
-    if play is None and not show_rows and not figure_rows:
-        raise errors.NotFound("no such play")
-    known = {r.id: r for r in show_rows}
-    figures = {r.schedule_id: r for r in figure_rows}
-    lines = []
-    for schedule_id in known.keys() | figures.keys():
-        show, fig = known.get(schedule_id), figures.get(schedule_id)
-        sold, refunded_n = (fig.sold, int(fig.refunded_n)) if fig else (0, 0)
-        gross, refunded = (int(fig.gross), int(fig.refunded_money)) if fig else (0, 0)
-        lines.append(c.ShowFigures(
-            schedule_id=schedule_id,
-            starts_at=as_utc(show.starts_at) if show else None,
-            studio_id=(show.studio_id if show and show.studio_id else
-                       (fig.studio if fig else None)),
-            sold=sold, refunded=refunded_n, net=gross - refunded,
-            occupancy=domain.occupancy(sold, refunded_n, show.seat_count if show else None)))
-    lines.sort(key=lambda s: (s.starts_at or datetime.max.replace(tzinfo=UTC), s.schedule_id))
-    gross = sum(int(f.gross) for f in figure_rows)
-    refunded = sum(int(f.refunded_money) for f in figure_rows)
-    return c.PlayBoxOffice(
-        play_id=cmd.id, play_name=play.name if play else None,
-        tickets_sold=sum(f.sold for f in figure_rows),
-        tickets_refunded=sum(int(f.refunded_n) for f in figure_rows),
-        gross=gross, refunded=refunded, net=gross - refunded, schedules=lines)
+    ctx.caller.require(Role.manager)
+    return await figures.play(ctx.app, cmd)
 
 
 @handlers.command(c.GetBoxOffice)
 async def box_office(cmd: c.GetBoxOffice, ctx: Context) -> c.BoxOfficeReport:
-    _require_manager(ctx.caller)
-    start, end = getattr(cmd, "from"), cmd.to
-    if start is not None and end is not None and start > end:
-        raise errors.ValidationFailed("`from` is after `to`", [
-            {"loc": ["query", "from"], "msg": "must not be after `to`"}])
-    source = sales.outerjoin(shows, shows.c.id == sales.c.schedule_id)
-    where = []
-    if start is not None:
-        where.append(shows.c.starts_at >= datetime.combine(start, time()))
-    if end is not None:
-        where.append(shows.c.starts_at < datetime.combine(end + timedelta(days=1), time()))
-    if cmd.group_by == c.GroupBy.play:
-        key = sales.c.play_id
-        source = source.outerjoin(plays, plays.c.id == sales.c.play_id)
-        label = func.max(plays.c.name)
-    elif cmd.group_by == c.GroupBy.studio:
-        key = func.coalesce(sales.c.studio_id, shows.c.studio_id)
-        source = source.outerjoin(studios, studios.c.id == key)
-        label = func.max(studios.c.name)
-    else:
-        key = func.date(shows.c.starts_at)
-        label = literal_column("NULL")
-    async with ctx.app.db.read() as conn:
-        rows = (await conn.execute(
-            select(*sale_figures(key.label("key"), label.label("label"))).select_from(source)
-            .where(*where).group_by(key).order_by(key))).all()
-    items = []
-    for row in rows:
-        row_key = row.key.isoformat() if hasattr(row.key, "isoformat") else row.key
-        if row_key is None:
-            row_key = "unknown"
-        gross, refunded = int(row.gross), int(row.refunded_money)
-        items.append(c.BoxOfficeLine(
-            key=row_key, label=row.label if cmd.group_by != c.GroupBy.day else str(row_key),
-            tickets_sold=row.sold, tickets_refunded=int(row.refunded_n), gross=gross,
-            refunded=refunded, net=gross - refunded))
-    return c.BoxOfficeReport(items=items)
-
-
-def _signed_in(caller: Caller) -> Caller:
-    if caller.user_id is None:
-        raise errors.Unauthorized("sign in first")
-    return caller
-
-
-def _require_manager(caller: Caller) -> None:
-    if not caller.at_least(Role.manager):
-        raise errors.Forbidden("this needs the manager role")
+    ctx.caller.require(Role.manager)
+    return await figures.report(ctx.app, cmd)

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from messages import errors
 from messages.broker import Broker
 from messages.contracts.base import Caller, Envelope, Role, utcnow
+from messages.contracts.ticket import GetLedger
 from messages.db import Database, to_db
 from messages.deadletters import DeadLetter, DeadLetters
 from messages.events import Delivery, EventHandler, apply_once
@@ -54,7 +55,8 @@ from messages.rpc import RpcClient
 from messages.service import App
 from messages.settings import Settings
 from messages.streams import EventLog, StreamStart
-from order_svc.handlers import handlers, sale_figures
+from order_svc.box_office import sale_figures
+from order_svc.handlers import handlers
 from order_svc.tables import PROJECTION, sales, stream_offsets
 
 log = logging.getLogger("ttms.order.tools")
@@ -262,8 +264,7 @@ async def ticket_ledger(settings: Settings) -> dict[int, dict[str, int]]:
     rpc = RpcClient(broker, settings.names, settings.rpc_timeout_seconds)
     await broker.start(wait=10)
     try:
-        answer = await rpc.call("ticket.ledger", {}, Caller(user_id=None, role=Role.admin),
-                                timeout=30)
+        answer = await rpc.ask(GetLedger(), Caller(user_id=None, role=Role.admin), timeout=30)
     finally:
         await broker.stop()
     return {line["schedule_id"]: line for line in answer["schedules"]}

@@ -23,7 +23,8 @@ from sqlalchemy.dialects.mysql import insert
 from messages import errors
 from messages.contracts import play as c
 from messages.contracts import studio as s
-from messages.contracts.base import Caller, Page, Role, utcnow
+from messages.contracts import ticket as t
+from messages.contracts.base import SERVICE_CALLER, Page, Role, utcnow
 from messages.db import Tx, as_utc, to_db
 from messages.service import App, Context, Handlers
 from play_svc import domain
@@ -32,7 +33,6 @@ from play_svc.tables import plays, schedules, studios
 log = logging.getLogger("ttms.play")
 handlers = Handlers()
 
-SERVICE_CALLER = {"user_id": None, "role": None}
 SCHEDULED = c.ScheduleStatus.scheduled.value
 CANCELLED = c.ScheduleStatus.cancelled.value
 
@@ -57,7 +57,7 @@ async def _load_play(conn, play_id: int, *, lock: str | None = None):
 
 @handlers.command(c.CreatePlay)
 async def create_play(cmd: c.CreatePlay, ctx: Context) -> c.Play:
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     async with ctx.app.db.transaction() as tx:
         result = await tx.execute(plays.insert().values(
             **cmd.model_dump(), created_at=to_db(utcnow())))
@@ -86,7 +86,7 @@ async def get_play(cmd: c.GetPlay, ctx: Context) -> c.Play:
 async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
     """Shows already scheduled keep their times (a new duration counts for new or moved
     shows); their ``play_name`` follows a rename at once, being read from the play."""
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
     async with ctx.app.db.transaction() as tx:
         before = await _load_play(tx, cmd.id, lock="update")
@@ -106,7 +106,7 @@ async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
 async def delete_play(cmd: c.DeletePlay, ctx: Context) -> None:
     """Refused while an upcoming show has tickets sold; otherwise the play goes and its upcoming
     shows are cancelled (which releases their holds)."""
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     async with ctx.app.db.read() as conn:
         await _load_play(conn, cmd.id)
         upcoming = (await conn.execute(select(schedules.c.id).where(
@@ -213,9 +213,8 @@ async def _begin_edit(app: App, schedule_id: int, version: int) -> tuple[int, in
     """(held, sold) of the show from ticket_svc, which, when both are 0, has made holds wait
     for ``version``. If it cannot say, nothing is changed."""
     try:
-        answer = await app.rpc.call("ticket.begin_show_edit",
-                                    {"schedule_id": schedule_id, "version": version},
-                                    SERVICE_CALLER, _inner_timeout(app))
+        answer = await app.rpc.ask(t.BeginShowEdit(schedule_id=schedule_id, version=version),
+                                   SERVICE_CALLER, _inner_timeout(app))
     except errors.ServiceError as exc:
         log.warning("ticket.begin_show_edit failed: %s %s", exc.code, exc.message)
         raise errors.ServiceUnavailable(
@@ -226,8 +225,8 @@ async def _begin_edit(app: App, schedule_id: int, version: int) -> tuple[int, in
 async def _sales_activity(app: App, schedule_ids: list[int]) -> dict[int, tuple[int, int]]:
     """schedule id → (held, sold), from ticket_svc. If it cannot say, nothing is changed."""
     try:
-        answer = await app.rpc.call("ticket.sales_activity", {"schedule_ids": schedule_ids},
-                                    SERVICE_CALLER, _inner_timeout(app))
+        answer = await app.rpc.ask(t.GetSalesActivity(schedule_ids=schedule_ids),
+                                   SERVICE_CALLER, _inner_timeout(app))
     except errors.ServiceError as exc:
         log.warning("ticket.sales_activity failed: %s %s", exc.code, exc.message)
         raise errors.ServiceUnavailable(
@@ -239,8 +238,8 @@ async def _sales_activity(app: App, schedule_ids: list[int]) -> dict[int, tuple[
 async def _studio_layout(app: App, studio_id: int, at_least: int = 0) -> dict[str, Any]:
     """The studio's seat map and its layout_version from studio_svc (404: no such studio)."""
     try:
-        return await app.rpc.call("studio.layout", {"id": studio_id, "at_least": at_least},
-                                  SERVICE_CALLER, _inner_timeout(app))
+        return await app.rpc.ask(s.GetLayout(id=studio_id, at_least=at_least),
+                                 SERVICE_CALLER, _inner_timeout(app))
     except errors.Timeout:
         raise errors.ServiceUnavailable("studio_svc did not send the seat map") from None
 
@@ -252,7 +251,7 @@ class _StaleSeatMap(Exception):
 
 @handlers.command(c.CreateSchedule)
 async def create_schedule(cmd: c.CreateSchedule, ctx: Context) -> c.Schedule:
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     async with ctx.app.db.read() as conn:
         play = await _load_play(conn, cmd.play_id)
     _check_run(play, cmd.starts_at)
@@ -315,7 +314,7 @@ async def get_schedule(cmd: c.GetSchedule, ctx: Context) -> c.Schedule:
 async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
     """Move or re-price a show, only while no ticket of it is held or sold. A moved show keeps
     the play's current duration and must fit the run and the studio."""
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
     async with ctx.app.db.read() as conn:
         current = await _load_schedule(conn, cmd.id)
@@ -361,7 +360,7 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
 @handlers.command(c.CancelSchedule)
 async def cancel_schedule(cmd: c.CancelSchedule, ctx: Context) -> None:
     """Cancelling a cancelled show is a no-op (no second event)."""
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     async with ctx.app.db.transaction() as tx:
         current = await _load_schedule(tx, cmd.id, lock=True)
         if current.status is c.ScheduleStatus.cancelled:
@@ -442,8 +441,3 @@ def _inner_timeout(app: App) -> float:
     """Calls made while answering a call: well inside the caller's deadline, so the caller
     learns why (503) instead of timing out itself."""
     return app.settings.rpc_timeout_seconds / 2
-
-
-def _require_manager(caller: Caller) -> None:
-    if not caller.at_least(Role.manager):
-        raise errors.Forbidden("this needs the manager role")

@@ -20,16 +20,14 @@ from sqlalchemy.exc import IntegrityError
 
 from messages import errors
 from messages.contracts import studio as c
-from messages.contracts.base import Caller, Page, Role, utcnow
+from messages.contracts.base import SERVICE_CALLER, Page, Role, utcnow
+from messages.contracts.play import StudioChange
 from messages.db import Tx, as_utc, to_db
 from messages.service import Context, Handlers
 from studio_svc import domain
 from studio_svc.tables import seat_kinds, studios
 
 handlers = Handlers()
-
-SERVICE_CALLER = {"user_id": None, "role": None}
-
 
 def to_studio(row) -> c.Studio:
     return c.Studio(id=row.id, name=row.name, rows=row.rows, cols=row.cols,
@@ -59,9 +57,9 @@ async def _allowed_by_play_svc(ctx: Context, row) -> None:
 
     Half the caller's deadline, so a silent play_svc is a clear 503 before the gateway's 504."""
     try:
-        answer = await ctx.app.rpc.call(
-            "play.studio_change", {"studio_id": row.id, "name": row.name,
-                                   "layout_version": row.layout_version + 1},
+        answer = await ctx.app.rpc.ask(
+            StudioChange(studio_id=row.id, name=row.name,
+                         layout_version=row.layout_version + 1),
             SERVICE_CALLER, ctx.app.settings.rpc_timeout_seconds / 2)
     except errors.Timeout:
         raise errors.ServiceUnavailable("play_svc did not say whether the studio has "
@@ -81,7 +79,7 @@ async def _lock_unchanged(tx: Tx, studio_id: int, allowed_from: int):
 
 @handlers.command(c.CreateStudio)
 async def create_studio(cmd: c.CreateStudio, ctx: Context) -> c.Studio:
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     try:
         async with ctx.app.db.transaction() as tx:
             result = await tx.execute(studios.insert().values(
@@ -109,7 +107,7 @@ async def get_studio(cmd: c.GetStudio, ctx: Context) -> c.Studio:
 
 @handlers.command(c.UpdateStudio)
 async def update_studio(cmd: c.UpdateStudio, ctx: Context) -> c.Studio:
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
     async with ctx.app.db.transaction() as tx:
         before = await _load(tx, cmd.id)
@@ -145,7 +143,7 @@ async def update_studio(cmd: c.UpdateStudio, ctx: Context) -> c.Studio:
 
 @handlers.command(c.DeleteStudio)
 async def delete_studio(cmd: c.DeleteStudio, ctx: Context) -> None:
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     async with ctx.app.db.transaction() as tx:
         before = await _load(tx, cmd.id)
     await _allowed_by_play_svc(ctx, before)
@@ -188,7 +186,7 @@ async def get_layout(cmd: c.GetLayout, ctx: Context) -> dict:
 
 @handlers.command(c.EditSeats)
 async def edit_seats(cmd: c.EditSeats, ctx: Context) -> dict:
-    _require_manager(ctx.caller)
+    ctx.caller.require(Role.manager)
     async with ctx.app.db.transaction() as tx:
         row = await _load(tx, cmd.id, lock=True)
         problems = domain.edit_errors(row.rows, row.cols, cmd.seats)
@@ -208,8 +206,3 @@ async def edit_seats(cmd: c.EditSeats, ctx: Context) -> dict:
         row = await _load(tx, cmd.id)
         tx.emit(c.StudioUpdated(studio=to_studio(row)))
         return await _seat_map(tx, row)
-
-
-def _require_manager(caller: Caller) -> None:
-    if not caller.at_least(Role.manager):
-        raise errors.Forbidden("this needs the manager role")

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 import pytest
 
-from messages import launcher
+import launcher
 from messages.broker import delete_namespace
 from messages.settings import Settings
 

@@ -1,10 +1,7 @@
 """The message bus itself (messages/broker.py, rpc.py, events.py, db.py) against the real
 RabbitMQ and MariaDB, without the gateway.
 
-Everything here lives in its own namespace, ``<TTMS_TEST_NAMESPACE>_bus``: a test service
-``bt`` runs in this process (``Service.main`` with a ``stop`` event) with a command handler and
-an event subscriber, and a producer database ``bp`` has only an outbox, so that the tests drive
-its ``OutboxRelay`` themselves (unreachable broker, restarts).
+The test service ``bt``, its databases and the ``bus`` fixture are in tests/bus_service.py.
 
 The broker-restart tests are in tests/test_faults.py (they use the ``bus`` fixture too).
 """
@@ -19,230 +16,49 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 import orjson
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy import bindparam, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from messages import errors
-from messages.broker import Broker, delete_namespace
+from messages.broker import Broker
 from messages.contracts.base import Command, Envelope, Event
-from messages.db import Database, inbox_table, outbox_table
+from messages.db import Database
 from messages.events import EventHandler, Listener, OutboxRelay, Subscriber
 from messages.rpc import RpcClient
-from messages.service import Handlers, Service
-from messages.settings import Settings
+from messages.service import Handlers
+from tests.bus_service import (  # noqa: F401 - bus_fixture is the fixture `bus`
+    ALICE,
+    ANYONE,
+    ATTEMPTS,
+    CALLS,
+    CLOSED_PORT_URL,
+    DELIVERY_LIMIT,
+    NAMES,
+    NS,
+    SETTINGS,
+    Bus,
+    Echo,
+    Hello,
+    Pinged,
+    bus_fixture,
+    create_databases,
+    delete_queues,
+    drop_databases,
+    handlers,
+    key,
+    pings,
+    running_service,
+    tables,
+    wait_for,
+)
 from tests.conftest import NAMESPACE, ROOT
-
-NS = f"{NAMESPACE}_bus"
-DELIVERY_LIMIT = 3
-SETTINGS = Settings(namespace=NS, event_delivery_limit=DELIVERY_LIMIT, outbox_poll_seconds=0.2,
-                    rpc_timeout_seconds=2, db_pool_size=5, log_level="INFO")
-NAMES = SETTINGS.names
-CLOSED_PORT_URL = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens on port 1
-
-
-# -- the test service -----------------------------------------------------------------------
-
-class Echo(Command, name="bt.echo"):
-    text: str = ""
-    sleep: float = 0
-    fail: str | None = None
-
-
-class Pinged(Event, type="bt.pinged"):
-    key: str
-    mode: str = "ok"  # ok | fail
-
-
-class Hello(Command, name="bt2.hello"):
-    pass
-
-
-handlers = Handlers()
-CALLS: collections.Counter[str] = collections.Counter()     # command runs by text
-ATTEMPTS: collections.Counter[str] = collections.Counter()  # event handler runs by key
-
-
-@handlers.command(Echo)
-async def echo(cmd: Echo, ctx) -> dict[str, Any]:
-    CALLS[cmd.text] += 1
-    if cmd.sleep:
-        await asyncio.sleep(cmd.sleep)
-    if cmd.fail == "conflict":
-        raise errors.Conflict("that name is taken", details=[{"loc": ["body", "text"],
-                                                               "msg": "duplicate"}])
-    if cmd.fail == "not_found":
-        raise errors.NotFound("no such thing")
-    if cmd.fail == "bug":
-        raise RuntimeError("a bug in the handler")
-    if cmd.fail == "unserializable":
-        return {"text": object()}
-    return {"text": cmd.text, "user_id": ctx.caller.user_id, "role": ctx.caller.role}
-
-
-@handlers.event(Pinged)
-async def on_pinged(event: Pinged, tx, app) -> None:
-    ATTEMPTS[event.key] += 1
-    if event.mode == "fail":
-        raise RuntimeError("this handler always fails")
-    await tx.execute(text("INSERT INTO effects (event_key) VALUES (:k)"), {"k": event.key})
-
-
-def _tables(with_effects: bool) -> MetaData:
-    metadata = MetaData()
-    outbox_table(metadata)
-    inbox_table(metadata)
-    if with_effects:
-        Table("effects", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-              Column("event_key", String(64), nullable=False, index=True))
-    return metadata
-
-
-async def _create_databases() -> None:
-    engine = create_async_engine(SETTINGS.database_url("bt", with_database=False))
-    try:
-        async with engine.begin() as conn:
-            for svc in ("bt", "bp", "bt2"):
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SETTINGS.database_name(svc)}`"))
-                await conn.execute(text(f"CREATE DATABASE `{SETTINGS.database_name(svc)}`"))
-    finally:
-        await engine.dispose()
-    for svc in ("bt", "bp", "bt2"):
-        engine = create_async_engine(SETTINGS.database_url(svc))
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_tables(svc == "bt").create_all)
-        finally:
-            await engine.dispose()
-
-
-async def _drop_databases() -> None:
-    engine = create_async_engine(SETTINGS.database_url("bt", with_database=False))
-    try:
-        async with engine.begin() as conn:
-            for svc in ("bt", "bp", "bt2"):
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SETTINGS.database_name(svc)}`"))
-    finally:
-        await engine.dispose()
-
-
-async def _delete_queues() -> None:
-    await delete_namespace(SETTINGS.amqp_url, NAMES)
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = ""):
-    """Poll ``predicate`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(interval)
-
-
-@asynccontextmanager
-async def running_service(name: str, service_handlers: Handlers, settings: Settings = SETTINGS):
-    """Run ``Service(name).main`` in this process until the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(Service(name, service_handlers, settings).main(stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-
-
-@dataclass
-class Bus:
-    broker: Broker
-    rpc: RpcClient
-    bt_db: Database   # the test service's database (its own relay publishes its outbox)
-    bp_db: Database   # a producer database no process relays: the tests drive its relay
-    amqp: aio_pika.abc.AbstractConnection  # a plain connection for publishing and peeking
-
-    async def effects(self, key: str) -> int:
-        async with self.bt_db.read() as conn:
-            return (await conn.execute(text("SELECT COUNT(*) FROM effects WHERE event_key = :k"),
-                                       {"k": key})).scalar_one()
-
-    async def unsent(self, db: Database) -> int:
-        async with db.read() as conn:
-            return (await conn.execute(text(
-                "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"))).scalar_one()
-
-    async def publish_raw(self, body: bytes, routing_key: str = "bt.pinged",
-                          message_id: str | None = None) -> None:
-        channel = await self.amqp.channel()
-        try:
-            exchange = await channel.get_exchange(NAMES.events_exchange)
-            await exchange.publish(aio_pika.Message(
-                body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=routing_key)
-        finally:
-            await channel.close()
-
-    async def dead_letters(self) -> list[bytes]:
-        """Take every message off the test service's dead-letter queue."""
-        channel = await self.amqp.channel()
-        bodies = []
-        try:
-            queue = await channel.get_queue(NAMES.dead_letter_queue("bt"))
-            while (message := await queue.get(fail=False, no_ack=True)) is not None:
-                bodies.append(message.body)
-        finally:
-            await channel.close()
-        return bodies
-
-
-@pytest.fixture(scope="module", name="bus")
-async def bus_fixture():
-    await _create_databases()
-    await _delete_queues()
-    broker = Broker(SETTINGS.amqp_url, f"{NS}-test")
-    rpc = RpcClient(broker, NAMES, timeout=2)
-    async with running_service("bt", handlers):
-        await broker.start()
-        await wait_for(lambda: _pings(rpc, "bt"), 20, 0.2, "the bt service")
-        amqp = await aio_pika.connect(SETTINGS.amqp_url)
-        bus = Bus(broker, rpc, Database(SETTINGS, "bt"), Database(SETTINGS, "bp"), amqp)
-        try:
-            yield bus
-        finally:
-            await amqp.close()
-            await broker.stop()
-            await bus.bt_db.dispose()
-            await bus.bp_db.dispose()
-    await _delete_queues()
-    await _drop_databases()
-
-
-async def _pings(rpc: RpcClient, service: str) -> bool:
-    try:
-        await rpc.ping(service, timeout=0.5)
-        return True
-    except errors.ServiceError:
-        return False
-
-
-ANYONE = {"user_id": None, "role": None}
-ALICE = {"user_id": 7, "role": "customer"}
-
-
-def key() -> str:
-    return uuid.uuid4().hex[:16]
-
 
 # -- RPC ------------------------------------------------------------------------------------
 
@@ -386,7 +202,7 @@ async def test_a_service_that_stops_is_unavailable_within_the_watch_interval(bus
     watcher = asyncio.create_task(bus.rpc.watch_services(interval=0.5))
     try:
         async with running_service("bt2", other):
-            await wait_for(lambda: _pings(bus.rpc, "bt2"), 20, 0.2, "bt2")
+            await wait_for(lambda: pings(bus.rpc, "bt2"), 20, 0.2, "bt2")
             assert await bus.rpc.call("bt2.hello", {}, ALICE) == {"hello": True}
         stopped = time.monotonic()
 
@@ -410,7 +226,7 @@ async def test_a_service_that_stops_is_unavailable_within_the_watch_interval(bus
         assert time.monotonic() - stopped < 1.5
         assert answered[0] < 0.25
         async with running_service("bt2", other):
-            await wait_for(lambda: _pings(bus.rpc, "bt2"), 5, 0.1, "bt2 back")
+            await wait_for(lambda: pings(bus.rpc, "bt2"), 5, 0.1, "bt2 back")
             assert await bus.rpc.call("bt2.hello", {}, ALICE) == {"hello": True}
     finally:
         watcher.cancel()
@@ -525,7 +341,7 @@ async def test_a_handler_past_its_deadline_is_cancelled_and_frees_its_slot(bus):
 
     try:
         async with running_service("bt2", hanging):
-            await wait_for(lambda: _pings(bus.rpc, "bt2"), 20, 0.2, "bt2")
+            await wait_for(lambda: pings(bus.rpc, "bt2"), 20, 0.2, "bt2")
             calls = []
             started = time.monotonic()
             for _ in range(70):
@@ -698,7 +514,7 @@ RELAY_SCRIPT = """
 import asyncio, os, sys
 from messages.db import Database
 from messages.settings import Settings
-from tests.test_bus import Pinged, SETTINGS
+from tests.bus_service import Pinged, SETTINGS
 
 async def main():
     db = Database(SETTINGS, "bp")

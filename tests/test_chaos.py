@@ -12,10 +12,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+import launcher
 from chaos import faults
 from chaos.faults import Target
 from chaos.rush import Api, Customer
-from messages import launcher
 
 pytestmark = pytest.mark.slow
 

@@ -16,16 +16,16 @@ import time
 import pytest
 
 from messages import errors
-from tests.conftest import NAMESPACE, Answer, sign_in
-from tests.test_bus import (  # noqa: F401 - bus_fixture is the fixture `bus`
+from tests.bus_service import (  # noqa: F401 - bus_fixture is the fixture `bus`
     ALICE,
     NS,
     Pinged,
     bus_fixture,
-    close_connections,
     key,
     wait_for,
 )
+from tests.conftest import NAMESPACE, Answer, sign_in
+from tests.test_bus import close_connections
 
 pytestmark = pytest.mark.slow
 

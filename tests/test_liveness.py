@@ -35,6 +35,7 @@ from messages.service import Handlers, Service
 from messages.settings import Settings
 from tests import private_servers
 from tests.conftest import NAMESPACE
+from tests.waiting import wait_for
 
 NS = f"{NAMESPACE}_live"
 ALICE = {"user_id": 7, "role": "customer"}
@@ -111,19 +112,6 @@ async def _drop_database(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
 @asynccontextmanager
 async def running(settings: Settings):
     """The test service ``lv`` and a client of it (a broker connection and an RpcClient, as
@@ -137,7 +125,7 @@ async def running(settings: Settings):
     db = Database(settings, "lv")
     try:
         await broker.start()
-        await wait_for(lambda: _answers(rpc), 30, "the lv service")
+        await wait_for(lambda: _answers(rpc), 30, what="the lv service")
         yield rpc, broker, db
     finally:
         stop.set()
@@ -202,7 +190,7 @@ async def test_a_frozen_broker_is_noticed_within_seconds_and_nothing_is_lost(
     caplog.set_level(logging.INFO, logger="ttms")
     async with running(settings) as (rpc, broker, db):
         assert await rpc.call("lv.note", {"key": "before"}, ALICE) == {"key": "before"}
-        await wait_for(lambda: _rows(db, "effects", "before"), 10, "the event before")
+        await wait_for(lambda: _rows(db, "effects", "before"), 10, what="the event before")
 
         private_broker.freeze()
         frozen = time.monotonic()
@@ -214,10 +202,10 @@ async def test_a_frozen_broker_is_noticed_within_seconds_and_nothing_is_lost(
             async with db.transaction() as tx:
                 tx.emit(Noted(key="during"))
             await wait_for(lambda: broker.connection is None, FREEZE_SECONDS - 2,
-                           "the client to notice the frozen broker", 0.05)
+                           what="the client to notice the frozen broker", interval=0.05)
             client_noticed = time.monotonic() - frozen
             await wait_for(lambda: "lv lost its broker connection" in caplog.text,
-                           FREEZE_SECONDS - 2, "the service to notice the frozen broker")
+                           FREEZE_SECONDS - 2, what="the service to notice the frozen broker")
             service_noticed = time.monotonic() - frozen
             # noticed: calls are refused at once instead of waiting for their deadline
             started = time.monotonic()
@@ -228,11 +216,11 @@ async def test_a_frozen_broker_is_noticed_within_seconds_and_nothing_is_lost(
         finally:
             private_broker.thaw()
         thawed = time.monotonic()
-        await wait_for(lambda: _answers(rpc), 30, "the service to answer again")
+        await wait_for(lambda: _answers(rpc), 30, what="the service to answer again")
         answering_after = time.monotonic() - thawed
         assert await rpc.call("lv.note", {"key": "after"}, ALICE) == {"key": "after"}
         for key in ("during", "after"):
-            await wait_for(lambda k=key: _rows(db, "effects", k), 15, f"the event {key}")
+            await wait_for(lambda k=key: _rows(db, "effects", k), 15, what=f"the event {key}")
         await asyncio.sleep(1)  # time for a duplicate to show up, were there one
         assert [await _rows(db, "effects", k) for k in ("before", "during", "after")] == [1, 1, 1]
         # the call nobody answered was not run late either: its deadline had passed
@@ -281,7 +269,7 @@ async def test_a_frozen_database_answers_503_fast_not_504_at_the_deadline(
         finally:
             private_database.thaw()
         thawed = time.monotonic()
-        await wait_for(lambda: _answers(rpc), 10, "answers after the thaw", 0.05)
+        await wait_for(lambda: _answers(rpc), 10, what="answers after the thaw", interval=0.05)
         back_after = time.monotonic() - thawed
         assert await rpc.call("lv.count", {}, ALICE) == {"notes": 1}  # nothing half-written
         print(f"\nfrozen database: first answers {max(t for _, t in first):.2f}s (bound "

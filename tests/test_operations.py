@@ -59,3 +59,21 @@ def test_production_refuses_development_secrets():
                               capture_output=True, text=True, timeout=30)
         assert done.returncode != 0
         assert "development defaults are refused" in done.stderr
+
+
+def test_launcher_runs_on_the_standard_library_alone():
+    """`make deps` runs the launcher with the system python3 before the venv exists: with
+    site-packages off (``-S``) it must still start, and it imports no TTMS package (so what a
+    package ``__init__`` imports can never break it)."""
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    helped = subprocess.run([python, "-S", "-m", "launcher", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0, helped.stderr
+    assert "up,down,status,logs,deps" in helped.stdout
+    ours = ("messages", "gateway", "user_svc", "studio_svc", "play_svc", "ticket_svc",
+            "order_svc", "migrations", "bench", "chaos")
+    loaded = subprocess.run(
+        [python, "-S", "-c", "import sys, launcher; print(' '.join(sorted(sys.modules)))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert loaded.returncode == 0, loaded.stderr
+    assert not [m for m in loaded.stdout.split() if m.split(".")[0] in ours]

@@ -394,7 +394,7 @@ async def _publish_concurrently(system, events: list[Envelope], clients: int,
         await asyncio.gather(*(bus.close() for bus in buses))
 
 
-async def _exact(manager, show: Show, expected: tuple[int, int, int, int]) -> None:
+async def exact(manager, show: Show, expected: tuple[int, int, int, int]) -> None:
     body = await figures(manager, show.play_id)
     assert (body["tickets_sold"], body["tickets_refunded"], body["gross"],
             body["refunded"]) == expected, body
@@ -409,7 +409,7 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
     events, expected = random_sales(show, list(range(9000, 9020)), 200, rng)
     assert expected[0] > 20 and expected[1] > 5  # the mix really sells and refunds
     await _publish_concurrently(system, events, 8, rng)
-    await eventually(lambda: _exact(manager, show, expected), timeout=20)
+    await eventually(lambda: exact(manager, show, expected), timeout=20)
 
 
 @pytest.mark.slow
@@ -418,13 +418,13 @@ async def test_stopped_order_service_catches_up_to_exact_totals(system, bus, man
     show = Show(rows=8, cols=8, price=2500)
     events, expected = random_sales(show, list(range(9100, 9110)), 120, rng)
     await bus.publish(*show.catalogue(), *events[:40])
-    await eventually(lambda: _exact(manager, show, _expected_of(show, events[:40])))
+    await eventually(lambda: exact(manager, show, _expected_of(show, events[:40])))
     system.kill("order_svc")
     try:
         await _publish_concurrently(system, events[40:], 4, rng)
     finally:
         system.start("order_svc")
-    await eventually(lambda: _exact(manager, show, expected), timeout=30)
+    await eventually(lambda: exact(manager, show, expected), timeout=30)
 
 
 def _expected_of(show: Show, events: list[Envelope]) -> tuple[int, int, int, int]:

@@ -18,9 +18,10 @@ from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from messages import errors, launcher
+import launcher
+from messages import errors
 from tests.conftest import sign_in
-from tests.test_bus import wait_for
+from tests.waiting import wait_for
 from user_svc.hashing import WAITING_PER_SLOT, HashingGate
 
 TICKS = os.sysconf("SC_CLK_TCK")

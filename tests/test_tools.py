@@ -17,7 +17,7 @@ import pytest
 from messages.contracts.base import Envelope
 from order_svc import tools
 from tests.conftest import ROOT
-from tests.test_orders import Bus, Sale, Show, _exact, eventually, figures
+from tests.test_orders import Bus, Sale, Show, eventually, exact, figures
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ async def test_malformed_event_is_dead_lettered_and_applied_once_after_a_fix(
                          data={k: v for k, v in sold.data.items() if k != "tickets"})
     await bus.publish(*show.catalogue(), malformed, good.held(), good.sold())
     # The consumer goes on past the bad event.
-    await eventually(lambda: _exact(manager, show, (1, 0, 6000, 0)))
+    await eventually(lambda: exact(manager, show, (1, 0, 6000, 0)))
 
     async def listed(runner=tool):
         run = await runner(system, "dead-letters", "list", "--consumer", "order")
@@ -92,13 +92,13 @@ async def test_malformed_event_is_dead_lettered_and_applied_once_after_a_fix(
     run = await tool(system, "dead-letters", "redrive", sold.id, "--consumer", "order",
                      "--body", str(fixed))
     assert run.code == 0 and f"re-drove {sold.id}" in run.out, run.err
-    await eventually(lambda: _exact(manager, show, (3, 0, 18000, 0)))
+    await eventually(lambda: exact(manager, show, (3, 0, 18000, 0)))
     # Applied once: nothing left to re-drive, and a duplicate changes nothing.
     gone = await tool(system, "dead-letters", "redrive", sold.id, "--consumer", "order")
     assert gone.code == 1 and "no dead letter" in gone.err
     await bus.publish(sold)
     await asyncio.sleep(1)
-    await _exact(manager, show, (3, 0, 18000, 0))
+    await exact(manager, show, (3, 0, 18000, 0))
     order = await customer.get(f"/orders/{broken.id}")
     assert order.body["status"] == "paid" and order.body["total"] == 12000
 
@@ -141,7 +141,7 @@ async def test_replay_gives_the_same_figures_as_live(system, bus, manager, custo
                       *(s.sold() for s in sales if s is not sales[1]),
                       sales[0].refunded(), sales[1].released())
     expected = (3, 1, 6000, 2000)
-    await eventually(lambda: _exact(manager, show, expected))
+    await eventually(lambda: exact(manager, show, expected))
     ids = [s.id for s in sales]
     before = await _snapshot(manager, customer, [show.play_id], ids)
 
@@ -163,7 +163,7 @@ async def test_replay_gives_the_same_figures_as_live(system, bus, manager, custo
         await asyncio.sleep(0.05)
     run = await replaying
     assert run.code == 0, run.err
-    await eventually(lambda: _exact(manager, show, (6, 1, 12000, 2000)))
+    await eventually(lambda: exact(manager, show, (6, 1, 12000, 2000)))
     next_offset = int(run.out.split("next offset ")[1].split(";")[0])
 
     # From a time, or an offset: the live tables plus what is logged since.
@@ -171,17 +171,17 @@ async def test_replay_gives_the_same_figures_as_live(system, bus, manager, custo
     await bus.publish(late.held(), late.sold())
     run = await tool(system, "replay", "--since", since.isoformat())
     assert run.code == 0 and "replayed" in run.out, run.err
-    await eventually(lambda: _exact(manager, show, (7, 1, 14000, 2000)))
+    await eventually(lambda: exact(manager, show, (7, 1, 14000, 2000)))
     run = await tool(system, "replay", "--offset", str(next_offset - 3))
     assert run.code == 0, run.err
     first = int(run.out.split("from offset ")[1].split(":")[0])
     assert next_offset - 3 <= first < next_offset + 5  # markers take offsets too
-    await _exact(manager, show, (7, 1, 14000, 2000))
+    await exact(manager, show, (7, 1, 14000, 2000))
     stopped = int(run.out.split("next offset ")[1].split(";")[0])
     run = await tool(system, "replay", "--resume")  # from where the last one stopped
     assert run.code == 0, run.err
     assert "replayed 0 logged events" in run.out or f"from offset {stopped}" in run.out, run.out
-    await _exact(manager, show, (7, 1, 14000, 2000))
+    await exact(manager, show, (7, 1, 14000, 2000))
     assert (await tool(system, "replay", "--offset", "x")).code == 2
 
 
@@ -190,7 +190,7 @@ async def test_reconcile_prints_every_difference(system, bus, manager, customer)
     show = Show(price=1500)
     sale = Sale(show, customer.user["id"], [(2, 4), (2, 5)])
     await bus.publish(*show.catalogue(), sale.held(), sale.sold())
-    await eventually(lambda: _exact(manager, show, (2, 0, 3000, 0)))
+    await eventually(lambda: exact(manager, show, (2, 0, 3000, 0)))
     run = await tool(system, "reconcile", "--wait", "0")
     assert run.code == 1, run.err
     assert (f"schedule {show.schedule_id}: not in ticket_svc's ledger (box office: "

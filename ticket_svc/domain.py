@@ -1,14 +1,75 @@
-"""ticket_svc's rules, without I/O: when sales and refunds are open, seat keys and prices."""
+"""ticket_svc's rules, without I/O: when sales and refunds are open, seat keys and prices, and
+the lifecycle of a hold and of a ticket.
+
+A hold (a reservation) is ``held`` until it is paid, expires or is cancelled, and never held
+again; a sold ticket may be refunded, and that is its end::
+
+    held ──▶ paid | expired | cancelled          sold ──▶ refunded
+
+The SQL of ``ticket_svc.queries`` is built from the names and predicates here, so the rule
+and the statements that apply it cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from messages import errors
 from messages.contracts.ticket import Seat
 
 SCHEDULED = "scheduled"
 
+# -- the hold's lifecycle ----------------------------------------------------------------------
+
+HELD, PAID, EXPIRED, CANCELLED = "held", "paid", "expired", "cancelled"
+SOLD, REFUNDED = "sold", "refunded"
+
+HOLD_TRANSITIONS: dict[str, frozenset[str]] = {
+    HELD: frozenset({PAID, EXPIRED, CANCELLED}), PAID: frozenset(), EXPIRED: frozenset(),
+    CANCELLED: frozenset()}
+TICKET_TRANSITIONS: dict[str, frozenset[str]] = {SOLD: frozenset({REFUNDED}),
+                                                 REFUNDED: frozenset()}
+
+
+def hold_may_become(status: str, new_status: str) -> bool:
+    """held → paid | expired | cancelled; an ended hold never changes again."""
+    return new_status in HOLD_TRANSITIONS.get(status, frozenset())
+
+
+def ticket_may_become(status: str, new_status: str) -> bool:
+    """sold → refunded, once."""
+    return new_status in TICKET_TRANSITIONS.get(status, frozenset())
+
+
+def hold_expires_at(held_at: datetime, hold_seconds: float) -> datetime:
+    """An unpaid hold lasts ``hold_seconds`` (``TTMS_HOLD_SECONDS``) from when it was made."""
+    return held_at + timedelta(seconds=hold_seconds)
+
+
+def hold_is_due(expires_at: datetime, now: datetime) -> bool:
+    """Due from its expiry time on: it may no longer be paid, and is released."""
+    return expires_at <= now
+
+
+def hold_is_due_sql(now: str = ":now") -> str:
+    """``hold_is_due`` as a SQL predicate over ``reservations.expires_at``."""
+    return f"expires_at <= {now}"
+
+
+def still_held_sql() -> str:
+    """A hold that may still change: the condition of every UPDATE that ends one."""
+    return f"status = '{HELD}'"
+
+
+def set_hold_status(new_status: str) -> str:
+    """The SET of an UPDATE ending a hold, refusing at build time a transition not above."""
+    if not hold_may_become(HELD, new_status):
+        raise ValueError(f"a hold cannot become {new_status}")
+    return f"status = '{new_status}'"
+
+
+# -- sales and refunds -------------------------------------------------------------------------
 
 def check_sales_open(status: str, starts_at: datetime, now: datetime,
                      cutoff_minutes: int) -> None:
@@ -31,9 +92,23 @@ def seat_keys(seats: list[Seat]) -> list[tuple[int, int]]:
     return sorted({(s.row, s.col) for s in seats})
 
 
-def seats_sql(keys: list[tuple[int, int]]) -> str:
-    """``((seat_row = r AND seat_col = c) OR …)``: the seats by full primary key. Not the row
-    constructor ``(seat_row, seat_col) IN ((r, c))``: with a single pair MariaDB 10.11 reads
-    (and under REPEATABLE READ locks) every seat of the show. The values are validated ints."""
-    return "(" + " OR ".join(f"(seat_row = {int(r)} AND seat_col = {int(c)})"
-                             for r, c in keys) + ")"
+NOTHING_HELD = "some of the seats are not available; nothing was held"
+
+
+def seats_not_available(found: dict[tuple[int, int], str | None],
+                        keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The requested seats that are not available, as the contract's ``errors``."""
+    details = []
+    for r, col in keys:
+        status = found.get((r, col), "not a seat")
+        if status == "unavailable":
+            status = "not a seat"
+        if status != "available":
+            details.append({"loc": ["body", "seats", {"row": r, "col": col}],
+                            "msg": f"row {r} col {col}: {status}"})
+    return details
+
+
+def seats_unavailable(details: list[dict[str, Any]]) -> errors.SeatUnavailable:
+    """The one refusal of a hold that cannot have every seat it asked for."""
+    return errors.SeatUnavailable(NOTHING_HELD, details=details)

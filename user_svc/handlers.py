@@ -14,8 +14,8 @@ from messages.contracts import user as c
 from messages.contracts.base import Caller, Page, Role, utcnow
 from messages.db import Tx, as_utc, to_db
 from messages.service import App, Context, Handlers
-from user_svc.domain import Passwords
 from user_svc.hashing import HashingGate, cores
+from user_svc.passwords import Passwords
 from user_svc.tables import users
 
 log = logging.getLogger("ttms.user")
@@ -102,7 +102,7 @@ async def register(cmd: c.Register, ctx: Context) -> c.User:
 
 @handlers.command(c.CreateUser)
 async def create_user(cmd: c.CreateUser, ctx: Context) -> c.User:
-    _require_admin(ctx.caller)
+    ctx.caller.require(Role.admin)
     return await _create(ctx, cmd.username, cmd.password, cmd.role, cmd.email)
 
 
@@ -145,7 +145,7 @@ async def _rehash(ctx: Context, row, password: str) -> None:
 @handlers.command(c.GetUser)
 async def get_user(cmd: c.GetUser, ctx: Context) -> c.User:
     if ctx.caller.user_id != cmd.id:
-        _require_admin(ctx.caller)
+        ctx.caller.require(Role.admin)
     async with ctx.app.db.transaction() as tx:
         return to_user(await _load(tx, cmd.id))
 
@@ -153,7 +153,7 @@ async def get_user(cmd: c.GetUser, ctx: Context) -> c.User:
 @handlers.command(c.UpdateMe)
 async def update_me(cmd: c.UpdateMe, ctx: Context) -> c.User:
     async with ctx.app.db.transaction() as tx:
-        await _load(tx, _self(ctx.caller), lock=True)
+        await _load(tx, ctx.caller.require_signed_in(), lock=True)
         await tx.execute(users.update().where(users.c.id == ctx.caller.user_id)
                          .values(email=cmd.email))
         user = to_user(await _load(tx, ctx.caller.user_id))
@@ -165,7 +165,7 @@ async def update_me(cmd: c.UpdateMe, ctx: Context) -> c.User:
 async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
     async with ctx.app.db.read() as conn:
         row = (await conn.execute(select(users).where(
-            users.c.id == _self(ctx.caller), users.c.deleted_at.is_(None)))).first()
+            users.c.id == ctx.caller.require_signed_in(), users.c.deleted_at.is_(None)))).first()
     if row is None:
         raise errors.NotFound("no such user")
     hasher = passwords(ctx.app)
@@ -194,14 +194,14 @@ async def find_customer(cmd: c.FindCustomer, ctx: Context) -> c.User:
 
 @handlers.command(c.ListUsers)
 async def list_users(cmd: c.ListUsers, ctx: Context) -> Page[c.User]:
-    _require_admin(ctx.caller)
+    ctx.caller.require(Role.admin)
     return await ctx.app.db.page(select(users), users, [users.c.deleted_at.is_(None)],
                                  [users.c.id], cmd, to_user)
 
 
 @handlers.command(c.UpdateUser)
 async def update_user(cmd: c.UpdateUser, ctx: Context) -> c.User:
-    _require_admin(ctx.caller)
+    ctx.caller.require(Role.admin)
     changes = cmd.model_dump(exclude_unset=True, exclude={"id"})
     if cmd.id == ctx.caller.user_id and (changes.get("disabled") or
                                          changes.get("role", Role.admin) != Role.admin):
@@ -225,7 +225,7 @@ async def update_user(cmd: c.UpdateUser, ctx: Context) -> c.User:
 
 @handlers.command(c.DeleteUser)
 async def delete_user(cmd: c.DeleteUser, ctx: Context) -> None:
-    _require_admin(ctx.caller)
+    ctx.caller.require(Role.admin)
     if cmd.id == ctx.caller.user_id:
         raise errors.Conflict("an admin cannot delete their own account")
     async with ctx.app.db.transaction() as tx:
@@ -286,14 +286,3 @@ async def bootstrap_admin(app: App) -> None:
 def _emit_access(tx: Tx, row) -> None:
     tx.emit(c.AccessChanged(user_id=row.id, token_version=row.token_version,
                             active=not row.disabled and row.deleted_at is None))
-
-
-def _require_admin(caller: Caller) -> None:
-    if not caller.at_least(Role.admin):
-        raise errors.Forbidden("only an admin may do this")
-
-
-def _self(caller: Caller) -> int:
-    if caller.user_id is None:
-        raise errors.Unauthorized("sign in first")
-    return caller.user_id

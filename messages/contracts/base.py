@@ -18,6 +18,8 @@ from pydantic import (
     StrictBool,
 )
 
+from messages import errors
+
 COMMANDS: dict[str, type[Command]] = {}
 EVENTS: dict[str, type[Event]] = {}
 
@@ -111,6 +113,29 @@ class Caller(Strict):
 
     def owns_or_at_least(self, owner_id: int, role: Role) -> bool:
         return (self.user_id is not None and self.user_id == owner_id) or self.at_least(role)
+
+    # The caller checks every service makes, each with its one answer.
+
+    def require_signed_in(self) -> int:
+        """The caller's user id; 401 for an anonymous caller."""
+        if self.user_id is None:
+            raise errors.Unauthorized("sign in first")
+        return self.user_id
+
+    def require(self, role: Role) -> None:
+        """403 unless the caller has ``role`` or a higher one."""
+        if not self.at_least(role):
+            raise errors.Forbidden(_NEEDS.get(role, f"this needs the {role} role"))
+
+    def require_owner_or(self, owner_id: int, role: Role, what: str) -> None:
+        """403 unless the caller owns the thing (``what``) or has ``role`` or a higher one."""
+        if not self.owns_or_at_least(owner_id, role):
+            raise errors.Forbidden(f"only its owner or box-office staff may use this {what}")
+
+
+_NEEDS = {"manager": "this needs the manager role", "admin": "only an admin may do this"}
+# Who a service is when it calls another service on its own behalf (no user): anonymous.
+SERVICE_CALLER = Caller()
 
 
 class Command(Strict):

@@ -5,9 +5,11 @@ process group with its log in `<run_dir>/logs/<name>.log` and its pid in `<run_d
 and returns once the gateway's /readyz answers 200. `down` stops exactly what the pid files name.
 `deps` makes sure the local RabbitMQ and MariaDB answer, installing them on Debian if need be.
 
-    python -m messages.launcher up|down|status|logs|deps [--run-dir DIR]
+    python3 -m launcher up|down|status|logs|deps [--run-dir DIR]
 
-Standard library only: `make` runs `deps` with the system python3, before the venv exists.
+Standard library only, and it imports nothing of TTMS: `make` runs `deps` with the system
+python3, before the venv exists (tests/test_tools.py checks it). Tooling, like `bench/` and
+`chaos/`; it lives beside them.
 The test suite imports `up`, `down`, `start_one` and `kill_one` to run its own deployment.
 """
 
@@ -28,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUN_DIR = ROOT / "run"
-# Gateway last: it is the one that reports ready, and it needs the services behind it.
+# Gateway last: it is the one that reports ready, and it needs the services behind it. A copy
+# of messages.settings.SERVICES (that module needs the venv); tests/test_compose.py compares.
 SERVICES = ("user_svc", "studio_svc", "play_svc", "ticket_svc", "order_svc", "gateway")
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 DEPS_WAIT = 60.0
@@ -376,7 +379,7 @@ def _wait_port(what: str, port: int, timeout: float, fail: bool = True) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m messages.launcher", description=__doc__.split("\n")[0]
+        prog="python3 -m launcher", description=__doc__.split("\n")[0]
     )
     parser.add_argument("command", choices=["up", "down", "status", "logs", "deps"])
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="%(default)s")
@@ -408,6 +411,3 @@ def run(command: str, run_dir: Path, timeout: float) -> None:
     elif command == "deps":
         ensure_deps()
 
-
-if __name__ == "__main__":
-    sys.exit(main())

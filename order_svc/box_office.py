@@ -1,0 +1,100 @@
+"""Box office: sales and refunds summed per show of a play, or grouped by play, studio or
+day, from the ``sales`` rows (every sale counts as sold, a refunded one also as refunded)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, literal_column, select
+
+from messages import errors
+from messages.contracts import order as c
+from messages.db import as_utc
+from messages.service import App
+from order_svc import domain
+from order_svc.tables import plays, sales, shows, studios
+
+
+def sale_figures(*group: Any) -> tuple[Any, ...]:
+    """Columns of the figures of a group of sale rows: sold, refunded_n, gross,
+    refunded_money (every sale counts as sold, a refunded one also as refunded)."""
+    refunded_money = func.sum(case((sales.c.refunded.is_(True), sales.c.price), else_=0))
+    return (*group,
+            func.count().label("sold"),
+            func.sum(case((sales.c.refunded.is_(True), 1), else_=0)).label("refunded_n"),
+            func.sum(sales.c.price).label("gross"),
+            refunded_money.label("refunded_money"))
+
+
+async def play(app: App, cmd: c.GetPlayBoxOffice) -> c.PlayBoxOffice:
+    async with app.db.read() as conn:
+        play = (await conn.execute(select(plays.c.name).where(plays.c.id == cmd.id))).first()
+        show_rows = (await conn.execute(select(shows).where(shows.c.play_id == cmd.id))).all()
+        figure_rows = (await conn.execute(
+            select(*sale_figures(sales.c.schedule_id,
+                                 func.max(sales.c.studio_id).label("studio")))
+            .where(sales.c.play_id == cmd.id).group_by(sales.c.schedule_id))).all()
+    if play is None and not show_rows and not figure_rows:
+        raise errors.NotFound("no such play")
+    known = {r.id: r for r in show_rows}
+    figures = {r.schedule_id: r for r in figure_rows}
+    lines = []
+    for schedule_id in known.keys() | figures.keys():
+        show, fig = known.get(schedule_id), figures.get(schedule_id)
+        sold, refunded_n = (fig.sold, int(fig.refunded_n)) if fig else (0, 0)
+        gross, refunded = (int(fig.gross), int(fig.refunded_money)) if fig else (0, 0)
+        lines.append(c.ShowFigures(
+            schedule_id=schedule_id,
+            starts_at=as_utc(show.starts_at) if show else None,
+            studio_id=(show.studio_id if show and show.studio_id else
+                       (fig.studio if fig else None)),
+            sold=sold, refunded=refunded_n, net=gross - refunded,
+            occupancy=domain.occupancy(sold, refunded_n, show.seat_count if show else None)))
+    lines.sort(key=lambda s: (s.starts_at or datetime.max.replace(tzinfo=UTC), s.schedule_id))
+    gross = sum(int(f.gross) for f in figure_rows)
+    refunded = sum(int(f.refunded_money) for f in figure_rows)
+    return c.PlayBoxOffice(
+        play_id=cmd.id, play_name=play.name if play else None,
+        tickets_sold=sum(f.sold for f in figure_rows),
+        tickets_refunded=sum(int(f.refunded_n) for f in figure_rows),
+        gross=gross, refunded=refunded, net=gross - refunded, schedules=lines)
+
+
+async def report(app: App, cmd: c.GetBoxOffice) -> c.BoxOfficeReport:
+    start, end = getattr(cmd, "from"), cmd.to
+    if start is not None and end is not None and start > end:
+        raise errors.ValidationFailed("`from` is after `to`", [
+            {"loc": ["query", "from"], "msg": "must not be after `to`"}])
+    source = sales.outerjoin(shows, shows.c.id == sales.c.schedule_id)
+    where = []
+    if start is not None:
+        where.append(shows.c.starts_at >= datetime.combine(start, time()))
+    if end is not None:
+        where.append(shows.c.starts_at < datetime.combine(end + timedelta(days=1), time()))
+    if cmd.group_by == c.GroupBy.play:
+        key = sales.c.play_id
+        source = source.outerjoin(plays, plays.c.id == sales.c.play_id)
+        label = func.max(plays.c.name)
+    elif cmd.group_by == c.GroupBy.studio:
+        key = func.coalesce(sales.c.studio_id, shows.c.studio_id)
+        source = source.outerjoin(studios, studios.c.id == key)
+        label = func.max(studios.c.name)
+    else:
+        key = func.date(shows.c.starts_at)
+        label = literal_column("NULL")
+    async with app.db.read() as conn:
+        rows = (await conn.execute(
+            select(*sale_figures(key.label("key"), label.label("label"))).select_from(source)
+            .where(*where).group_by(key).order_by(key))).all()
+    items = []
+    for row in rows:
+        row_key = row.key.isoformat() if hasattr(row.key, "isoformat") else row.key
+        if row_key is None:
+            row_key = "unknown"
+        gross, refunded = int(row.gross), int(row.refunded_money)
+        items.append(c.BoxOfficeLine(
+            key=row_key, label=row.label if cmd.group_by != c.GroupBy.day else str(row_key),
+            tickets_sold=row.sold, tickets_refunded=int(row.refunded_n), gross=gross,
+            refunded=refunded, net=gross - refunded))
+    return c.BoxOfficeReport(items=items)

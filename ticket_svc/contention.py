@@ -1,0 +1,124 @@
+"""Holds that compete inside one ticket_svc process: same-seat turns and shared early reads.
+
+Neither decides a seat (the database does, in ``ticket_svc.holds``); both only spare the
+database work whose outcome is already known. Their state lives in ``ticket_svc.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from messages.service import App
+from ticket_svc import domain
+from ticket_svc.queries import seats_sql
+
+
+class Background:
+    """Tasks a command starts and does not wait for (they must not be garbage-collected
+    while they run)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Future] = set()
+
+    def start(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+class Turn:
+    __slots__ = ("won",)
+
+    def __init__(self) -> None:
+        self.won = False
+
+
+class SeatTurns:
+    """Holds in this process that want a same seat of a show go to the database one at a
+    time. When a seat comes free in a rush, every hold that read it free at that moment
+    would open a transaction only to lose it; instead the first goes and the others wait for
+    its outcome: refused at once if it won (the seat is held: a fact, not a guess), on in
+    turn if it did not. Holds in other processes are not seen here: between them, the
+    database decides, as always."""
+
+    def __init__(self) -> None:
+        self._turns: dict[tuple[int, int, int], asyncio.Future] = {}
+
+    def __len__(self) -> int:
+        """Seats with a hold in its turn now."""
+        return len(self._turns)
+
+    @asynccontextmanager
+    async def turn(self, schedule_id: int, keys: list[tuple[int, int]]):
+        while pending := {f for k in keys if (f := self._turns.get((schedule_id, *k)))}:
+            for future in pending:
+                won = await asyncio.shield(future)
+                taken = [k for k in keys if k in won]
+                if taken:
+                    raise domain.seats_unavailable(
+                        [{"loc": ["body", "seats", {"row": r, "col": col}],
+                          "msg": f"row {r} col {col}: held"} for r, col in taken])
+        mine = asyncio.get_running_loop().create_future()
+        for k in keys:
+            self._turns[(schedule_id, *k)] = mine
+        turn = Turn()
+        try:
+            yield turn
+        finally:
+            for k in keys:
+                if self._turns.get((schedule_id, *k)) is mine:
+                    del self._turns[(schedule_id, *k)]
+            mine.set_result(frozenset(keys) if turn.won else frozenset())
+
+
+class SeatReads:
+    """Coalesces the early reads of holds: the holds of one show that start in the same
+    event-loop turn (those of one batched RPC message, or of messages read together) share
+    one query for the union of their seats, made on the next turn. A rush of many buyers on a
+    few seats then costs one round trip per batch instead of one per buyer. The answer is a
+    read of committed rows, exactly as one query per hold would give."""
+
+    MAX_KEYS = 400  # seats per query; beyond it the next holds start another query
+
+    def __init__(self, background: Background) -> None:
+        self._open: dict[int, tuple[set[tuple[int, int]], asyncio.Future]] = {}
+        self._background = background
+
+    def look(self, app: App, schedule_id: int, keys: list[tuple[int, int]]) -> asyncio.Future:
+        """(show status and start, or None if unknown) and {(row, col): seat status}."""
+        batch = self._open.get(schedule_id)
+        if batch is None or len(batch[0]) + len(keys) > self.MAX_KEYS:
+            loop = asyncio.get_running_loop()
+            batch = self._open[schedule_id] = (set(), loop.create_future())
+            loop.call_soon(self._start, app, schedule_id, batch)
+        batch[0].update(keys)
+        # shield: a waiter that is cancelled must not cancel the read for the others
+        return asyncio.shield(batch[1])
+
+    def _start(self, app: App, schedule_id: int, batch) -> None:
+        if self._open.get(schedule_id) is batch:
+            del self._open[schedule_id]
+        self._background.start(self._read(app, schedule_id, batch))
+
+    @staticmethod
+    async def _read(app: App, schedule_id: int, batch) -> None:
+        keys, future = batch
+        try:
+            rows = await app.db.fetch(
+                "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status "
+                "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND "
+                + seats_sql(sorted(keys)) + " WHERE sc.id = %s", (schedule_id,))
+        except Exception as exc:  # noqa: BLE001 - each waiting hold gets the failure
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result((rows[0][:2], {(r[2], r[3]): r[4] for r in rows}) if rows
+                              else (None, {}))

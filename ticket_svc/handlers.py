@@ -9,6 +9,7 @@ named for its mechanism:
 - ``payments``: pay, cancel, release, refund, a cancelled show;
 - ``expiry``: the delay queue, the memory of ended holds, expire, the sweep;
 - ``idempotency``: Idempotency-Keys (take, record, forget, purge);
+- ``versions``: each show's seat-map version, raised with every change of its seats;
 - ``state``: what one process keeps between commands (``app.state``).
 """
 
@@ -67,6 +68,11 @@ async def seats_for_sale(cmd: c.GetSeats, ctx: Context) -> dict[str, Any]:
     return await inventory.seat_map(ctx.app, cmd.id)
 
 
+@handlers.command(c.GetSeatSnapshot)
+async def seat_snapshot(cmd: c.GetSeatSnapshot, ctx: Context) -> c.SeatSnapshot:
+    return await inventory.snapshot(ctx.app, cmd.id)
+
+
 # -- hold, pay, cancel -------------------------------------------------------------------------
 
 @handlers.command(c.Hold)
@@ -109,9 +115,10 @@ async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
 
 
 @handlers.command(c.CancelReservation)
-async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> None:
-    await payments.cancel(cmd, ctx)
+async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> dict[str, Any]:
+    changed = await payments.cancel(cmd, ctx)
     ctx.app.state.ended.add(cmd.id)  # cancelled now, or had already ended: not held, for good
+    return changed  # the show and its seat-map version, for the gateway's read-your-writes
 
 
 # -- tickets and refunds -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from messages.contracts import user as u
 from messages.contracts.base import Caller, utcnow
 from messages.db import as_utc, retry_deadlocks, to_db
 from messages.service import App
-from ticket_svc import domain, expiry, inventory, queries
+from ticket_svc import domain, expiry, inventory, queries, versions
 from ticket_svc.idempotency import Key, rolled_back
 
 ATTEMPTS = 4  # a show fetched, an edit waited for, then the hold, with room for one more
@@ -145,19 +145,28 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             f"UPDATE seats SET status = '{domain.HELD}', reservation_id = LAST_INSERT_ID() "
             "WHERE schedule_id = :sid AND " + queries.seats_sql(keys)
             + " AND status = 'available'"), {"sid": show.id})
-        reservation_id = (await tx.execute("SELECT LAST_INSERT_ID()")).scalar()
+        # The show's seat-map version, raised last (``ticket_svc.versions``), read with
+        # the reservation's id in the same round trip.
+        tx.later(versions.RAISE, {"sid": show.id, "n": 1})
+        got = (await tx.execute(
+            "SELECT LAST_INSERT_ID(), (SELECT version FROM seat_versions "
+            f"WHERE schedule_id = {int(show.id)})")).first()
+        reservation_id = got[0]
         if claimed.rowcount != len(keys):
             raise _NotAllAvailable
+        seats_version = int(got[1]) if got[1] is not None else \
+            await versions.raise_version(tx, show.id)
         reservation = c.Reservation(
             id=reservation_id, schedule_id=show.id, user_id=buyer,
             seats=[c.PricedSeat(**s) for s in seats], total=total,
             currency=settings.currency, status=c.ReservationStatus.held,
-            expires_at=expires_at, created_at=now)
+            expires_at=expires_at, created_at=now, seats_version=seats_version)
         tx.emit(c.TicketHeld(
             reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
             play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
             starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
-            currency=settings.currency, expires_at=expires_at, created_at=now))
+            currency=settings.currency, expires_at=expires_at, created_at=now,
+            seats_version=seats_version))
         if idem is not None:
             idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation

@@ -4,18 +4,21 @@ Ownership ("owner or clerk+") is checked by ticket_svc, which knows the owner: a
 reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 """
 
+from gateway import seatmaps
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
 from messages.contracts.base import Page
 
 TAG = "Seats for sale, holds, tickets"
+SEAT_WRITE = {"seat_write": True}  # the answer's seats_version feeds read-your-writes
 
 ROUTES = [
-    # The most-read page of an on-sale rush: one answer per show is shared for 0.25 s.
+    # The most-read page of an on-sale rush: answered from the gateway's memory (seatmaps).
     Route("GET", "/schedules/{id}/seats", c.GetSeats, Who.anyone,
-          "A show's seats with their status and price (may be up to 0.25 s old; a hold is "
-          "always decided against the live seats)", TAG, response=c.SeatsForSale,
-          cache_seconds=0.25),
+          "A show's seats with their status, price and seat-map version, from the gateway's "
+          "live copy (never older than your own last write through it); `ETag` from the "
+          "version (304 to `If-None-Match`), gzip when asked", TAG, response=c.SeatsForSale,
+          extra={"local": seatmaps.seat_map}),
     Route("POST", "/reservations", c.Hold, Who.signed_in,
           "Hold 1..10 seats of a show, all or nothing (clerks: customer_id sells on a "
           "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,
@@ -27,7 +30,7 @@ ROUTES = [
                 "a seat nothing is held: "
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
                 "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`.",
-          links=(("GET /orders/{id}", "$response.body#/id"),)),
+          links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),
     Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,
@@ -36,13 +39,14 @@ ROUTES = [
           rules="An `Idempotency-Key` already used with a different request (another "
                 "reservation, body or route) is 422 `idempotency_key_reused`.",
           links=(("POST /tickets/{id}/refund", "$response.body#/tickets/0/id"),
-                 ("GET /reservations/{id}", "$response.body#/id"))),
+                 ("GET /reservations/{id}", "$response.body#/id")), extra=SEAT_WRITE),
     Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,
-          "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204),
+          "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204,
+          extra=SEAT_WRITE),
     Route("GET", "/tickets", c.ListTickets, Who.signed_in,
           "Tickets: your own; clerks and above may pass ?user_id= and ?schedule_id=", TAG,
           query=c.TicketQuery, response=Page[c.Ticket]),
     Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
           "Refund a ticket until the show starts (owner or clerk+)", TAG,
-          response=c.Ticket),
+          response=c.Ticket, extra=SEAT_WRITE),
 ]

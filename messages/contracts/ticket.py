@@ -66,6 +66,24 @@ class SeatsForSale(BaseModel):
     cols: int
     available: int
     seats: list[SeatForSale]
+    # The show's seat-map version this answer shows (raised by every change of its seats);
+    # the ETag is made from it.
+    version: int = 0
+
+
+SEAT_CODES = {"a": "available", "h": "held", "s": "sold", "x": "unavailable"}
+
+
+class SeatSnapshot(BaseModel):
+    """``ticket.seat_snapshot``: a show's seats at one version, one character per position,
+    row by row (``SEAT_CODES``; ``-`` where the seat map has no position)."""
+
+    schedule_id: int
+    rows: int
+    cols: int
+    price: int
+    version: int
+    codes: str
 
 
 class Ticket(BaseModel):
@@ -79,6 +97,7 @@ class Ticket(BaseModel):
     status: TicketStatus
     sold_at: UtcDatetime
     refunded_at: UtcDatetime | None = None
+    seats_version: int | None = None  # as in Reservation
 
 
 class Reservation(BaseModel):
@@ -93,6 +112,9 @@ class Reservation(BaseModel):
     created_at: UtcDatetime
     paid_at: UtcDatetime | None = None
     tickets: list[Ticket] = []  # filled once paid
+    # The show's seat-map version after this change (absent when nothing changed now):
+    # the gateway's next seat map of the show is at least this new (read your writes).
+    seats_version: int | None = None
 
 
 class SalesActivityLine(BaseModel):
@@ -150,6 +172,12 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
 # -- commands ------------------------------------------------------------------------------
 
 class GetSeats(Command, name="ticket.seats"):
+    id: int  # schedule id
+
+
+class GetSeatSnapshot(Command, name="ticket.seat_snapshot"):
+    """The gateway's seat maps start from this (then follow the ``ticket.*`` events)."""
+
     id: int  # schedule id
 
 
@@ -220,6 +248,9 @@ class TicketHeld(Event, type="ticket.held"):
     currency: str
     expires_at: UtcDatetime
     created_at: UtcDatetime
+    # The show's seat-map version this change made (``ticket_svc.versions``); every ticket.*
+    # event has one (None only from a ticket_svc older than it). Its seats: ``seats`` here.
+    seats_version: int | None = None
 
 
 class TicketSold(Event, type="ticket.sold"):
@@ -234,6 +265,7 @@ class TicketSold(Event, type="ticket.sold"):
     total: int
     currency: str
     paid_at: UtcDatetime
+    seats_version: int | None = None  # its seats: those of ``tickets``
 
 
 class TicketReleased(Event, type="ticket.released"):
@@ -246,6 +278,16 @@ class TicketReleased(Event, type="ticket.released"):
     seats: list[PricedSeat]
     reason: Literal["expired", "cancelled", "show_cancelled"]
     released_at: UtcDatetime
+    seats_version: int | None = None  # its seats: ``seats``
+
+
+class TicketShowChanged(Event, type="ticket.show_changed"):
+    """ticket_svc took an edit of the show (its price may be new): a new seat-map version
+    with no seat changed. For the gateway's seat maps."""
+
+    schedule_id: int
+    price: int
+    seats_version: int
 
 
 class TicketRefunded(Event, type="ticket.refunded"):
@@ -263,3 +305,4 @@ class TicketRefunded(Event, type="ticket.refunded"):
     currency: str
     reason: Literal["requested", "show_cancelled"]
     refunded_at: UtcDatetime
+    seats_version: int | None = None  # its seat: ``row``, ``col``

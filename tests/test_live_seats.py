@@ -226,3 +226,153 @@ async def ticket_rows(system, show: dict) -> tuple[int, dict[tuple[int, int], st
     finally:
         await engine.dispose()
     return version, rows
+
+
+# -- the stream -----------------------------------------------------------------------------
+
+class Stream:
+    """A Server-Sent Events reader: ``next()`` is the next event as (kind, id, data)."""
+
+    def __init__(self, response) -> None:
+        self.response = response
+
+    async def next(self, timeout: float = 5.0) -> tuple[str, int, dict]:
+        kind, ident, data = "message", None, None
+        while True:
+            line = (await asyncio.wait_for(self.response.content.readline(), timeout)).decode()
+            assert line, "the stream ended"
+            line = line.rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if not line:
+                if data is not None:
+                    return kind, ident, data
+                continue
+            field, _, value = line.partition(": ")
+            if field == "event":
+                kind = value
+            elif field == "id":
+                ident = int(value)
+            elif field == "data":
+                data = orjson.loads(value)
+
+
+async def open_stream(client, show: dict, last_id: int | None = None):
+    headers = {"Accept": "text/event-stream"}
+    if last_id is not None:
+        headers["Last-Event-ID"] = str(last_id)
+    response = await client.session.get(
+        f"{client.base}/api/v1/schedules/{show['id']}/seats/stream", headers=headers,
+        timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    return response, Stream(response)
+
+
+async def test_a_watcher_sees_a_hold_within_a_second(api, manager, customer):
+    show = await make_show(manager, rows=4, cols=5)
+    response, stream = await open_stream(api, show)
+    try:
+        kind, version, snap = await stream.next()
+        assert kind == "snapshot" and version == snap["version"] == 0
+        assert {(s["row"], s["col"]) for s in snap["seats"]} >= {(1, 1), (4, 5)}
+        held = await hold(customer, show, (2, 2), (2, 3))
+        answered = time.monotonic()
+        assert held.status == 201, held.body
+        kind, version, changes = await stream.next()
+        seen = time.monotonic() - answered
+        assert kind == "changes" and version == changes["version"] == 1
+        assert sorted((s["row"], s["col"], s["status"]) for s in changes["seats"]) == [
+            (2, 2, "held"), (2, 3, "held")]
+        assert seen <= 1.0 + 1.0, seen  # the goal is 1 s; a margin for a busy host
+    finally:
+        response.close()
+
+
+async def test_last_event_id_resumes_with_exactly_the_missed_changes(api, manager, customer):
+    show = await make_show(manager, rows=3, cols=3)
+    response, stream = await open_stream(api, show)
+    kind, version, _ = await stream.next()
+    assert kind == "snapshot"
+    response.close()  # the page goes away; meanwhile three changes
+    first = await hold(customer, show, (1, 1))
+    second = await hold(customer, show, (3, 3))
+    assert first.status == second.status == 201
+    assert (await customer.delete(f"/reservations/{first.body['id']}")).status == 204
+    await seat_map(api, show)  # the gateway has them (read your writes)
+    response, stream = await open_stream(api, show, last_id=version)
+    try:
+        kind, resumed_at, changes = await stream.next()
+        assert kind == "changes" and resumed_at == version + 3
+        assert sorted((s["row"], s["col"], s["status"]) for s in changes["seats"]) == [
+            (1, 1, "available"), (3, 3, "held")]
+    finally:
+        response.close()
+    # an id the gateway cannot resume from (newer than anything it has) → a snapshot
+    response, stream = await open_stream(api, show, last_id=10**9)
+    try:
+        kind, at, snap = await stream.next()
+        assert kind == "snapshot" and at == snap["version"] == version + 3
+    finally:
+        response.close()
+
+
+async def test_without_accepting_event_stream_the_stream_is_one_snapshot(api, manager):
+    show = await make_show(manager, rows=2, cols=2)
+    answer = await api.get(f"/schedules/{show['id']}/seats/stream")  # returns: it ended
+    assert answer.status == 200 and answer.body.startswith("event: snapshot\nid: 0\n")
+
+
+async def _ready(client, proc) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if (await client.get("/readyz")).status == 200:
+                return
+        except aiohttp.ClientError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
+        await asyncio.sleep(0.3)
+
+
+def _stop(proc, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+async def test_a_gateway_restart_with_watchers_ends_with_ticket_svcs_rows(api, system, manager,
+                                                                         customer):
+    """A watcher of a gateway that restarts reconnects (as EventSource does, with its
+    Last-Event-ID) to a gateway that remembers nothing: it gets a snapshot equal to
+    ticket_svc's rows, then the changes after it."""
+    show = await make_show(manager, rows=3, cols=4)
+    port = _free_port()
+    client = Client(api.session, f"http://127.0.0.1:{port}")
+    proc, log = _start_gateway(port, system.run_dir)
+    try:
+        await _ready(client, proc)
+        response, stream = await open_stream(client, show)
+        _, version, _ = await stream.next()
+        _stop(proc, log)
+        response.close()
+        assert (await hold(customer, show, (1, 2))).status == 201  # while it is away
+        proc, log = _start_gateway(port, system.run_dir)
+        await _ready(client, proc)
+        response, stream = await open_stream(client, show, last_id=version)
+        kind, at, snap = await stream.next()
+        truth_version, truth = await ticket_rows(system, show)
+        assert kind == "snapshot" and at == truth_version
+        assert {(s["row"], s["col"]): s["status"] for s in snap["seats"]} == truth
+        assert (await hold(customer, show, (3, 4))).status == 201
+        kind, at, changes = await stream.next()
+        assert kind == "changes" and at == truth_version + 1
+        assert changes["seats"] == [{"row": 3, "col": 4, "status": "held"}]
+        response.close()
+    finally:
+        if proc.poll() is None:
+            _stop(proc, log)

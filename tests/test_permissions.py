@@ -359,6 +359,12 @@ async def _(w, caller, owner):
     return Request(f"/schedules/{w.show['id']}/seats", 200)
 
 
+@builds("GET /schedules/{id}/seats/stream")
+async def _(w, caller, owner):
+    # Without Accept: text/event-stream the answer is the snapshot event alone (it ends).
+    return Request(f"/schedules/{w.show['id']}/seats/stream", 200)
+
+
 @builds("POST /reservations")
 async def _(w, caller, owner):
     n = next(w.seats)

@@ -19,6 +19,14 @@ ROUTES = [
           "live copy (never older than your own last write through it); `ETag` from the "
           "version (304 to `If-None-Match`), gzip when asked", TAG, response=c.SeatsForSale,
           extra={"local": seatmaps.seat_map}),
+    Route("GET", "/schedules/{id}/seats/stream", c.GetSeatSnapshot, Who.anyone,
+          "A show's seat map as it changes (Server-Sent Events): a `snapshot` event, then "
+          "`changes` events `{version, seats: [{row, col, status}]}` at most every 100 ms, "
+          "each with the version as its `id`; a comment every 15 s keeps it open", TAG,
+          rules="`Last-Event-ID` (a version) resumes with the changes since when the gateway "
+                "still has them, else with a snapshot. A request whose `Accept` does not "
+                "name `text/event-stream` gets the `snapshot` event alone.",
+          extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream"}),
     Route("POST", "/reservations", c.Hold, Who.signed_in,
           "Hold 1..10 seats of a show, all or nothing (clerks: customer_id sells on a "
           "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,

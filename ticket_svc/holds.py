@@ -48,7 +48,7 @@ class _NotAllAvailable(Exception):
 async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_id: int | None,
                keys: list[tuple[int, int]], idem: Key | None) -> c.Reservation:
     if customer_id is not None:
-        await _check_customer(app, caller, customer_id)
+        await check_customer(app, caller, customer_id)
     await _refuse_early(app, schedule_id, keys)
     async with app.state.turns.turn(schedule_id, keys) as turn:
         fetched = False
@@ -75,7 +75,7 @@ async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_
     return reservation
 
 
-async def _check_customer(app: App, caller: Caller, customer_id: int) -> None:
+async def check_customer(app: App, caller: Caller, customer_id: int) -> None:
     """A box-office sale is made on an existing, enabled account. user_svc decides, with one
     RPC, made only by holds that name a ``customer_id`` (a clerk's): the others pay nothing.
     Checked when the hold is made, like the seats; an account disabled later keeps what it

@@ -87,7 +87,7 @@ async def rename_play(tx: Tx, play: p.Play) -> None:
                      {"id": play.id, "name": play.name})
 
 
-async def _seat_rows(app: App, schedule_id: int) -> list[Any]:
+async def seat_rows(app: App, schedule_id: int) -> list[Any]:
     async with app.db.read() as conn:
         rows = (await conn.execute(SEAT_MAP, {"id": schedule_id})).all()
     if not rows:
@@ -102,7 +102,7 @@ async def _seat_rows(app: App, schedule_id: int) -> list[Any]:
 async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
     """The show's seats and their version, from one statement (one consistent read): what
     the gateway's seat map of the show starts from."""
-    rows = await _seat_rows(app, schedule_id)
+    rows = await seat_rows(app, schedule_id)
     first = rows[0]
     cols = first.seat_cols
     codes = bytearray(b"-" * (first.seat_rows * cols))
@@ -118,7 +118,7 @@ async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
 
 async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
     """One query; the answer is built as plain data."""
-    rows = await _seat_rows(app, schedule_id)
+    rows = await seat_rows(app, schedule_id)
     first = rows[0]
     price = first.price
     seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status, "price": price}

@@ -28,16 +28,20 @@ ROUTES = [
                 "name `text/event-stream` gets the `snapshot` event alone.",
           extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream"}),
     Route("POST", "/reservations", c.Hold, Who.signed_in,
-          "Hold 1..10 seats of a show, all or nothing (clerks: customer_id sells on a "
-          "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,
+          "Hold 1..10 named seats of a show, or the best `quantity` available (`together`: "
+          "adjacent in one row), all or nothing (clerks: customer_id sells on a customer's "
+          "account); honours Idempotency-Key", TAG, body=c.HoldBody,
           response=c.Reservation, status=201, idempotency_key=True,
-          rules="`seats` must be distinct (422). `customer_id` is for clerks and above "
+          rules="Exactly one of `seats` and `quantity` (422 otherwise). "
+                "`seats` must be distinct (422). `customer_id` is for clerks and above "
                 "(403 otherwise) and must name an existing, enabled account (422 "
                 "`validation_error`). An `Idempotency-Key` already used with a different "
                 "request is 422 `idempotency_key_reused`. When any seat is held, sold or not "
                 "a seat nothing is held: "
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
-                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`.",
+                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`. Best available "
+                "(`quantity`) with no such seats free: 409 `seat_unavailable`, `errors: []`; "
+                "every pick lost to concurrent buyers 8 times: 409 `conflict`.",
           links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
 
@@ -144,17 +144,28 @@ class Ledger(BaseModel):
 # -- request bodies, as API.md has them ----------------------------------------------------
 
 class HoldBody(Strict):
+    """Named ``seats``, or ``quantity`` (and ``together``): ticket_svc picks the best available
+    (``ticket_svc.best``); exactly one of the two."""
+
     schedule_id: Id
-    seats: list[Seat] = Field(min_length=1, max_length=MAX_SEATS_PER_HOLD,
-                              json_schema_extra={"uniqueItems": True})  # distinct
+    seats: list[Seat] | None = Field(None, min_length=1, max_length=MAX_SEATS_PER_HOLD,
+                                     json_schema_extra={"uniqueItems": True})  # distinct
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)] | None = None
+    together: bool = True  # with quantity: adjacent in one row, nothing between them
     customer_id: Id | None = None  # clerk+ only: sell on a customer's account
 
     @field_validator("seats")
     @classmethod
-    def _distinct(cls, seats: list[Seat]) -> list[Seat]:
-        if len(seats) > 1 and len({(s.row, s.col) for s in seats}) != len(seats):
+    def _distinct(cls, seats: list[Seat] | None) -> list[Seat] | None:
+        if seats and len(seats) > 1 and len({(s.row, s.col) for s in seats}) != len(seats):
             raise ValueError("seats must be distinct")
         return seats
+
+    @model_validator(mode="after")
+    def _seats_or_quantity(self) -> HoldBody:
+        if (self.seats is None) == (self.quantity is None):
+            raise ValueError("give either seats or quantity")
+        return self
 
 
 class PayBody(Strict):

@@ -365,6 +365,11 @@ async def _(w, caller, owner):
     return Request(f"/schedules/{w.show['id']}/seats/stream", 200)
 
 
+@builds("PATCH /schedules/{id}/seat-rules")
+async def _(w, caller, owner):
+    return Request(f"/schedules/{w.show['id']}/seat-rules", 200, {"no_single_gaps": False})
+
+
 @builds("POST /reservations")
 async def _(w, caller, owner):
     n = next(w.seats)

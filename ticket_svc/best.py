@@ -6,6 +6,8 @@ the way back from the stage (row 1 is nearest the stage; the target row is
 middle from ``(cols + 1) / 2``), then the lower row, then the lower column. ``together``: the
 ``quantity`` seats are adjacent in one row with no aisle, broken seat or taken seat between
 them, ranked as a block by its middle; not together: the ``quantity`` best single seats.
+A show with ``no_single_gaps``: no choice that would leave a single seat alone
+(``domain.single_gaps``).
 
 The chosen seats are held exactly as named seats are (``ticket_svc.holds``: all or nothing,
 decided by the database). A pick that loses a race to another buyer is made again from a
@@ -101,17 +103,23 @@ async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
     for _ in range(ROUNDS):
         rows = await inventory.seat_rows(app, schedule_id)
         first = rows[0]
-        free = {(r.seat_row, r.seat_col) for r in rows if r.status == "available"}
+        status = {(r.seat_row, r.seat_col): r.status for r in rows}
+        free = {k for k, s in status.items() if s == "available"}
         claimed = app.state.turns.busy(schedule_id) | picks.taken(schedule_id)
-        keys = pick(first.seat_rows, first.seat_cols, free - claimed, quantity, together)
+        allowed = None
+        if first.no_single_gaps:
+            def allowed(keys, status=status):
+                return not domain.single_gaps(status, keys)
+        keys = pick(first.seat_rows, first.seat_cols, free - claimed, quantity, together,
+                    allowed)
         if keys is None and claimed:  # only seats others are claiming now: contend for them
-            keys = pick(first.seat_rows, first.seat_cols, free, quantity, together)
+            keys = pick(first.seat_rows, first.seat_cols, free, quantity, together, allowed)
         if keys is None:
             raise domain.seats_unavailable([])
         picks.add(schedule_id, keys)
         try:
             return await holds.hold(app, caller, schedule_id, buyer, None, keys, idem)
-        except errors.SeatUnavailable:
+        except (errors.SeatUnavailable, errors.SingleSeatGap):
             continue  # another buyer was first: the next-best block, from a fresh read
         finally:
             picks.remove(schedule_id, keys)

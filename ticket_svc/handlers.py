@@ -69,6 +69,13 @@ async def seats_for_sale(cmd: c.GetSeats, ctx: Context) -> dict[str, Any]:
     return await inventory.seat_map(ctx.app, cmd.id)
 
 
+@handlers.command(c.SetSeatRules)
+async def set_seat_rules(cmd: c.SetSeatRules, ctx: Context) -> c.SeatRules:
+    if not ctx.caller.at_least(Role.manager):
+        raise errors.Forbidden("only managers set a show's seat rules")
+    return await inventory.set_rules(ctx.app, cmd.id, cmd.no_single_gaps)
+
+
 @handlers.command(c.GetSeatSnapshot)
 async def seat_snapshot(cmd: c.GetSeatSnapshot, ctx: Context) -> c.SeatSnapshot:
     return await inventory.snapshot(ctx.app, cmd.id)

@@ -117,7 +117,7 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         tx.later(queries.SHOW_SHARED, {"id": schedule_id})
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
-            "sc.status, sc.version, sc.edit_version, s.seat_row, s.seat_col, "
+            "sc.status, sc.version, sc.edit_version, sc.no_single_gaps, s.seat_row, s.seat_col, "
             "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + queries.seats_sql(keys)
             + " WHERE sc.id = :id"), {"id": schedule_id})).all()
@@ -132,6 +132,8 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             {(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
         if taken:
             raise domain.seats_unavailable(taken)
+        if show.no_single_gaps:
+            await _refuse_single_gaps(tx, show.id, keys)
         seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
         total = show.price * len(keys)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)
@@ -170,6 +172,19 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         if idem is not None:
             idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation
+
+
+async def _refuse_single_gaps(tx, schedule_id: int, keys: list[tuple[int, int]]) -> None:
+    """The show allows no lone seat: read the hold's rows (in its transaction's snapshot) and
+    refuse if it would leave one. Two holds committing together may still leave a gap that
+    neither saw: the rule spares buyers the usual case, it does not lock whole rows."""
+    rows = sorted({r for r, _ in keys})
+    status = {(r.seat_row, r.seat_col): r.status for r in (await tx.execute(
+        "SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = "
+        f"{int(schedule_id)} AND seat_row IN ({','.join(str(int(r)) for r in rows)})")).all()}
+    lone = domain.single_gaps(status, keys)
+    if lone:
+        raise domain.single_gap_refusal(lone)
 
 
 async def _unavailable_details(app: App, schedule_id: int,

@@ -116,6 +116,20 @@ async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
                           codes=codes.decode())
 
 
+async def set_rules(app: App, schedule_id: int, no_single_gaps: bool) -> c.SeatRules:
+    """A manager's rules for holds of the show (ticket_svc's own fact about it)."""
+    for attempt in range(2):
+        async with app.db.transaction() as tx:
+            done = await tx.execute(text(
+                "UPDATE schedules SET no_single_gaps = :on WHERE id = :id"),
+                {"id": schedule_id, "on": int(no_single_gaps)})
+        if done.rowcount:
+            return c.SeatRules(schedule_id=schedule_id, no_single_gaps=no_single_gaps)
+        if attempt == 0:  # not known here yet
+            await fetch(app, schedule_id)
+    raise errors.NotFound("no such show")
+
+
 async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
     """One query; the answer is built as plain data."""
     rows = await seat_rows(app, schedule_id)

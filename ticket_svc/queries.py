@@ -31,7 +31,8 @@ def seats_sql(keys: list[tuple[int, int]]) -> str:
 
 # One statement, so one consistent read: the seats and the version they are at.
 SEAT_MAP = text(
-    "SELECT sc.seat_rows, sc.seat_cols, sc.price, COALESCE(v.version, 0) AS version, "
+    "SELECT sc.seat_rows, sc.seat_cols, sc.price, sc.no_single_gaps, "
+    "COALESCE(v.version, 0) AS version, "
     "s.seat_row, s.seat_col, s.status "
     "FROM schedules sc LEFT JOIN seat_versions v ON v.schedule_id = sc.id "
     "LEFT JOIN seats s ON s.schedule_id = sc.id "

@@ -47,6 +47,9 @@ schedules = Table(
     # version < edit_version a hold first gets the show from play_svc (see handlers).
     Column("version", Integer, nullable=False, server_default="0"),
     Column("edit_version", Integer, nullable=False, server_default="0"),
+    # 1: no hold may leave a single free seat alone (``domain.single_gaps``); a manager's
+    # choice per show (``PATCH /schedules/{id}/seat-rules``), ticket_svc's own fact.
+    Column("no_single_gaps", SmallInteger, nullable=False, server_default="0"),
     Index("ix_schedules_play", "play_id"),
 )
 

@@ -27,6 +27,10 @@ ROUTES = [
                 "still has them, else with a snapshot. A request whose `Accept` does not "
                 "name `text/event-stream` gets the `snapshot` event alone.",
           extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream"}),
+    Route("PATCH", "/schedules/{id}/seat-rules", c.SetSeatRules, Who.manager,
+          "A show's rules for holds: `no_single_gaps` refuses a hold that would leave one "
+          "seat alone (409 `single_seat_gap`)", TAG, body=c.SeatRulesBody,
+          response=c.SeatRules),
     Route("POST", "/reservations", c.Hold, Who.signed_in,
           "Hold 1..10 named seats of a show, or the best `quantity` available (`together`: "
           "adjacent in one row), all or nothing (clerks: customer_id sells on a customer's "
@@ -41,7 +45,9 @@ ROUTES = [
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
                 "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`. Best available "
                 "(`quantity`) with no such seats free: 409 `seat_unavailable`, `errors: []`; "
-                "every pick lost to concurrent buyers 8 times: 409 `conflict`.",
+                "every pick lost to concurrent buyers 8 times: 409 `conflict`. A show with "
+                "`no_single_gaps`: a hold that would leave one seat alone is 409 "
+                "`single_seat_gap`, one `errors` item per such seat.",
           links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),

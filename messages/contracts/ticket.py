@@ -168,6 +168,19 @@ class HoldBody(Strict):
         return self
 
 
+class SeatRulesBody(Strict):
+    # A hold may not leave one free seat alone between taken seats, or between a taken seat
+    # and an aisle or the row's end (409 single_seat_gap); best-available never leaves one.
+    no_single_gaps: bool
+
+
+class SeatRules(BaseModel):
+    """``PATCH /schedules/{id}/seat-rules``."""
+
+    schedule_id: int
+    no_single_gaps: bool
+
+
 class PayBody(Strict):
     payment_ref: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
@@ -183,6 +196,10 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
 # -- commands ------------------------------------------------------------------------------
 
 class GetSeats(Command, name="ticket.seats"):
+    id: int  # schedule id
+
+
+class SetSeatRules(SeatRulesBody, Command, name="ticket.set_seat_rules"):
     id: int  # schedule id
 
 

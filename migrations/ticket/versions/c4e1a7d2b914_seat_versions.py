@@ -1,4 +1,5 @@
-"""seat_versions: one counter per show, raised in the transaction of each change of its seats
+"""seat_versions: one counter per show, raised in the transaction of each change of its seats;
+schedules.no_single_gaps (a manager's rule per show: no hold may leave one seat alone)
 
 The gateway keeps each watched show's seats from a snapshot and the ``ticket.*`` events; the
 counter orders them (issue 14). A table of its own, not a column of ``schedules``: holds take
@@ -32,8 +33,11 @@ def upgrade() -> None:
     )
     op.execute("INSERT IGNORE INTO seat_versions (schedule_id, version) "
                "SELECT id, 0 FROM schedules")
+    op.add_column('schedules', sa.Column('no_single_gaps', sa.SmallInteger(),
+                                         server_default='0', nullable=False))
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_column('schedules', 'no_single_gaps')
     op.drop_table('seat_versions')

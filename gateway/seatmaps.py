@@ -193,10 +193,12 @@ class SeatMaps:
         if not isinstance(result, dict):
             return
         version = result.pop("seats_version", None)
-        if version is not None:
-            sid = result["schedule_id"]
-            if version > self.floor.get(sid, 0):
-                self.floor[sid] = version
+        sid = result.get("schedule_id")
+        # A show not in memory (nor being fetched) is read next from a snapshot taken after
+        # this write committed: nothing to remember for it (so the floors stay few).
+        if version is not None and (sid in self.shows or sid in self._fetching) \
+                and version > self.floor.get(sid, 0):
+            self.floor[sid] = version
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -94,6 +94,24 @@ class Picks:
             del self._seats[schedule_id]
 
 
+READ = ("SELECT sc.seat_rows, sc.seat_cols, sc.no_single_gaps, s.seat_row, s.seat_col, "
+        "s.status FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id "
+        "WHERE sc.id = %s")
+
+
+async def _read(app: App, schedule_id: int):
+    """The show's size, its single-gap rule and its seats, in one plain read (a hall's rows
+    through SQLAlchemy cost several times the query itself)."""
+    rows = await app.db.fetch(READ, (schedule_id,))
+    if not rows:
+        await inventory.fetch(app, schedule_id)  # its event is still on its way
+        rows = await app.db.fetch(READ, (schedule_id,))
+        if not rows:
+            raise errors.NotFound("no such show")
+    first = rows[0]
+    return first[0], first[1], first[2], {(r[3], r[4]): r[5] for r in rows if r[3] is not None}
+
+
 async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
                     customer_id: int | None, quantity: int, together: bool,
                     idem: Key | None):
@@ -101,19 +119,16 @@ async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
         await holds.check_customer(app, caller, customer_id)
     picks: Picks = app.state.picks
     for _ in range(ROUNDS):
-        rows = await inventory.seat_rows(app, schedule_id)
-        first = rows[0]
-        status = {(r.seat_row, r.seat_col): r.status for r in rows}
+        rows, cols, no_gaps, status = await _read(app, schedule_id)
         free = {k for k, s in status.items() if s == "available"}
         claimed = app.state.turns.busy(schedule_id) | picks.taken(schedule_id)
         allowed = None
-        if first.no_single_gaps:
+        if no_gaps:
             def allowed(keys, status=status):
                 return not domain.single_gaps(status, keys)
-        keys = pick(first.seat_rows, first.seat_cols, free - claimed, quantity, together,
-                    allowed)
+        keys = pick(rows, cols, free - claimed, quantity, together, allowed)
         if keys is None and claimed:  # only seats others are claiming now: contend for them
-            keys = pick(first.seat_rows, first.seat_cols, free, quantity, together, allowed)
+            keys = pick(rows, cols, free, quantity, together, allowed)
         if keys is None:
             raise domain.seats_unavailable([])
         picks.add(schedule_id, keys)

@@ -15,6 +15,11 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
   hashing is the bound; what cannot be hashed before the deadline must be refused with a fast
   503, never a 504), then at once **after-signin**, the rush again on seats of its own: it
   should run as fast as the rush before the storm (no hashing left over for gone callers);
+- best (issue 14): the rush with best-available holds (``quantity: 2, together: true``) on a
+  show of its own, beside the named-seat rush;
+- watchers (issue 14): ``--watchers`` open seat-map streams on the show while the rush runs
+  (on seats of its own); the delay from a hold's answer to its appearance in the streams, the
+  rush's rate, the gateway's memory per 1,000 watchers (``bench/watchers.py``);
 - host: a bare aiohttp JSON hello in a process of its own (``bench/hello.py``), no TTMS at
   all: how fast this host is during the run, so that runs on different days (or hours: the
   host's speed drifts) can be compared.
@@ -44,7 +49,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import invariants
+from bench import invariants, watchers
 from bench.processes import cpu_seconds, watched_processes
 
 HERE = Path(__file__).parent
@@ -107,6 +112,11 @@ async def set_up(url: str, users: int, seats: int) -> dict:
         held = await api.call("POST", "/reservations", {
             "schedule_id": show["id"], "seats": [{"row": 2, "col": 1}]}, buyer)
         await api.call("POST", f"/reservations/{held['id']}/pay", {}, buyer)
+        best_studio = await api.call("POST", "/studios", {"name": f"bench-best-{stamp}",
+                                                          "rows": 20, "cols": 30}, token)
+        best_show = await api.call("POST", "/schedules", {
+            "play_id": play["id"], "studio_id": best_studio["id"],
+            "starts_at": starts_at.isoformat()}, token)
     # Each contested scenario has its seats: a scenario ends with some of them still held or
     # sold (cut mid-cycle), which would refuse every hold of the next one.
     return {"admin_token": token, "studio_id": studio["id"], "play_id": play["id"],
@@ -114,6 +124,8 @@ async def set_up(url: str, users: int, seats: int) -> dict:
             "seats": [(1, c) for c in range(1, seats + 1)],
             "keyed_seats": [(3, c) for c in range(1, seats + 1)], "sold_seat": (2, 1),
             "after_signin_seats": [(4, c) for c in range(1, seats + 1)],
+            "watchers_seats": [(5, c) for c in range(1, seats + 1)],
+            "best_schedule_id": best_show["id"],
             "usernames": usernames, "password": "bench-password"}
 
 
@@ -136,6 +148,8 @@ SCENARIOS = {
     "browse": (None, "/api/v1/schedules/{schedule_id}/seats"),
     "ceiling": (None, "/api/v1/ping"),
     "host": (None, "/"),
+    "best": ("rush.lua", "/api/v1/reservations"),
+    "watchers": ("rush.lua", "/api/v1/reservations"),
 }
 
 
@@ -174,6 +188,10 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
     body = lua_globals(state)
     if scenario == "keyed":  # keys unique to this run: a key of an earlier run answers again
         body += f'KEYED = "{time.time_ns()}"\n'
+    if scenario == "best":  # a show of its own, every seat free for the picking
+        body += f'BEST = {state["best_schedule_id"]}\n'
+    elif scenario == "watchers":
+        state = {**state, "seats": state["watchers_seats"]}
     if script_name:
         body += (HERE / script_name).read_text()
     body += (HERE / "common.lua").read_text()
@@ -282,6 +300,40 @@ SIGNIN_HEADER = (
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 
+LIVE_HEADER = (
+    "| when (UTC) | run | host req/s | browse req/s | browse p99 ms | rush req/s | "
+    "best req/s | best p99 ms | best answers | watchers open | hold → stream p50/p99/max ms "
+    "(misses) | rush with watchers req/s | gateway KiB per 1,000 watchers | note |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def live_row(results: list[dict], stamp: str, args) -> str:
+    """Issue 14's scenarios (browse, best, watchers) beside host and rush, in one row."""
+    by = {r["scenario"]: r for r in results}
+
+    def get(name: str, what) -> str:
+        return str(what(by[name])) if name in by else "–"
+
+    def answers(r: dict) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in sorted(r["counts"].items()))
+
+    def delay(r: dict) -> str:
+        d = r["probe_delay_ms"]
+        return f"{d['p50']}/{d['p99']}/{d['max']} ({r['probe_misses']})"
+
+    return (f"| {stamp} | {args.seconds}s × c{args.connections} | "
+            f"{get('host', lambda r: r['requests_per_second'])} | "
+            f"{get('browse', lambda r: r['requests_per_second'])} | "
+            f"{get('browse', lambda r: r['p99_us'] / 1000)} | "
+            f"{get('rush', lambda r: r['requests_per_second'])} | "
+            f"{get('best', lambda r: r['requests_per_second'])} | "
+            f"{get('best', lambda r: r['p99_us'] / 1000)} | {get('best', answers)} | "
+            f"{get('watchers', lambda r: r['streams_opened'])} | {get('watchers', delay)} | "
+            f"{get('watchers', lambda r: r['requests_per_second'])} | "
+            f"{get('watchers', lambda r: r['gateway_rss_kib']['per_1000_watchers'])} | "
+            f"{args.note} |\n")
+
+
 HEADER = ("| when (UTC) | run | host req/s | rush req/s | rush p50/p99/max ms | rush non-2xx | "
           "browse req/s | ceiling req/s | rush/ceiling | invariants | note |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -302,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds, small, no results files: correctness only")
     parser.add_argument("--note", default="")
+    parser.add_argument("--watchers", type=int, default=5000,
+                        help="open streams in the watchers scenario")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
@@ -320,8 +374,18 @@ def main(argv: list[str] | None = None) -> int:
     state = asyncio.run(set_up(args.url, args.users, args.seats))
     results = []
     for scenario in scenarios:
-        result = run_wrk(args.url, scenario, state, args.seconds, args.connections,
-                         args.threads)
+        if scenario == "watchers":
+            result = asyncio.run(watchers.run(
+                args.url, state, args.watchers, args.seconds,
+                watched_processes().get("gateway", []),
+                lambda: run_wrk(args.url, "watchers", state, args.seconds, args.connections,
+                                args.threads)))
+            print(f"watchers {result['streams_opened']} streams: hold → stream "
+                  f"{result['probe_delay_ms']} ms, {result['probe_misses']} missed, gateway "
+                  f"RSS {result['gateway_rss_kib']} KiB")
+        else:
+            result = run_wrk(args.url, scenario, state, args.seconds, args.connections,
+                             args.threads)
         results.append(result)
         print(f"{scenario:8s} {result['requests_per_second']:>6} req/s  "
               f"p50 {result['p50_us'] / 1000:.1f} ms  p95 {result['p95_us'] / 1000:.1f} ms  "
@@ -342,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         text = table.read_text() if table.exists() else ""
         text = add_row(text, "Runs, with the host's own speed (the host scenario)", HEADER,
                        report_row(results, failures, stamp, args))
+        if any(r["scenario"] in ("best", "watchers") for r in results):
+            text = add_row(text, "Live seat maps: browse, best-available, watchers (issue 14)",
+                           LIVE_HEADER, live_row(results, stamp, args))
         if any(r["scenario"] == "signin" for r in results):
             text = add_row(text, "Sign-in storms, and the rush before and right after",
                            SIGNIN_HEADER, signin_row(results, failures, stamp, args))

@@ -5,7 +5,8 @@
 -- queued follow-ups go out before any new hold.
 -- Globals set by bench/__main__.py before this file: TOKENS (list), TOKEN_OF (user id →
 -- token), SCHEDULE, SEATS (list of {row, col}), id (thread number), and KEYED (a run stamp)
--- when every hold and payment carries an Idempotency-Key.
+-- when every hold and payment carries an Idempotency-Key; BEST (a show id) for best-available
+-- holds of two seats together on that show instead.
 
 counts = {}
 local queue, next_token, next_seat, sent = {}, 0, 0, 0
@@ -33,6 +34,10 @@ function request()
   next_token = next_token % #TOKENS + 1
   next_seat = next_seat % #SEATS + 1
   local seat = SEATS[next_seat]
+  if BEST ~= nil then  -- the best scenario: two seats together, ticket_svc picks them
+    return wrk.format("POST", "/api/v1/reservations", headers_for(TOKENS[next_token]),
+      string.format('{"schedule_id":%d,"quantity":2,"together":true}', BEST))
+  end
   return wrk.format("POST", "/api/v1/reservations", headers_for(TOKENS[next_token]),
     string.format('{"schedule_id":%d,"seats":[{"row":%d,"col":%d}]}', SCHEDULE, seat[1], seat[2]))
 end

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from gateway import metrics, openapi, webapp
+from gateway import metrics, openapi, seatmaps, webapp
 from gateway.auth import ANONYMOUS, Authenticator, RateLimiter
 from gateway.problems import from_http, problem
 from gateway.routes import ROUTES, Route, Who
@@ -33,6 +33,7 @@ rpc_key = web.AppKey("rpc", RpcClient)
 broker_key = web.AppKey("broker", Broker)
 auth_key = web.AppKey("auth", Authenticator)
 limits_key = web.AppKey("limits", dict)
+seatmaps_key = web.AppKey("seatmaps", seatmaps.SeatMaps)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -176,6 +177,8 @@ def route_handler(route: Route):
     shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
     if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
         raise ValueError(f"{route.path}: only public reads may share answers")
+    local = route.extra.get("local")            # answered by the gateway (seatmaps)
+    seat_write = route.extra.get("seat_write")  # its answer carries a seat-map version
 
     async def handle(request: web.Request) -> web.Response:
         app = request.app
@@ -209,6 +212,8 @@ def route_handler(route: Route):
             payload["idempotency_key"] = key
         if caller is None and route.who is Who.anyone:
             caller = ANONYMOUS
+        if local is not None:
+            return await local(request, app[seatmaps_key])
         if shared is not None:
             return await shared.answer(request.path_qs, lambda: call(app, payload, caller))
         return await call(app, payload, caller)
@@ -219,6 +224,8 @@ def route_handler(route: Route):
             result = await app[rpc_key].call(command, payload, caller, route.timeout)
         finally:
             rpc_seconds.observe(time.perf_counter() - started)
+        if seat_write:
+            app[seatmaps_key].wrote(result)
         if route.status == 204:
             return web.Response(status=204)
         return json_response(result, route.status)
@@ -326,6 +333,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
                                   settings.login_attempts_per_address_per_minute),
     }
     Listener(broker, settings.names, ["user.access_changed"], auth.on_event)
+    maps = app[seatmaps_key] = seatmaps.SeatMaps(rpc)
+    Listener(broker, settings.names, seatmaps.EVENTS, maps.on_event)
+    broker.on_connect(maps.on_connect)
+    broker.on_lost(maps.in_doubt)
 
     for route in ROUTES:
         app.router.add_route(route.method, API + route.path.replace("{id}", "{id:[0-9]{1,18}}"),

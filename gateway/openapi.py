@@ -171,6 +171,8 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         if (route.response, "serialization") in keys:
             response["content"] = {"application/json": {
                 "schema": keys[(route.response, "serialization")]}}
+        elif "content_type" in route.extra:  # e.g. text/event-stream
+            response["content"] = {route.extra["content_type"]: {"schema": {"type": "string"}}}
         responses[str(route.status)] = response
     # Every status the route can answer: 401 for any bad token (even where none is needed),
     # 403 wherever a role or ownership is checked (services check owners, and clerk-only

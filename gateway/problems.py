@@ -20,7 +20,7 @@ def problem(error: errors.ServiceError) -> web.Response:
         "detail": error.message,
         "code": error.code,
     }
-    if error.details:
+    if error.details or error.code == "seat_unavailable":  # a best-available hold: []
         body["errors"] = error.details
     headers = {}
     if error.retry_after is not None:

@@ -67,6 +67,10 @@ class SeatUnavailable(ServiceError):
     code, status, title = "seat_unavailable", 409, "Seat unavailable"
 
 
+class SingleSeatGap(ServiceError):
+    code, status, title = "single_seat_gap", 409, "The hold would leave a single seat alone"
+
+
 class SalesClosed(ServiceError):
     code, status, title = "sales_closed", 409, "Sales are closed for this show"
 
@@ -103,7 +107,8 @@ class Timeout(ServiceError):
 BY_CODE: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (InternalError, BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
-                ScheduleConflict, SeatUnavailable, SalesClosed, RefundClosed, HoldExpired,
+                ScheduleConflict, SeatUnavailable, SingleSeatGap, SalesClosed, RefundClosed,
+                HoldExpired,
                 ValidationFailed, IdempotencyKeyReused, RateLimited, ServiceUnavailable,
                 Timeout)
 }

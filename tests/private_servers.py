@@ -79,12 +79,13 @@ def _wait_until_up(server: PrivateServer, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def start_rabbitmq(name: str) -> PrivateServer | None:
-    """A single RabbitMQ node, no plugins, guest/guest on 127.0.0.1:<port>."""
+def start_rabbitmq(name: str, port: int | None = None) -> PrivateServer | None:
+    """A single RabbitMQ node, no plugins, guest/guest on 127.0.0.1:<port> (``port``: the
+    one a node stopped before had, to restart a broker under its clients)."""
     if not RABBITMQ_SERVER.exists() or shutil.which("erl") is None:
         return None
     directory = Path(tempfile.mkdtemp(prefix=f"{name}-rabbitmq-"))
-    port, dist_port = free_port(), free_port()
+    port, dist_port = port or free_port(), free_port()
     (directory / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{port}\n"
                                              "loopback_users = none\n")
     (directory / "enabled_plugins").write_text("[].\n")

@@ -75,3 +75,33 @@ def test_a_signin_row_has_a_cell_for_every_column():
     assert by_column["signin answers"] == "200: 80, 503:service_unavailable: 820"
     assert by_column["rush after signin req/s"] == "1490"
     assert by_column["user_svc CPU s during it"] == "0.5"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by `make test`")
+async def test_the_live_seat_scenarios_run(system, monkeypatch):
+    """Issue 14's best and watchers scenarios, a few seconds each, small."""
+    from bench import watchers
+    from bench.__main__ import LIVE_HEADER, live_row
+    from bench.processes import watched_processes
+
+    for key, value in system.env.items():
+        monkeypatch.setenv(key, value)
+    state = await set_up(system.url, users=8, seats=4)
+    best = await asyncio.to_thread(run_wrk, system.url, "best", state, 2, 16, 2)
+    assert best["requests"] > 0 and best["socket_errors"] == 0, best
+    assert best["counts"].get("201", 0) > 0, best["counts"]
+    assert set(best["counts"]) <= {"200", "201", "409:seat_unavailable", "409:conflict"}, \
+        best["counts"]
+    watched = await watchers.run(
+        system.url, state, 20, 2, watched_processes(system.run_dir).get("gateway", []),
+        lambda: run_wrk(system.url, "watchers", state, 2, 8, 1))
+    assert watched["streams_opened"] == 20, watched
+    assert watched["probes"] > 0 and watched["probe_delay_ms"]["p50"] is not None, watched
+    assert await check(system.url, state) == []
+
+    class Args:
+        seconds, connections, note = 2, 16, "smoke"
+
+    row = live_row([best, watched], "2026-12-01T16:00:00Z", Args)
+    columns = LIVE_HEADER.splitlines()[0].strip().strip("|").split(" | ")
+    assert len(row.strip().strip("|").split(" | ")) == len(columns)

@@ -359,6 +359,17 @@ async def _(w, caller, owner):
     return Request(f"/schedules/{w.show['id']}/seats", 200)
 
 
+@builds("GET /schedules/{id}/seats/stream")
+async def _(w, caller, owner):
+    # Without Accept: text/event-stream the answer is the snapshot event alone (it ends).
+    return Request(f"/schedules/{w.show['id']}/seats/stream", 200)
+
+
+@builds("PATCH /schedules/{id}/seat-rules")
+async def _(w, caller, owner):
+    return Request(f"/schedules/{w.show['id']}/seat-rules", 200, {"no_single_gaps": False})
+
+
 @builds("POST /reservations")
 async def _(w, caller, owner):
     n = next(w.seats)

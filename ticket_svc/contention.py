@@ -55,6 +55,10 @@ class SeatTurns:
         """Seats with a hold in its turn now."""
         return len(self._turns)
 
+    def busy(self, schedule_id: int) -> set[tuple[int, int]]:
+        """The show's seats that a hold of this process is claiming now."""
+        return {(r, col) for s, r, col in self._turns if s == schedule_id}
+
     @asynccontextmanager
     async def turn(self, schedule_id: int, keys: list[tuple[int, int]]):
         while pending := {f for k in keys if (f := self._turns.get((schedule_id, *k)))}:

@@ -112,3 +112,34 @@ def seats_not_available(found: dict[tuple[int, int], str | None],
 def seats_unavailable(details: list[dict[str, Any]]) -> errors.SeatUnavailable:
     """The one refusal of a hold that cannot have every seat it asked for."""
     return errors.SeatUnavailable(NOTHING_HELD, details=details)
+
+
+# -- the single-gap rule (a show's ``no_single_gaps``) -----------------------------------------
+
+TAKEN = ("held", "sold")
+
+
+def single_gaps(status: dict[tuple[int, int], str], keys: list[tuple[int, int]],
+                ) -> list[tuple[int, int]]:
+    """The free seats a hold of ``keys`` would leave alone: a free seat next to one of them
+    whose other side is also taken, or an aisle, a broken seat or the row's end (``status``
+    has no such position). ``status``: the seats of the hold's rows as they are now."""
+    mine = set(keys)
+
+    def blocked(k: tuple[int, int]) -> bool:
+        return k in mine or status.get(k, "unavailable") != "available"
+
+    lone = set()
+    for r, col in keys:
+        for near in ((r, col - 1), (r, col + 1)):
+            if near not in mine and status.get(near) == "available" \
+                    and blocked((r, near[1] - 1)) and blocked((r, near[1] + 1)):
+                lone.add(near)
+    return sorted(lone)
+
+
+def single_gap_refusal(lone: list[tuple[int, int]]) -> errors.SingleSeatGap:
+    return errors.SingleSeatGap(
+        "the show allows no single seat left alone; this hold would leave one",
+        details=[{"loc": ["body", "seats", {"row": r, "col": col}],
+                  "msg": f"row {r} col {col} would be left alone"} for r, col in lone])

@@ -5,10 +5,12 @@ named for its mechanism:
 - ``queries``: SQL text and rows → contract models;
 - ``inventory``: the local copy of each show and its seats, and play_svc's edit checks;
 - ``holds``: the all-or-nothing claim of a hold's seats, and its retries;
+- ``best``: best-available holds (``quantity``/``together``): the ranking rule, the retries;
 - ``contention``: same-seat turns and shared early reads inside one process;
 - ``payments``: pay, cancel, release, refund, a cancelled show;
 - ``expiry``: the delay queue, the memory of ended holds, expire, the sweep;
 - ``idempotency``: Idempotency-Keys (take, record, forget, purge);
+- ``versions``: each show's seat-map version, raised with every change of its seats;
 - ``state``: what one process keeps between commands (``app.state``).
 """
 
@@ -26,7 +28,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Role
 from messages.db import Tx
 from messages.service import App, Context, Handlers
-from ticket_svc import domain, expiry, holds, idempotency, inventory, payments
+from ticket_svc import best, domain, expiry, holds, idempotency, inventory, payments
 from ticket_svc.queries import ticket_of
 from ticket_svc.state import ProcessState
 
@@ -67,6 +69,18 @@ async def seats_for_sale(cmd: c.GetSeats, ctx: Context) -> dict[str, Any]:
     return await inventory.seat_map(ctx.app, cmd.id)
 
 
+@handlers.command(c.SetSeatRules)
+async def set_seat_rules(cmd: c.SetSeatRules, ctx: Context) -> c.SeatRules:
+    if not ctx.caller.at_least(Role.manager):
+        raise errors.Forbidden("only managers set a show's seat rules")
+    return await inventory.set_rules(ctx.app, cmd.id, cmd.no_single_gaps)
+
+
+@handlers.command(c.GetSeatSnapshot)
+async def seat_snapshot(cmd: c.GetSeatSnapshot, ctx: Context) -> c.SeatSnapshot:
+    return await inventory.snapshot(ctx.app, cmd.id)
+
+
 # -- hold, pay, cancel -------------------------------------------------------------------------
 
 @handlers.command(c.Hold)
@@ -77,11 +91,18 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
         if not caller.at_least(Role.clerk):
             raise errors.Forbidden("only box-office staff may sell on a customer's account")
         buyer = cmd.customer_id
-    keys = domain.seat_keys(cmd.seats)
+    if cmd.seats is None:  # best available
+        def run(idem):
+            return best.hold_best(ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id,
+                                  cmd.quantity, cmd.together, idem)
+    else:
+        keys = domain.seat_keys(cmd.seats)
+
+        def run(idem):
+            return holds.hold(ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys,
+                              idem)
     try:
-        return await idempotency.once_per_key(
-            ctx, "hold", me, cmd, lambda idem: holds.hold(
-                ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys, idem))
+        return await idempotency.once_per_key(ctx, "hold", me, cmd, run)
     except DBAPIError as exc:  # answered as 503; say why here
         log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
         raise
@@ -109,9 +130,10 @@ async def pay(cmd: c.Pay, ctx: Context) -> c.Reservation:
 
 
 @handlers.command(c.CancelReservation)
-async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> None:
-    await payments.cancel(cmd, ctx)
+async def cancel_reservation(cmd: c.CancelReservation, ctx: Context) -> dict[str, Any]:
+    changed = await payments.cancel(cmd, ctx)
     ctx.app.state.ended.add(cmd.id)  # cancelled now, or had already ended: not held, for good
+    return changed  # the show and its seat-map version, for the gateway's read-your-writes
 
 
 # -- tickets and refunds -----------------------------------------------------------------------

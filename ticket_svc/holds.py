@@ -25,7 +25,7 @@ from messages.contracts import user as u
 from messages.contracts.base import Caller, utcnow
 from messages.db import as_utc, retry_deadlocks, to_db
 from messages.service import App
-from ticket_svc import domain, expiry, inventory, queries
+from ticket_svc import domain, expiry, inventory, queries, versions
 from ticket_svc.idempotency import Key, rolled_back
 
 ATTEMPTS = 4  # a show fetched, an edit waited for, then the hold, with room for one more
@@ -48,7 +48,7 @@ class _NotAllAvailable(Exception):
 async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_id: int | None,
                keys: list[tuple[int, int]], idem: Key | None) -> c.Reservation:
     if customer_id is not None:
-        await _check_customer(app, caller, customer_id)
+        await check_customer(app, caller, customer_id)
     await _refuse_early(app, schedule_id, keys)
     async with app.state.turns.turn(schedule_id, keys) as turn:
         fetched = False
@@ -75,7 +75,7 @@ async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_
     return reservation
 
 
-async def _check_customer(app: App, caller: Caller, customer_id: int) -> None:
+async def check_customer(app: App, caller: Caller, customer_id: int) -> None:
     """A box-office sale is made on an existing, enabled account. user_svc decides, with one
     RPC, made only by holds that name a ``customer_id`` (a clerk's): the others pay nothing.
     Checked when the hold is made, like the seats; an account disabled later keeps what it
@@ -117,7 +117,7 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         tx.later(queries.SHOW_SHARED, {"id": schedule_id})
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
-            "sc.status, sc.version, sc.edit_version, s.seat_row, s.seat_col, "
+            "sc.status, sc.version, sc.edit_version, sc.no_single_gaps, s.seat_row, s.seat_col, "
             "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + queries.seats_sql(keys)
             + " WHERE sc.id = :id"), {"id": schedule_id})).all()
@@ -132,6 +132,8 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             {(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
         if taken:
             raise domain.seats_unavailable(taken)
+        if show.no_single_gaps:
+            await _refuse_single_gaps(tx, show.id, keys)
         seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
         total = show.price * len(keys)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)
@@ -145,22 +147,44 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             f"UPDATE seats SET status = '{domain.HELD}', reservation_id = LAST_INSERT_ID() "
             "WHERE schedule_id = :sid AND " + queries.seats_sql(keys)
             + " AND status = 'available'"), {"sid": show.id})
-        reservation_id = (await tx.execute("SELECT LAST_INSERT_ID()")).scalar()
+        # The show's seat-map version, raised last (``ticket_svc.versions``), read with
+        # the reservation's id in the same round trip.
+        tx.later(versions.RAISE, {"sid": show.id, "n": 1})
+        got = (await tx.execute(
+            "SELECT LAST_INSERT_ID(), (SELECT version FROM seat_versions "
+            f"WHERE schedule_id = {int(show.id)})")).first()
+        reservation_id = got[0]
         if claimed.rowcount != len(keys):
             raise _NotAllAvailable
+        seats_version = int(got[1]) if got[1] is not None else \
+            await versions.raise_version(tx, show.id)
         reservation = c.Reservation(
             id=reservation_id, schedule_id=show.id, user_id=buyer,
             seats=[c.PricedSeat(**s) for s in seats], total=total,
             currency=settings.currency, status=c.ReservationStatus.held,
-            expires_at=expires_at, created_at=now)
+            expires_at=expires_at, created_at=now, seats_version=seats_version)
         tx.emit(c.TicketHeld(
             reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
             play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
             starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
-            currency=settings.currency, expires_at=expires_at, created_at=now))
+            currency=settings.currency, expires_at=expires_at, created_at=now,
+            seats_version=seats_version))
         if idem is not None:
             idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation
+
+
+async def _refuse_single_gaps(tx, schedule_id: int, keys: list[tuple[int, int]]) -> None:
+    """The show allows no lone seat: read the hold's rows (in its transaction's snapshot) and
+    refuse if it would leave one. Two holds committing together may still leave a gap that
+    neither saw: the rule spares buyers the usual case, it does not lock whole rows."""
+    rows = sorted({r for r, _ in keys})
+    status = {(r.seat_row, r.seat_col): r.status for r in (await tx.execute(
+        "SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = "
+        f"{int(schedule_id)} AND seat_row IN ({','.join(str(int(r)) for r in rows)})")).all()}
+    lone = domain.single_gaps(status, keys)
+    if lone:
+        raise domain.single_gap_refusal(lone)
 
 
 async def _unavailable_details(app: App, schedule_id: int,

@@ -16,6 +16,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import SERVICE_CALLER
 from messages.db import Tx, to_db
 from messages.service import App
+from ticket_svc import versions
 from ticket_svc.queries import SEAT_MAP
 
 
@@ -33,6 +34,7 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
          "version": version})
     if created.rowcount == 0:
         return
+    await versions.create(tx, schedule.id)
     values = [f"({int(schedule.id)},{int(s.row)},{int(s.col)},"
               f"'{'available' if s.kind == 'seat' else 'unavailable'}')" for s in seats]
     for start in range(0, len(values), 2000):
@@ -70,11 +72,14 @@ async def catch_up_with_edit(app: App, schedule_id: int, version: int) -> None:
 async def apply_edit(tx: Tx, s: p.Schedule, version: int) -> None:
     """An edited show's facts, unless this copy already has a later edit (events and the
     answers of ``catch_up_with_edit`` may arrive in any order)."""
-    await tx.execute(text(
+    edited = await tx.execute(text(
         "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
         "version = :version WHERE id = :id AND version <= :version"),
         {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
          "price": s.price, "version": version})
+    if edited.rowcount:  # the price is on the seat map: a new seat-map version
+        tx.emit(c.TicketShowChanged(schedule_id=s.id, price=s.price,
+                                    seats_version=await versions.raise_version(tx, s.id)))
 
 
 async def rename_play(tx: Tx, play: p.Play) -> None:
@@ -82,8 +87,7 @@ async def rename_play(tx: Tx, play: p.Play) -> None:
                      {"id": play.id, "name": play.name})
 
 
-async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
-    """One query; the answer is built as plain data (it is the most-read page in a rush)."""
+async def seat_rows(app: App, schedule_id: int) -> list[Any]:
     async with app.db.read() as conn:
         rows = (await conn.execute(SEAT_MAP, {"id": schedule_id})).all()
     if not rows:
@@ -92,13 +96,50 @@ async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
             rows = (await conn.execute(SEAT_MAP, {"id": schedule_id})).all()
         if not rows:
             raise errors.NotFound("no such show")
+    return rows
+
+
+async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
+    """The show's seats and their version, from one statement (one consistent read): what
+    the gateway's seat map of the show starts from."""
+    rows = await seat_rows(app, schedule_id)
+    first = rows[0]
+    cols = first.seat_cols
+    codes = bytearray(b"-" * (first.seat_rows * cols))
+    for r in rows:
+        if r.seat_row is not None and 1 <= r.seat_row <= first.seat_rows \
+                and 1 <= r.seat_col <= cols:
+            codes[(r.seat_row - 1) * cols + r.seat_col - 1] = ord(r.status[0]) \
+                if r.status != "unavailable" else ord("x")
+    return c.SeatSnapshot(schedule_id=schedule_id, rows=first.seat_rows, cols=cols,
+                          price=first.price, version=int(first.version),
+                          codes=codes.decode())
+
+
+async def set_rules(app: App, schedule_id: int, no_single_gaps: bool) -> c.SeatRules:
+    """A manager's rules for holds of the show (ticket_svc's own fact about it)."""
+    for attempt in range(2):
+        async with app.db.transaction() as tx:
+            done = await tx.execute(text(
+                "UPDATE schedules SET no_single_gaps = :on WHERE id = :id"),
+                {"id": schedule_id, "on": int(no_single_gaps)})
+        if done.rowcount:
+            return c.SeatRules(schedule_id=schedule_id, no_single_gaps=no_single_gaps)
+        if attempt == 0:  # not known here yet
+            await fetch(app, schedule_id)
+    raise errors.NotFound("no such show")
+
+
+async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
+    """One query; the answer is built as plain data."""
+    rows = await seat_rows(app, schedule_id)
     first = rows[0]
     price = first.price
     seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status, "price": price}
              for r in rows if r.seat_row is not None]
     available = sum(1 for r in rows if r.status == "available")
     return {"schedule_id": schedule_id, "rows": first.seat_rows, "cols": first.seat_cols,
-            "available": available, "seats": seats}
+            "available": available, "seats": seats, "version": int(first.version)}
 
 
 # -- for play_svc: what is sold, and the edit's sales check -------------------------------------

@@ -16,7 +16,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Caller, Role, utcnow
 from messages.db import Tx, as_utc, is_deadlock, retry_deadlocks, to_db
 from messages.service import App, Context
-from ticket_svc import domain, queries
+from ticket_svc import domain, queries, versions
 from ticket_svc.domain import CANCELLED, EXPIRED, PAID, REFUNDED, SOLD
 from ticket_svc.idempotency import Key, rolled_back
 
@@ -100,6 +100,7 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
         raise _ChangedMeanwhile
     if sold.rowcount != len(seats):  # cannot happen while holds own their seats
         raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
+    seats_version = await versions.raise_version(tx, row.schedule_id)
     tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,
                         user_id=row.user_id, row=t.seat_row, col=t.seat_col, price=t.price,
                         status=c.TicketStatus.sold, sold_at=now) for t in created]
@@ -109,8 +110,9 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
         starts_at=as_utc(row.starts_at),
         tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price)
                  for t in tickets],
-        total=row.total, currency=row.currency, paid_at=now))
+        total=row.total, currency=row.currency, paid_at=now, seats_version=seats_version))
     reservation = queries.reservation_of(row, status=PAID, paid_at=now, tickets=tickets)
+    reservation = reservation.model_copy(update={"seats_version": seats_version})
     if idem is not None:
         idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation
@@ -119,45 +121,50 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
 # -- cancel and release -----------------------------------------------------------------------
 
 async def release(tx: Tx, row, play_id: int, reason: str, status: str,
-                  now: datetime) -> bool:
-    """End one hold (``status`` expired or cancelled) and free its seats; False if it was
-    not held."""
+                  now: datetime) -> int | None:
+    """End one hold (``status`` expired or cancelled) and free its seats: the show's new
+    seat-map version, or None if it was not held."""
     assert domain.hold_may_become(domain.HELD, status), status
     ended = await tx.execute(queries.END_HOLD, {"id": row.id, "status": status,
                                                 "now": to_db(now)})
     if ended.rowcount == 0:
-        return False
-    await free_seats(tx, row, play_id, reason, now)
-    return True
+        return None
+    return await free_seats(tx, row, play_id, reason, now)
 
 
-async def free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> None:
-    """The seats of a hold that just ended are available again; announce it."""
+async def free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> int:
+    """The seats of a hold that just ended are available again; announce it. The show's new
+    seat-map version."""
     seats = queries.seats_of(row)
     await tx.execute(queries.seats_of_hold("status = 'available', reservation_id = NULL",
                                            seats), {"sid": row.schedule_id, "id": row.id})
+    seats_version = await versions.raise_version(tx, row.schedule_id)
     tx.emit(c.TicketReleased(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=play_id, seats=[c.PricedSeat(**s) for s in seats], reason=reason,
-        released_at=now))
+        released_at=now, seats_version=seats_version))
+    return seats_version
 
 
-async def cancel(cmd: c.CancelReservation, ctx: Context) -> None:
-    """Cancel a hold (a deadlock victim is run again: it was rolled back whole)."""
-    await retry_deadlocks(lambda: _cancel_once(cmd, ctx))
+async def cancel(cmd: c.CancelReservation, ctx: Context) -> dict[str, int | None]:
+    """Cancel a hold (a deadlock victim is run again: it was rolled back whole). The answer
+    (for the gateway, which says 204) names the show and its new seat-map version."""
+    return await retry_deadlocks(lambda: _cancel_once(cmd, ctx))
 
 
-async def _cancel_once(cmd: c.CancelReservation, ctx: Context) -> None:
+async def _cancel_once(cmd: c.CancelReservation, ctx: Context) -> dict[str, int | None]:
     async with ctx.app.db.transaction() as tx:
         row = await load_reservation(tx, cmd.id, ctx.caller)
         if row.status == PAID:
             raise errors.Conflict("the reservation is paid; refund its tickets instead")
+        released = None
         if row.status == domain.HELD:
             released = await release(tx, row, row.play_id, CANCELLED, CANCELLED, utcnow())
-            if not released:  # paid or expired meanwhile
+            if released is None:  # paid or expired meanwhile
                 again = (await tx.execute(queries.RESERVATION, {"id": cmd.id})).first()
                 if again is not None and again.status == PAID:
                     raise errors.Conflict("the reservation is paid; refund its tickets instead")
+    return {"schedule_id": row.schedule_id, "seats_version": released}
 
 
 # -- refunds ------------------------------------------------------------------------------------
@@ -184,10 +191,13 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
         tx.later(queries.FREE_SOLD_SEAT, {
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
+        seats_version = await versions.raise_version(tx, row.schedule_id)
         tx.emit(queries.ticket_refunded(row, row.play_id, row.studio_id,
-                                        app.settings.currency, "requested", now))
+                                        app.settings.currency, "requested", now,
+                                        seats_version))
     ticket = queries.ticket_of(row)
-    return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now})
+    return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now,
+                                     "seats_version": seats_version})
 
 
 async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:
@@ -210,6 +220,7 @@ async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:
     await tx.execute(text(
         "UPDATE seats SET status = 'available', reservation_id = NULL "
         f"WHERE schedule_id = :id AND status = '{SOLD}'"), {"id": s.id})
-    for t in sold:
+    last = await versions.raise_version(tx, s.id, len(sold))  # one version per event
+    for number, t in enumerate(sold, start=last - len(sold) + 1):
         tx.emit(queries.ticket_refunded(t, s.play_id, s.studio_id, app.settings.currency,
-                                        "show_cancelled", now))
+                                        "show_cancelled", now, number))

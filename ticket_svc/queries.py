@@ -29,9 +29,13 @@ def seats_sql(keys: list[tuple[int, int]]) -> str:
 
 # -- statements ----------------------------------------------------------------------------
 
+# One statement, so one consistent read: the seats and the version they are at.
 SEAT_MAP = text(
-    "SELECT sc.seat_rows, sc.seat_cols, sc.price, s.seat_row, s.seat_col, s.status "
-    "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id "
+    "SELECT sc.seat_rows, sc.seat_cols, sc.price, sc.no_single_gaps, "
+    "COALESCE(v.version, 0) AS version, "
+    "s.seat_row, s.seat_col, s.status "
+    "FROM schedules sc LEFT JOIN seat_versions v ON v.schedule_id = sc.id "
+    "LEFT JOIN seats s ON s.schedule_id = sc.id "
     "WHERE sc.id = :id ORDER BY s.seat_row, s.seat_col")
 
 SHOW_SHARED = text("SELECT id FROM schedules WHERE id = :id LOCK IN SHARE MODE")
@@ -130,13 +134,13 @@ def reservation_of(row, status: str | None = None, paid_at: datetime | None = No
 
 
 def ticket_refunded(row, play_id: int, studio_id: int, currency: str, reason: str,
-                    now: datetime) -> c.TicketRefunded:
+                    now: datetime, seats_version: int | None = None) -> c.TicketRefunded:
     """The one way a ``ticket.refunded`` event is built, from a ticket's row."""
     return c.TicketRefunded(
         ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
         schedule_id=row.schedule_id, play_id=play_id, studio_id=studio_id,
         row=row.seat_row, col=row.seat_col, price=row.price, currency=currency,
-        reason=reason, refunded_at=now)
+        reason=reason, refunded_at=now, seats_version=seats_version)
 
 
 def plain(result: Any) -> Any:

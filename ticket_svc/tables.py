@@ -6,6 +6,7 @@
 - ``seats``: the inventory, one row per position of the show's seat map; aisles and broken
   seats are ``unavailable``. ``status`` is the one thing holds fight over: a hold claims seats
   with a conditional UPDATE (``… AND status = 'available'``), so the database is the arbiter.
+- ``seat_versions``: each show's seat-map version (one counter per show, see below).
 - ``reservations``: holds and what became of them (paid, expired, cancelled).
 - ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``).
 - ``idempotency_keys``: the first answer per (user, Idempotency-Key) for 24 h, with the
@@ -46,6 +47,9 @@ schedules = Table(
     # version < edit_version a hold first gets the show from play_svc (see handlers).
     Column("version", Integer, nullable=False, server_default="0"),
     Column("edit_version", Integer, nullable=False, server_default="0"),
+    # 1: no hold may leave a single free seat alone (``domain.single_gaps``); a manager's
+    # choice per show (``PATCH /schedules/{id}/seat-rules``), ticket_svc's own fact.
+    Column("no_single_gaps", SmallInteger, nullable=False, server_default="0"),
     Index("ix_schedules_play", "play_id"),
 )
 
@@ -59,6 +63,15 @@ seats = Table(
     # always updated by primary key (the reservation lists them), so that no index-range lock
     # makes neighbouring holds and payments deadlock.
     Column("reservation_id", BigInteger, nullable=True),
+)
+
+# The show's seat-map version: raised (``ticket_svc.versions``) in the transaction of every
+# change of its seats, last, so that it orders the ``ticket.*`` events and the snapshots the
+# gateway builds its seat maps from. Its own table: holds share the show's row in ``schedules``.
+seat_versions = Table(
+    "seat_versions", metadata,
+    Column("schedule_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False, server_default="0"),
 )
 
 reservations = Table(

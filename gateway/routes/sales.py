@@ -4,30 +4,51 @@ Ownership ("owner or clerk+") is checked by ticket_svc, which knows the owner: a
 reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 """
 
+from gateway import seatmaps
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
 from messages.contracts.base import Page
 
 TAG = "Seats for sale, holds, tickets"
+SEAT_WRITE = {"seat_write": True}  # the answer's seats_version feeds read-your-writes
 
 ROUTES = [
-    # The most-read page of an on-sale rush: one answer per show is shared for 0.25 s.
+    # The most-read page of an on-sale rush: answered from the gateway's memory (seatmaps).
     Route("GET", "/schedules/{id}/seats", c.GetSeats, Who.anyone,
-          "A show's seats with their status and price (may be up to 0.25 s old; a hold is "
-          "always decided against the live seats)", TAG, response=c.SeatsForSale,
-          cache_seconds=0.25),
+          "A show's seats with their status, price and seat-map version, from the gateway's "
+          "live copy (never older than your own last write through it); `ETag` from the "
+          "version (304 to `If-None-Match`), gzip when asked", TAG, response=c.SeatsForSale,
+          extra={"local": seatmaps.seat_map}),
+    Route("GET", "/schedules/{id}/seats/stream", c.GetSeatSnapshot, Who.anyone,
+          "A show's seat map as it changes (Server-Sent Events): a `snapshot` event, then "
+          "`changes` events `{version, seats: [{row, col, status}]}` at most every 100 ms, "
+          "each with the version as its `id`; a comment every 15 s keeps it open", TAG,
+          rules="`Last-Event-ID` (a version) resumes with the changes since when the gateway "
+                "still has them, else with a snapshot. A request whose `Accept` does not "
+                "name `text/event-stream` gets the `snapshot` event alone.",
+          extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream"}),
+    Route("PATCH", "/schedules/{id}/seat-rules", c.SetSeatRules, Who.manager,
+          "A show's rules for holds: `no_single_gaps` refuses a hold that would leave one "
+          "seat alone (409 `single_seat_gap`)", TAG, body=c.SeatRulesBody,
+          response=c.SeatRules),
     Route("POST", "/reservations", c.Hold, Who.signed_in,
-          "Hold 1..10 seats of a show, all or nothing (clerks: customer_id sells on a "
-          "customer's account); honours Idempotency-Key", TAG, body=c.HoldBody,
+          "Hold 1..10 named seats of a show, or the best `quantity` available (`together`: "
+          "adjacent in one row), all or nothing (clerks: customer_id sells on a customer's "
+          "account); honours Idempotency-Key", TAG, body=c.HoldBody,
           response=c.Reservation, status=201, idempotency_key=True,
-          rules="`seats` must be distinct (422). `customer_id` is for clerks and above "
+          rules="Exactly one of `seats` and `quantity` (422 otherwise). "
+                "`seats` must be distinct (422). `customer_id` is for clerks and above "
                 "(403 otherwise) and must name an existing, enabled account (422 "
                 "`validation_error`). An `Idempotency-Key` already used with a different "
                 "request is 422 `idempotency_key_reused`. When any seat is held, sold or not "
                 "a seat nothing is held: "
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
-                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`.",
-          links=(("GET /orders/{id}", "$response.body#/id"),)),
+                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`. Best available "
+                "(`quantity`) with no such seats free: 409 `seat_unavailable`, `errors: []`; "
+                "every pick lost to concurrent buyers 8 times: 409 `conflict`. A show with "
+                "`no_single_gaps`: a hold that would leave one seat alone is 409 "
+                "`single_seat_gap`, one `errors` item per such seat.",
+          links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),
     Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,
@@ -36,13 +57,14 @@ ROUTES = [
           rules="An `Idempotency-Key` already used with a different request (another "
                 "reservation, body or route) is 422 `idempotency_key_reused`.",
           links=(("POST /tickets/{id}/refund", "$response.body#/tickets/0/id"),
-                 ("GET /reservations/{id}", "$response.body#/id"))),
+                 ("GET /reservations/{id}", "$response.body#/id")), extra=SEAT_WRITE),
     Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,
-          "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204),
+          "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204,
+          extra=SEAT_WRITE),
     Route("GET", "/tickets", c.ListTickets, Who.signed_in,
           "Tickets: your own; clerks and above may pass ?user_id= and ?schedule_id=", TAG,
           query=c.TicketQuery, response=Page[c.Ticket]),
     Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
           "Refund a ticket until the show starts (owner or clerk+)", TAG,
-          response=c.Ticket),
+          response=c.Ticket, extra=SEAT_WRITE),
 ]

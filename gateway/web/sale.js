@@ -1,4 +1,5 @@
-// A show's sale: the seat map (polled every few seconds), the selection, "Hold seats", the
+// A show's sale: the seat map (live, from the seat-map stream; polled every few seconds only
+// where the browser has no EventSource), the selection, "Hold seats", the
 // hold's countdown, "Pay" with a payment reference, "Cancel hold". Used by the customer's show
 // page and by the box office (with `customer`: the hold is made on that customer's account).
 import { ApiError, del, get, newKey, post, session } from "./api.js";
@@ -21,6 +22,7 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
   let hold = null;          // the reservation while held
   let timer = null;
   let poll = null;
+  let stream = null;        // the seat-map stream (EventSource), while the page is open
   let stopped = false;
   let broken = new Set();
 
@@ -73,8 +75,30 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
       } catch { /* drawn without broken places */ }
     }
     await refresh(true);
-    // A hidden tab does not poll; it catches up when shown again.
+    if (stopped) return;
+    if (window.EventSource) {
+      listen();
+      return;
+    }
+    // No stream in this browser: poll. A hidden tab does not poll; it catches up when shown.
     poll = setInterval(() => { if (!document.hidden) refresh(false); }, POLL_MS);
+  }
+
+  /** The seat map as it changes: a snapshot, then only the seats that changed. EventSource
+   * reconnects by itself, with the last version as Last-Event-ID. */
+  function listen() {
+    stream = new EventSource(`/api/v1/schedules/${scheduleId}/seats/stream`);
+    stream.addEventListener("snapshot", (event) => {
+      const data = JSON.parse(event.data);
+      map.update(data);
+      status.textContent = t("sale.available", { count: number(data.available) });
+    });
+    stream.addEventListener("changes", (event) => {
+      const data = JSON.parse(event.data);
+      map.update({ rows: map.rows, cols: map.cols, seats: data.seats });
+      const available = map.cells.filter((c) => c && c.status === "available").length;
+      status.textContent = t("sale.available", { count: number(available) });
+    });
   }
 
   holdButton.addEventListener("click", async () => {
@@ -200,6 +224,7 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
   return () => {
     stopped = true;
     clearInterval(poll);
+    if (stream) stream.close();  // closing the page releases what the stream held
     clearInterval(timer);
   };
 }

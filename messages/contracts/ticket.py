@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
 
@@ -66,6 +66,24 @@ class SeatsForSale(BaseModel):
     cols: int
     available: int
     seats: list[SeatForSale]
+    # The show's seat-map version this answer shows (raised by every change of its seats);
+    # the ETag is made from it.
+    version: int = 0
+
+
+SEAT_CODES = {"a": "available", "h": "held", "s": "sold", "x": "unavailable"}
+
+
+class SeatSnapshot(BaseModel):
+    """``ticket.seat_snapshot``: a show's seats at one version, one character per position,
+    row by row (``SEAT_CODES``; ``-`` where the seat map has no position)."""
+
+    schedule_id: int
+    rows: int
+    cols: int
+    price: int
+    version: int
+    codes: str
 
 
 class Ticket(BaseModel):
@@ -79,6 +97,7 @@ class Ticket(BaseModel):
     status: TicketStatus
     sold_at: UtcDatetime
     refunded_at: UtcDatetime | None = None
+    seats_version: int | None = None  # as in Reservation
 
 
 class Reservation(BaseModel):
@@ -93,6 +112,9 @@ class Reservation(BaseModel):
     created_at: UtcDatetime
     paid_at: UtcDatetime | None = None
     tickets: list[Ticket] = []  # filled once paid
+    # The show's seat-map version after this change (absent when nothing changed now):
+    # the gateway's next seat map of the show is at least this new (read your writes).
+    seats_version: int | None = None
 
 
 class SalesActivityLine(BaseModel):
@@ -122,17 +144,41 @@ class Ledger(BaseModel):
 # -- request bodies, as API.md has them ----------------------------------------------------
 
 class HoldBody(Strict):
+    """Named ``seats``, or ``quantity`` (and ``together``): ticket_svc picks the best available
+    (``ticket_svc.best``); exactly one of the two."""
+
     schedule_id: Id
-    seats: list[Seat] = Field(min_length=1, max_length=MAX_SEATS_PER_HOLD,
-                              json_schema_extra={"uniqueItems": True})  # distinct
+    seats: list[Seat] | None = Field(None, min_length=1, max_length=MAX_SEATS_PER_HOLD,
+                                     json_schema_extra={"uniqueItems": True})  # distinct
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)] | None = None
+    together: bool = True  # with quantity: adjacent in one row, nothing between them
     customer_id: Id | None = None  # clerk+ only: sell on a customer's account
 
     @field_validator("seats")
     @classmethod
-    def _distinct(cls, seats: list[Seat]) -> list[Seat]:
-        if len(seats) > 1 and len({(s.row, s.col) for s in seats}) != len(seats):
+    def _distinct(cls, seats: list[Seat] | None) -> list[Seat] | None:
+        if seats and len(seats) > 1 and len({(s.row, s.col) for s in seats}) != len(seats):
             raise ValueError("seats must be distinct")
         return seats
+
+    @model_validator(mode="after")
+    def _seats_or_quantity(self) -> HoldBody:
+        if (self.seats is None) == (self.quantity is None):
+            raise ValueError("give either seats or quantity")
+        return self
+
+
+class SeatRulesBody(Strict):
+    # A hold may not leave one free seat alone between taken seats, or between a taken seat
+    # and an aisle or the row's end (409 single_seat_gap); best-available never leaves one.
+    no_single_gaps: bool
+
+
+class SeatRules(BaseModel):
+    """``PATCH /schedules/{id}/seat-rules``."""
+
+    schedule_id: int
+    no_single_gaps: bool
 
 
 class PayBody(Strict):
@@ -150,6 +196,16 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
 # -- commands ------------------------------------------------------------------------------
 
 class GetSeats(Command, name="ticket.seats"):
+    id: int  # schedule id
+
+
+class SetSeatRules(SeatRulesBody, Command, name="ticket.set_seat_rules"):
+    id: int  # schedule id
+
+
+class GetSeatSnapshot(Command, name="ticket.seat_snapshot"):
+    """The gateway's seat maps start from this (then follow the ``ticket.*`` events)."""
+
     id: int  # schedule id
 
 
@@ -220,6 +276,9 @@ class TicketHeld(Event, type="ticket.held"):
     currency: str
     expires_at: UtcDatetime
     created_at: UtcDatetime
+    # The show's seat-map version this change made (``ticket_svc.versions``); every ticket.*
+    # event has one (None only from a ticket_svc older than it). Its seats: ``seats`` here.
+    seats_version: int | None = None
 
 
 class TicketSold(Event, type="ticket.sold"):
@@ -234,6 +293,7 @@ class TicketSold(Event, type="ticket.sold"):
     total: int
     currency: str
     paid_at: UtcDatetime
+    seats_version: int | None = None  # its seats: those of ``tickets``
 
 
 class TicketReleased(Event, type="ticket.released"):
@@ -246,6 +306,16 @@ class TicketReleased(Event, type="ticket.released"):
     seats: list[PricedSeat]
     reason: Literal["expired", "cancelled", "show_cancelled"]
     released_at: UtcDatetime
+    seats_version: int | None = None  # its seats: ``seats``
+
+
+class TicketShowChanged(Event, type="ticket.show_changed"):
+    """ticket_svc took an edit of the show (its price may be new): a new seat-map version
+    with no seat changed. For the gateway's seat maps."""
+
+    schedule_id: int
+    price: int
+    seats_version: int
 
 
 class TicketRefunded(Event, type="ticket.refunded"):
@@ -263,3 +333,4 @@ class TicketRefunded(Event, type="ticket.refunded"):
     currency: str
     reason: Literal["requested", "show_cancelled"]
     refunded_at: UtcDatetime
+    seats_version: int | None = None  # its seat: ``row``, ``col``

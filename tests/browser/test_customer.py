@@ -153,9 +153,12 @@ def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
     assert page.evaluate("sessionStorage.getItem('ttms.token')")  # never a cookie
     assert page.context.cookies() == []
 
-    # Every token is revoked (a password change elsewhere): the page's next request (the
-    # seat map's poll, or a click) is a 401, and the person is asked to sign in again.
+    # Every token is revoked (a password change elsewhere): the page's next request (a
+    # click: the seat map follows a public stream and no longer polls) is a 401, and the
+    # person is asked to sign in again.
     api.post("/users/me/password", {"old_password": password, "new_password": "password789"})
+    page.get_by_role("button", name="Row 1, seat 2").click()
+    page.get_by_role("button", name="Hold seats").click()
     expect(page.get_by_text("Your session has ended.")).to_be_visible()
     page.get_by_label("Username").fill(name)
     page.get_by_label("Password").fill("password789")

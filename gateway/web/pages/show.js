@@ -10,7 +10,9 @@ export function render(main, { params, path }) {
   const body = h("div");
   main.append(head, body);
   let stop = null;
+  let left = false;  // the page was left before the show arrived: mount nothing
   loading(head, () => get(`/schedules/${id}`), (show) => {
+    if (left) return;
     document.title = `${show.play_name} — ${t("brand")}`;
     head.append(h("h1", {}, show.play_name),
       h("p", {}, t("show.when_where", { when: dateTime(show.starts_at),
@@ -22,5 +24,8 @@ export function render(main, { params, path }) {
       } });
     }
   });
-  return () => stop && stop();
+  return () => {
+    left = true;
+    if (stop) stop();
+  };
 }

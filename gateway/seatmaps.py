@@ -1,0 +1,378 @@
+"""Live seat maps: each show someone reads is kept in this gateway process's memory, built from
+one snapshot (``ticket.seat_snapshot``) and then ticket_svc's ``ticket.*`` events, applied in
+the order of the show's seat-map version (``ticket_svc.versions``).
+
+- An event whose version is the next one is applied; an older one is ignored; a newer one
+  waits (``pending``) for those before it, and a gap that stays open for ``GAP_SECONDS``, an
+  event without a version, a broker connection lost or made again, or an edit of the show
+  (``ticket.show_changed``: a new price) make the show *stale*: its next read takes a fresh
+  snapshot. A snapshot older than what the show already shows is not taken: no reader is
+  answered an older state after a newer one.
+- Read your writes: the answer of a hold, payment, cancellation or refund made through this
+  process carries the show's new version (``wrote``); the next read of the show waits for that
+  version's event (at most ``WAIT_SECONDS``), else takes a snapshot.
+- Shows unread for ``IDLE_SECONDS`` (and with no stream open) are forgotten, and at most
+  ``MAX_SHOWS`` are kept (the least recently read go first). A show costs one byte per
+  position for its state, plus its answer (JSON and gzip) built once per version when read.
+- ``GET /schedules/{id}/seats`` is answered from here, with ``version``, an ``ETag`` of the
+  version (304 to a matching ``If-None-Match``) and gzip when asked, each built once per
+  version however many read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.auth import ANONYMOUS
+from messages import errors
+from messages.contracts import ticket as c
+from messages.contracts.base import Envelope
+
+log = logging.getLogger("ttms.gateway.seats")
+
+GAP_SECONDS = 0.5       # a missing version that long means a fresh snapshot
+WAIT_SECONDS = 0.5      # a reader's own write's event, waited for before a snapshot
+IDLE_SECONDS = 120.0    # a show nobody read that long is forgotten
+MAX_SHOWS = 2_000
+SNAPSHOT_TIMEOUT = 10.0
+GZIP_LEVEL = 6
+HISTORY = 1_000         # changes kept per show, for streams that resume (Last-Event-ID)
+
+STATUS = {ord(k): v for k, v in c.SEAT_CODES.items()}
+EVENTS = ["ticket.held", "ticket.sold", "ticket.released", "ticket.refunded",
+          "ticket.show_changed"]
+
+Changes = list[tuple[int, int, str]]  # (row, col, code)
+
+
+class Show:
+    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read", "pending",
+                 "price", "rows", "stale", "version", "watchers")
+
+    def __init__(self, snap: c.SeatSnapshot) -> None:
+        self.id = snap.schedule_id
+        self.rows, self.cols, self.price = snap.rows, snap.cols, snap.price
+        self.version = snap.version
+        self.codes = bytearray(snap.codes.encode())
+        self.pending: dict[int, Changes] = {}
+        self.stale = False
+        self.last_read = time.monotonic()
+        self.bodies: dict[str, bytes] = {}        # "json"/"gzip" → the answer at `version`
+        self.changed = asyncio.Event()            # set, and replaced, at each new version
+        self.history: list[tuple[int, Changes]] = []
+        self.watchers = 0                         # streams open on the show
+
+    def apply(self, changes: Changes) -> None:
+        cols = self.cols
+        for row, col, code in changes:
+            if 1 <= row <= self.rows and 1 <= col <= cols:
+                self.codes[(row - 1) * cols + col - 1] = ord(code)
+
+    def advanced(self, version: int, changes: Changes | None) -> None:
+        """The show is now at ``version`` (``changes`` applied, or None: a snapshot)."""
+        self.version = version
+        self.bodies = {}
+        if changes is None:
+            self.history = []
+        else:
+            self.history.append((version, changes))
+            if len(self.history) > HISTORY:
+                del self.history[:len(self.history) - HISTORY]
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    def seats(self) -> list[dict[str, Any]]:
+        out, cols, price = [], self.cols, self.price
+        for i, code in enumerate(self.codes):
+            if code != 45:  # "-": no position there
+                out.append({"row": i // cols + 1, "col": i % cols + 1, "status": STATUS[code],
+                            "price": price})
+        return out
+
+    def document(self) -> dict[str, Any]:
+        return {"schedule_id": self.id, "rows": self.rows, "cols": self.cols,
+                "available": self.codes.count(b"a"), "version": self.version,
+                "seats": self.seats()}
+
+    def body(self, encoding: str) -> bytes:
+        """The answer at this version, built once per version and encoding."""
+        body = self.bodies.get(encoding)
+        if body is None:
+            raw = self.bodies.get("json")
+            if raw is None:
+                raw = self.bodies["json"] = orjson.dumps(self.document())
+            body = raw if encoding == "json" else gzip.compress(raw, GZIP_LEVEL, mtime=0)
+            self.bodies[encoding] = body
+        return body
+
+
+def changes_of(envelope: Envelope) -> Changes:
+    data = envelope.data
+    kind = envelope.type
+    if kind == "ticket.held":
+        return [(s["row"], s["col"], "h") for s in data["seats"]]
+    if kind == "ticket.sold":
+        return [(t["row"], t["col"], "s") for t in data["tickets"]]
+    if kind == "ticket.released":
+        return [(s["row"], s["col"], "a") for s in data["seats"]]
+    return [(data["row"], data["col"], "a")]  # ticket.refunded
+
+
+class SeatMaps:
+    def __init__(self, rpc) -> None:
+        self.rpc = rpc
+        self.shows: OrderedDict[int, Show] = OrderedDict()
+        self.floor: dict[int, int] = {}          # versions this process's writes answered
+        self._fetching: dict[int, asyncio.Future] = {}
+        self._early: dict[int, dict[int, Changes]] = {}  # events during a first snapshot
+        self._last_sweep = time.monotonic()
+
+    # -- what comes in: events, the broker's connection, this process's writes --------------
+
+    def on_event(self, envelope: Envelope) -> None:
+        data = envelope.data
+        sid = data["schedule_id"]
+        show = self.shows.get(sid)
+        version = data.get("seats_version")
+        if envelope.type == "ticket.show_changed":  # the price: take a snapshot
+            if show is not None and version > show.version:
+                show.stale = True
+                if show.watchers:
+                    asyncio.ensure_future(self._refresh(sid))
+            return
+        if show is None:
+            if sid in self._fetching and version is not None:
+                self._early.setdefault(sid, {})[version] = changes_of(envelope)
+            return
+        if version is None:  # from a ticket_svc that does not number its changes
+            show.stale = True
+            return
+        if version <= show.version:
+            return
+        show.pending[version] = changes_of(envelope)
+        self._drain(show)
+        if show.pending:
+            asyncio.get_running_loop().call_later(GAP_SECONDS, self._gap_check, show,
+                                                  show.version)
+
+    def _drain(self, show: Show) -> None:
+        while (changes := show.pending.pop(show.version + 1, None)) is not None:
+            show.apply(changes)
+            show.advanced(show.version + 1, changes)
+        for version in [v for v in show.pending if v <= show.version]:
+            del show.pending[version]
+
+    def _gap_check(self, show: Show, version: int) -> None:
+        if show.pending and show.version == version:
+            log.info("show %s: version %s missing; taking a fresh snapshot", show.id,
+                     version + 1)
+            show.stale = True
+            if show.watchers:
+                asyncio.ensure_future(self._refresh(show.id))
+
+    def in_doubt(self, *_: Any) -> None:
+        """The broker connection was lost or made again: events may be missing."""
+        for show in self.shows.values():
+            show.stale = True
+
+    async def on_connect(self, connection: Any) -> None:
+        self.in_doubt()
+
+    def wrote(self, result: Any) -> None:
+        """A write's answer through this process: its version is the least its next read
+        of the show may show. The version is for the gateway only: it is taken out of the
+        answer (paying or refunding twice answers the same body, as before)."""
+        if not isinstance(result, dict):
+            return
+        version = result.pop("seats_version", None)
+        sid = result.get("schedule_id")
+        # A show not in memory (nor being fetched) is read next from a snapshot taken after
+        # this write committed: nothing to remember for it (so the floors stay few).
+        if version is not None and (sid in self.shows or sid in self._fetching) \
+                and version > self.floor.get(sid, 0):
+            self.floor[sid] = version
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, sid: int) -> Show:
+        now = time.monotonic()
+        if now - self._last_sweep > 10:
+            self._sweep(now)
+        show = self.shows.get(sid)
+        need = self.floor.get(sid, 0)
+        if show is not None and not show.stale and show.version < need:
+            deadline = now + WAIT_SECONDS
+            while show.version < need and not show.stale and (left := deadline
+                                                               - time.monotonic()) > 0:
+                try:
+                    await asyncio.wait_for(show.changed.wait(), left)
+                except TimeoutError:
+                    break
+        if show is None or show.stale or show.version < need:
+            show = await self._refresh(sid)
+        show.last_read = now
+        self.shows.move_to_end(sid)
+        if show.version >= need:
+            self.floor.pop(sid, None)
+        return show
+
+    async def _refresh(self, sid: int) -> Show:
+        """One snapshot at a time per show; readers arriving meanwhile share it."""
+        pending = self._fetching.get(sid)
+        if pending is None:
+            pending = self._fetching[sid] = asyncio.ensure_future(self._snapshot(sid))
+        return await asyncio.shield(pending)
+
+    async def _snapshot(self, sid: int) -> Show:
+        try:
+            snap = c.SeatSnapshot.model_validate(await self.rpc.call(
+                c.GetSeatSnapshot.name, {"id": sid}, ANONYMOUS, SNAPSHOT_TIMEOUT))
+        finally:
+            del self._fetching[sid]
+        early = self._early.pop(sid, {})
+        show = self.shows.get(sid)
+        if show is not None and snap.version < show.version:
+            show.stale = False  # what we show is newer than the snapshot: keep it
+            return show
+        if show is None:
+            show = self.shows[sid] = Show(snap)
+            if len(self.shows) > MAX_SHOWS:
+                self._forget_oldest()
+        else:
+            show.codes = bytearray(snap.codes.encode())
+            show.rows, show.cols, show.price = snap.rows, snap.cols, snap.price
+            show.stale = False
+            show.advanced(snap.version, None)
+        show.pending.update({v: ch for v, ch in early.items() if v > snap.version})
+        self._drain(show)
+        return show
+
+    def _forget_oldest(self) -> None:
+        for sid, show in list(self.shows.items()):
+            if len(self.shows) <= MAX_SHOWS:
+                break
+            if not show.watchers:
+                del self.shows[sid]
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        for sid, show in list(self.shows.items()):
+            if not show.watchers and now - show.last_read > IDLE_SECONDS:
+                del self.shows[sid]
+                self.floor.pop(sid, None)
+
+
+async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
+    """``GET /schedules/{id}/seats`` from memory: ETag from the version, gzip when asked."""
+    show = await maps.get(int(request.match_info["id"]))
+    etag = f'"{show.id}.{show.version}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        body = show.body("gzip")
+    else:
+        body = show.body("json")
+    return web.Response(body=body, headers=headers, content_type="application/json")
+
+
+# -- the stream ------------------------------------------------------------------------------
+
+COALESCE_SECONDS = 0.1   # at most one `changes` event per this long
+KEEP_ALIVE_SECONDS = 15.0
+CHECK_SECONDS = 1.0      # how soon a closed page is noticed while nothing changes
+
+
+def _event(kind: str, version: int, data: Any) -> bytes:
+    return b"event: %s\nid: %d\ndata: %s\n\n" % (kind.encode(), version, orjson.dumps(data))
+
+
+def _changes_since(show: Show, sent: int) -> bytes | None:
+    """One ``changes`` event for every version after ``sent`` (each seat's last status), or
+    None when the show's history no longer reaches back to ``sent`` (a snapshot came between,
+    or too much happened): then the stream sends a snapshot."""
+    history = show.history
+    if not history or history[0][0] > sent + 1 or history[-1][0] != show.version:
+        return None
+    seats: dict[tuple[int, int], str] = {}
+    for version, changes in history:
+        if version > sent:
+            for row, col, code in changes:
+                seats[row, col] = code
+    return _event("changes", show.version, {"version": show.version, "seats": [
+        {"row": r, "col": col, "status": STATUS[ord(code)]} for (r, col), code in seats.items()]})
+
+
+async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamResponse:
+    """``GET /schedules/{id}/seats/stream`` (Server-Sent Events): a ``snapshot`` event (the
+    seat map, ``id`` its version), then ``changes`` events at most every 100 ms, a comment as
+    keep-alive every 15 s. ``Last-Event-ID`` (a version) resumes with the changes since, when
+    this gateway still has them; else a snapshot. A request that does not accept
+    ``text/event-stream`` gets the snapshot event alone."""
+    sid = int(request.match_info["id"])
+    show = await maps.get(sid)
+    live = "text/event-stream" in request.headers.get("Accept", "")
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no"})
+    show.watchers += 1
+    try:
+        await response.prepare(request)
+        sent = -1
+        last = request.headers.get("Last-Event-ID", "")
+        if live and last.isdecimal() and int(last) <= show.version:
+            sent = int(last)
+            if sent < show.version:
+                resumed = _changes_since(show, sent)
+                if resumed is None:
+                    sent = -1
+                else:
+                    await response.write(resumed)
+                    sent = show.version
+        if sent < 0:
+            await response.write(_event("snapshot", show.version, show.document()))
+            sent = show.version
+        if not live:
+            await response.write_eof()
+            return response
+        quiet_since = time.monotonic()
+        while True:
+            if show.version == sent:
+                try:
+                    await asyncio.wait_for(show.changed.wait(), CHECK_SECONDS)
+                except TimeoutError:
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break
+                    if show.stale:  # in doubt (e.g. the broker came back): a fresh snapshot
+                        try:
+                            await maps.get(sid)
+                        except errors.ServiceError:
+                            pass  # tried again in a second
+                    if time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+                        await response.write(b": keep-alive\n\n")
+                        quiet_since = time.monotonic()
+                    continue
+                await asyncio.sleep(COALESCE_SECONDS)  # gather what comes with it
+            if show.stale and maps.shows.get(sid) is show:
+                await maps.get(sid)  # a fresh snapshot, shared with the readers
+            out = _changes_since(show, sent)
+            if out is None:
+                out = _event("snapshot", show.version, show.document())
+            sent = show.version
+            await response.write(out)
+            quiet_since = time.monotonic()
+    except ConnectionResetError:
+        pass  # the page was closed
+    finally:
+        show.watchers -= 1
+    return response

@@ -1,0 +1,127 @@
+"""A broker restart with a seat-map watcher connected (issue 14): the watcher's map ends equal
+to ticket_svc's rows. The whole system runs in a namespace of its own on a PRIVATE RabbitMQ
+node (tests/private_servers.py), stopped and started again on the same port; the shared
+broker is never touched. The database is the shared MariaDB, in that namespace's databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+
+import launcher
+from messages.settings import Settings
+from tests import private_servers
+from tests.conftest import ADMIN_PASSWORD, NAMESPACE, ROOT, TEST_ENV, Client
+from tests.test_live_seats import open_stream, ticket_rows
+from tests.test_sales import make_show
+
+NS = f"{NAMESPACE}_brk"
+
+
+def _migrations(env: dict[str, str], command: str) -> None:
+    subprocess.run([sys.executable, "-m", "migrations", command], cwd=ROOT, check=True,
+                   env={**os.environ, **env}, capture_output=True)
+
+
+class _System:
+    def __init__(self, settings: Settings, run_dir) -> None:
+        self.settings, self.run_dir = settings, run_dir
+
+
+async def _ready(client: Client, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if (await client.get("/readyz")).status == 200:
+                return
+        except aiohttp.ClientError:
+            pass
+        assert time.monotonic() < deadline, "the system did not come back"
+        await asyncio.sleep(0.5)
+
+
+async def _retrying(send):
+    for _ in range(60):
+        answer = await send()
+        if answer.status not in (503, 504):
+            return answer
+        await asyncio.sleep(0.5)
+    return answer
+
+
+def test_a_broker_restart_with_a_watcher_ends_with_ticket_svcs_rows(tmp_path):
+    server = private_servers.start_rabbitmq(f"{NS}_rmq")
+    if server is None:
+        pytest.skip("no RabbitMQ binaries (/usr/lib/rabbitmq/bin/rabbitmq-server, erl)")
+    port = private_servers.free_port()
+    env = {**TEST_ENV, "TTMS_NAMESPACE": NS, "TTMS_GATEWAY_PORT": str(port),
+           "TTMS_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{server.port}/"}
+    run_dir = tmp_path / "run"
+    try:
+        _migrations(env, "drop")
+        url = launcher.up(run_dir, env, timeout=120)
+        settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in env.items()})
+        server = asyncio.run(_watch_through_a_restart(url, server, _System(settings, run_dir)))
+    finally:
+        launcher.down(run_dir)
+        server.stop()
+        _migrations(env, "drop")
+
+
+async def _watch_through_a_restart(url: str, server, system: _System):
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        api = Client(session, url)
+        login = await api.post("/auth/login", {"username": "admin",
+                                               "password": ADMIN_PASSWORD})
+        admin = api.as_(login.body["access_token"])
+        await api.post("/auth/register", {"username": "watcher_buyer", "password": "pw-123456"})
+        login = await api.post("/auth/login", {"username": "watcher_buyer",
+                                               "password": "pw-123456"})
+        buyer = api.as_(login.body["access_token"])
+        show = await make_show(admin, rows=3, cols=3)
+        response, stream = await open_stream(api, show)
+        seats: dict[tuple[int, int], str] = {}
+
+        def apply(kind: str, data: dict) -> None:
+            if kind == "snapshot":
+                seats.clear()
+            for s in data["seats"]:
+                seats[s["row"], s["col"]] = s["status"]
+
+        try:
+            kind, _, data = await stream.next()
+            apply(kind, data)
+            assert (await buyer.post("/reservations", {
+                "schedule_id": show["id"], "seats": [{"row": 1, "col": 1}]})).status == 201
+            kind, _, data = await stream.next()
+            apply(kind, data)
+            assert seats[1, 1] == "held"
+
+            port = server.port
+            server.stop()  # the broker goes, and comes back empty on the same port
+            server = private_servers.start_rabbitmq(f"{NS}_rmq", port=port)
+            await _ready(api, 90)
+            held = await _retrying(lambda: buyer.post("/reservations", {
+                "schedule_id": show["id"], "seats": [{"row": 2, "col": 2}]}))
+            assert held.status == 201, held.body
+            deadline = time.monotonic() + 30
+            while True:
+                _, truth = await ticket_rows(system, show)
+                if seats == truth:
+                    break
+                assert time.monotonic() < deadline, (seats, truth)
+                try:
+                    kind, _, data = await stream.next(timeout=2)
+                    apply(kind, data)
+                except TimeoutError:
+                    pass
+            assert seats[2, 2] == "held"
+        finally:
+            response.close()
+    return server

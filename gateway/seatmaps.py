@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import brotli
 import orjson
 from aiohttp import web
 
@@ -44,6 +45,7 @@ IDLE_SECONDS = 120.0    # a show nobody read that long is forgotten
 MAX_SHOWS = 2_000
 SNAPSHOT_TIMEOUT = 10.0
 GZIP_LEVEL = 6
+BROTLI_QUALITY = 5      # once per version: ~8 ms for 10,000 places here (gzip 6: ~12 ms)
 HISTORY = 1_000         # changes kept per show, for streams that resume (Last-Event-ID)
 
 STATUS = {ord(k): v for k, v in c.SEAT_CODES.items()}
@@ -109,7 +111,12 @@ class Show:
             raw = self.bodies.get("json")
             if raw is None:
                 raw = self.bodies["json"] = orjson.dumps(self.document())
-            body = raw if encoding == "json" else gzip.compress(raw, GZIP_LEVEL, mtime=0)
+            if encoding == "br":
+                body = brotli.compress(raw, quality=BROTLI_QUALITY)
+            elif encoding == "gzip":
+                body = gzip.compress(raw, GZIP_LEVEL, mtime=0)
+            else:
+                body = raw
             self.bodies[encoding] = body
         return body
 
@@ -270,18 +277,30 @@ class SeatMaps:
                 self.floor.pop(sid, None)
 
 
+def content_coding(accept_encoding: str) -> str:
+    """br where the client takes it, else gzip, else the plain JSON ("json"); ``q=0`` refuses."""
+    taken = set()
+    for part in accept_encoding.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            taken.add(name.strip())
+    for coding in ("br", "gzip"):
+        if coding in taken:
+            return coding
+    return "json"
+
+
 async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
-    """``GET /schedules/{id}/seats`` from memory: ETag from the version, gzip when asked."""
+    """``GET /schedules/{id}/seats`` from memory: ETag from the version, br or gzip when asked."""
     show = await maps.get(int(request.match_info["id"]))
     etag = f'"{show.id}.{show.version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        body = show.body("gzip")
-    else:
-        body = show.body("json")
+    encoding = content_coding(request.headers.get("Accept-Encoding", ""))
+    if encoding != "json":
+        headers["Content-Encoding"] = encoding
+    body = show.body(encoding)
     return web.Response(body=body, headers=headers, content_type="application/json")
 
 

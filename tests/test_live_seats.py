@@ -17,6 +17,7 @@ import sys
 import time
 
 import aiohttp
+import brotli
 import orjson
 import pytest
 from sqlalchemy import text
@@ -86,7 +87,7 @@ async def test_a_new_price_reaches_the_seat_map(api, manager):
         await asyncio.sleep(0.1)
 
 
-async def test_etag_304_and_gzip_once_per_version(api, manager, customer):
+async def test_etag_304_and_br_or_gzip_once_per_version(api, manager, customer):
     show = await make_show(manager, rows=20, cols=30)
     plain = await seat_map(api, show)
     etag = plain.headers["Etag"]  # (aiohttp's spelling)
@@ -103,6 +104,17 @@ async def test_etag_304_and_gzip_once_per_version(api, manager, customer):
     unpacked = gzip.decompress(packed)
     assert orjson.loads(unpacked) == plain.body
     assert len(packed) * 5 < len(unpacked), (len(packed), len(unpacked))
+    # br, where asked (preferred to gzip when both are taken; q=0 refuses a coding)
+    for accepted, coding in (("gzip, deflate, br", "br"), ("br;q=0, gzip", "gzip"),
+                             ("identity", None)):
+        async with aiohttp.ClientSession(auto_decompress=False) as raw:
+            async with raw.get(f"{api.base}/api/v1/schedules/{show['id']}/seats",
+                               headers={"Accept-Encoding": accepted}) as response:
+                assert response.headers.get("Content-Encoding") == coding, accepted
+                travelled = await response.read()
+        decoded = {"br": brotli.decompress, "gzip": gzip.decompress, None: bytes}[coding](
+            travelled)
+        assert orjson.loads(decoded) == plain.body, accepted
     assert (await hold(customer, show, (2, 2))).status == 201
     changed = await api.get(f"/schedules/{show['id']}/seats", headers={"If-None-Match": etag})
     assert changed.status == 200 and changed.headers["Etag"] != etag

@@ -17,7 +17,7 @@ ROUTES = [
     Route("GET", "/schedules/{id}/seats", c.GetSeats, Who.anyone,
           "A show's seats with their status, price and seat-map version, from the gateway's "
           "live copy (never older than your own last write through it); `ETag` from the "
-          "version (304 to `If-None-Match`), gzip when asked", TAG, response=c.SeatsForSale,
+          "version (304 to `If-None-Match`), br or gzip when asked", TAG, response=c.SeatsForSale,
           extra={"local": seatmaps.seat_map}),
     Route("GET", "/schedules/{id}/seats/stream", c.GetSeatSnapshot, Who.anyone,
           "A show's seat map as it changes (Server-Sent Events): a `snapshot` event, then "

@@ -174,6 +174,7 @@ def route_handler(route: Route):
     optional_body = route.body is not None and not any(
         field.is_required() for field in route.body.model_fields.values())
     shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
+    render = route.extra.get("render")
     if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
         raise ValueError(f"{route.path}: only public reads may share answers")
 
@@ -221,6 +222,8 @@ def route_handler(route: Route):
             rpc_seconds.observe(time.perf_counter() - started)
         if route.status == 204:
             return web.Response(status=204)
+        if render is not None:  # an answer drawn for people (a ticket's QR code)
+            return render(result)
         return json_response(result, route.status)
 
     return handle

@@ -176,11 +176,14 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
         ctx.caller.require_owner_or(row.user_id, Role.clerk, "ticket")
         if row.status == REFUNDED:  # refunding twice changes nothing
             return queries.ticket_of(row)
+        _check_not_checked_in(row)
         now = utcnow()
         domain.check_refund_open(as_utc(row.starts_at), now)
         done = await tx.execute(queries.MARK_REFUNDED, {"id": row.id, "now": to_db(now)})
-        if done.rowcount == 0:  # refunded meanwhile by a concurrent request
-            return queries.ticket_of((await tx.execute(queries.TICKET, {"id": cmd.id})).first())
+        if done.rowcount == 0:  # refunded, or checked in, meanwhile by a concurrent request
+            again = (await tx.execute(queries.TICKET_LOCKED, {"id": cmd.id})).first()
+            _check_not_checked_in(again)
+            return queries.ticket_of(again)
         tx.later(queries.FREE_SOLD_SEAT, {
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
@@ -188,6 +191,11 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
                                         app.settings.currency, "requested", now))
     ticket = queries.ticket_of(row)
     return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now})
+
+
+def _check_not_checked_in(row) -> None:
+    if row.checked_in_at is not None:
+        raise errors.Conflict("the ticket was checked in at the door; it cannot be refunded")
 
 
 async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:

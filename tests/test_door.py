@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from messages.contracts.door import TicketCheckedIn
+from tests.catalogue import eventually
+from tests.test_orders import NOW, Sale, Show, bus, wrap  # noqa: F401 (bus: a fixture)
 from tests.test_sales import hold, make_show
 
+ROOT = Path(__file__).resolve().parent.parent
 SOON = timedelta(minutes=30)  # inside the door window (it opens 2 h before the show)
 
 
@@ -102,6 +110,14 @@ async def test_a_sold_ticket_has_a_signed_code_that_checks_in_once(api, manager,
     assert refund.status == 409 and refund.code == "conflict", refund.body
     after = await clerk.get(f"/schedules/{show['id']}/checkin-list")
     assert after.body["checked_in"] == [ticket["id"]]
+
+    # ticket.checked_in reaches order_svc: the box office counts attendance per show.
+    async def attended():
+        office = await manager.get(f"/box-office/plays/{show['play_id']}")
+        assert office.status == 200, office.body
+        [line] = [s for s in office.body["schedules"] if s["schedule_id"] == show["id"]]
+        assert line["checked_in"] == 1 and line["no_show"] is None, line  # not ended yet
+    await eventually(attended)
 
 
 async def test_every_refusal_at_the_door(manager, clerk, customer, new_user):
@@ -219,3 +235,35 @@ async def test_offline_scans_uploaded_later_first_scan_wins(manager, clerk, cust
 async def test_a_malformed_check_in_is_422(clerk, body):
     answer = await clerk.post("/checkins", body)
     assert answer.status == 422 and answer.code == "validation_error", answer.body
+
+
+async def test_box_office_counts_check_ins_and_after_the_show_no_shows(
+        bus, manager, customer):  # noqa: F811
+    """ticket.checked_in events, before their sale and twice, for a show that has ended."""
+    show = Show(starts_at=NOW - timedelta(hours=5))
+    sale = Sale(show, customer.user["id"], [(2, 1), (2, 2), (2, 3), (2, 4)])
+    checked_in = wrap(TicketCheckedIn(
+        ticket_id=sale.ticket_ids[0], reservation_id=sale.id, user_id=sale.user_id,
+        schedule_id=show.schedule_id, play_id=show.play_id, studio_id=show.studio_id,
+        row=2, col=1, price=show.price, checked_in_at=show.starts_at - timedelta(minutes=20)))
+    await bus.publish(*show.catalogue(), checked_in, sale.held(), sale.sold(), checked_in,
+                      sale.refunded(3))
+
+    async def exact():
+        body = (await manager.get(f"/box-office/plays/{show.play_id}")).body
+        [line] = body["schedules"]
+        assert (line["sold"], line["refunded"], line["checked_in"], line["no_show"]) == (
+            4, 1, 1, 2), line
+    await eventually(exact)
+
+
+def test_production_refuses_the_development_signing_key():
+    """Real JWT and admin secrets, but the documented check-in signing key: refused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTMS_")}
+    env.update(TTMS_ENV="production", TTMS_NAMESPACE="ttms_prodcheck",
+               TTMS_JWT_SECRET="a-production-jwt-secret-0123456789abcdef",
+               TTMS_ADMIN_PASSWORD="a-production-admin-password")
+    done = subprocess.run([sys.executable, "-m", "ticket_svc"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "TTMS_TICKET_SIGNING_KEY" in done.stderr, done.stderr[-2000:]

@@ -98,7 +98,8 @@ async def admit(app: App, caller: Caller, code: str, schedule_id: int | None,
         tx.emit(d.TicketCheckedIn(
             ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
             schedule_id=row.schedule_id, play_id=row.play_id, studio_id=row.studio_id,
-            checked_in_at=at, offline=offline))
+            row=row.seat_row, col=row.seat_col, price=row.price, checked_in_at=at,
+            offline=offline))
     return row, at
 
 

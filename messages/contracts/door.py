@@ -115,5 +115,8 @@ class TicketCheckedIn(Event, type="ticket.checked_in"):
     schedule_id: int
     play_id: int
     studio_id: int
+    row: int
+    col: int
+    price: int
     checked_in_at: UtcDatetime
     offline: bool = False

@@ -202,8 +202,8 @@ def route_handler(route: Route):
             else:
                 body, raw = await _read_json(request, app[settings_key].max_body_bytes)
             payload.update(_validate(route.body, body, "body", _may_mislead(raw)))
-        if route.extra.get("login"):
-            _limit_login(request, payload["username"])
+        if login := route.extra.get("login"):  # the field that names the account
+            _limit_login(request, payload["username" if login is True else login])
         if route.idempotency_key and (key := request.headers.get("Idempotency-Key")):
             if not 1 <= len(key) <= 100:
                 raise errors.ValidationFailed("Idempotency-Key must be 1..100 characters")

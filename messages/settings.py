@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     argon2_parallelism: int = 1
     argon2_concurrency: int = 0  # hashes at once per user_svc process; 0: one per core
 
+    # E-mail (user_svc/mailer.py): an SMTP server; `make up` and the tests run a local sink.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "TTMS <no-reply@ttms.localhost>"
+    mail_language: str = Field("en", pattern=r"^(en|zh)$")  # when the user chose none
+    mail_retry_max_seconds: float = 60.0   # backoff between tries of one mail, at most
+    mail_poll_seconds: float = 1.0
+
     currency: str = "CNY"
     hold_seconds: int = 180
     sales_cutoff_minutes: int = 10

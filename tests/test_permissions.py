@@ -439,6 +439,24 @@ async def _(w, caller, owner):
     return Request(f"/schedules/{w.show['id']}/checkin-list", 200)
 
 
+# The mail routes' success needs what only the mail carries (a code, a token: see
+# tests/test_mail.py); here a well-formed request that was let in answers 422 for it.
+@builds("POST /users/me/email/verify")
+async def _(w, caller, owner):
+    return Request("/users/me/email/verify", 422, {"code": "000000"})
+
+
+@builds("POST /auth/password-reset")
+async def _(w, caller, owner):
+    return Request("/auth/password-reset", 202, {"email": f"{w.unique('reset')}@example.com"})
+
+
+@builds("POST /auth/password-reset/confirm")
+async def _(w, caller, owner):
+    return Request("/auth/password-reset/confirm", 422,
+                   {"token": "not-a-token-0123456789", "new_password": "password123"})
+
+
 @builds("GET /orders")
 async def _(w, caller, owner):
     return Request("/orders", 200, params={"user_id": owner.user["id"]})

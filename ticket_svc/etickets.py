@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from messages import errors
 
 PREFIX = "TT1."
+FIRST_CODE_VERSION = 1  # tickets.code_version's default: the version of a code at sale
 ALGORITHM = "Ed25519"
 _PAYLOAD = struct.Struct(">QQBBI")
 _SIGNATURE_BYTES = 64

@@ -165,3 +165,15 @@ async def test_smtp_down_for_thirty_seconds_every_mail_arrives_once(api, sink, m
     for _, email, _ in buyers:
         got = [m for m in sink.messages() if m["To"] == email]
         assert len(got) == 2, [m["Subject"] for m in got]  # the code, the tickets: once each
+
+
+async def test_password_reset_requests_are_limited_per_address(api):
+    email = address()
+    limit = int(TEST_ENV["TTMS_LOGIN_ATTEMPTS_PER_MINUTE"])
+    answers = [await api.post("/auth/password-reset", {"email": email})
+               for _ in range(limit + 2)]
+    assert [a.status for a in answers[:limit]] == [202] * limit
+    assert answers[-1].status == 429 and answers[-1].code == "rate_limited"
+    assert "Retry-After" in answers[-1].headers
+    # Another address is not held back by this one.
+    assert (await api.post("/auth/password-reset", {"email": address()})).status == 202

@@ -1,8 +1,8 @@
 """A local SMTP sink for development and tests: every message it receives is written to a
 folder as ``<time>-<n>.eml`` (one file per recipient), where a developer can read it.
 
-    python -m user_svc.mailsink --dir run/mail --port 8025     # what `make up` runs
-    python -m user_svc.mailsink --list --dir run/mail          # what `make mail` prints
+    python -m user_svc.mailsink            # what `make up` runs (port TTMS_SMTP_PORT, 8025)
+    python -m user_svc.mailsink --list     # what `make mail` prints
 
 Not for production: it accepts anything from anyone on its address (127.0.0.1 by default).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import time
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -63,9 +64,9 @@ def listing(folder: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", default="run/mail")
+    parser.add_argument("--dir", default=os.environ.get("TTMS_MAIL_SINK_DIR", "run/mail"))
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("TTMS_SMTP_PORT", 8025)))
     parser.add_argument("--list", action="store_true", help="list the kept mail and exit")
     args = parser.parse_args()
     if args.list:

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from messages.contracts.base import Command, Event, Strict, UtcDatetime
+from messages.contracts.base import Command, Event, IsoDatetime, Strict, UtcDatetime
 from messages.contracts.ticket import Id, Ticket
 
 MAX_CODE = 200
@@ -40,7 +40,7 @@ class CheckinResult(BaseModel):
 
 class Scan(Strict):
     code: str = Field(min_length=1, max_length=MAX_CODE)
-    scanned_at: UtcDatetime
+    scanned_at: IsoDatetime
 
 
 class CheckinBatchBody(Strict):

@@ -9,11 +9,13 @@ import asyncio
 import re
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import TEST_ENV
 from tests.test_door import SOON, bought, decode_qr_svg
+from tests.test_orders import NOW, Sale, Show, bus  # noqa: F401 (bus: a fixture)
 from tests.test_sales import make_show
 from user_svc.mailsink import MailSink
 
@@ -177,3 +179,17 @@ async def test_password_reset_requests_are_limited_per_address(api):
     assert "Retry-After" in answers[-1].headers
     # Another address is not held back by this one.
     assert (await api.post("/auth/password-reset", {"email": address()})).status == 202
+
+
+async def test_a_redelivered_sale_event_mails_once(api, sink, bus):  # noqa: F811
+    """ticket.sold delivered three times (same event id, as a broker redelivery or a replay
+    would): one mail."""
+    client, email, _ = await register(api, sink)
+    show = Show(starts_at=NOW + timedelta(days=2))
+    sale = Sale(show, client.user["id"], [(1, 1)])
+    sold = sale.sold()
+    await bus.publish(sold, sold)
+    await mails_to(sink, email, count=2)
+    await bus.publish(sold)
+    await asyncio.sleep(3)
+    assert len([m for m in sink.messages() if m["To"] == email]) == 2  # the code, the tickets

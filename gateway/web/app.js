@@ -11,6 +11,7 @@ const PAGES = [
   [/^show\/(\d+)$/, "./pages/show.js", null],
   [/^signin$/, "./pages/signin.js", null],
   [/^register$/, "./pages/signin.js", null],
+  [/^reset$/, "./pages/reset.js", null],
   [/^account$/, "./pages/account.js", "customer", "nav.account"],
   [/^ticket\/(\d+)$/, "./pages/ticket.js", "customer"],
   [/^box-office$/, "./pages/boxoffice.js", "clerk", "nav.boxoffice"],

@@ -8,7 +8,7 @@ PY := .venv/bin/python
 # Reinstall only when a requirements file is newer than the last install.
 STAMP := .venv/.installed
 
-.PHONY: deps venv wrk chromium up down logs migrate test lint bench chaos compose-check screenshots
+.PHONY: deps venv wrk chromium up down logs mail migrate test lint bench chaos compose-check screenshots
 
 deps:
 	python3 -m launcher deps
@@ -36,6 +36,10 @@ down:
 logs:
 	@if docker info >/dev/null 2>&1; then docker compose logs --tail 50; \
 	else python3 -m launcher logs; fi
+
+# The mail the local SMTP sink of `make up` kept (run/mail/*.eml).
+mail: venv
+	@$(PY) -m user_svc.mailsink --list
 
 migrate: deps venv
 	$(PY) -m migrations upgrade

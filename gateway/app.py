@@ -175,6 +175,7 @@ def route_handler(route: Route):
     optional_body = route.body is not None and not any(
         field.is_required() for field in route.body.model_fields.values())
     shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
+    render = route.extra.get("render")
     if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
         raise ValueError(f"{route.path}: only public reads may share answers")
     local = route.extra.get("local")            # answered by the gateway (seatmaps)
@@ -204,8 +205,8 @@ def route_handler(route: Route):
             else:
                 body, raw = await _read_json(request, app[settings_key].max_body_bytes)
             payload.update(_validate(route.body, body, "body", _may_mislead(raw)))
-        if route.extra.get("login"):
-            _limit_login(request, payload["username"])
+        if login := route.extra.get("login"):  # the field that names the account
+            _limit_login(request, payload["username" if login is True else login])
         if route.idempotency_key and (key := request.headers.get("Idempotency-Key")):
             if not 1 <= len(key) <= 100:
                 raise errors.ValidationFailed("Idempotency-Key must be 1..100 characters")
@@ -228,6 +229,8 @@ def route_handler(route: Route):
             app[seatmaps_key].wrote(result)
         if route.status == 204:
             return web.Response(status=204)
+        if render is not None:  # an answer drawn for people (a ticket's QR code)
+            return render(result)
         return json_response(result, route.status)
 
     return handle

@@ -168,7 +168,9 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         responses["204"] = {"description": "Done"}
     else:
         response: dict[str, Any] = {"description": "OK"}
-        if (route.response, "serialization") in keys:
+        if route.extra.get("content_type"):  # drawn, not JSON (a QR code)
+            response["content"] = {route.extra["content_type"]: {"schema": {"type": "string"}}}
+        elif (route.response, "serialization") in keys:
             response["content"] = {"application/json": {
                 "schema": keys[(route.response, "serialization")]}}
         elif "content_type" in route.extra:  # e.g. text/event-stream
@@ -184,7 +186,7 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
     if "{id}" in route.path or route.extra.get("not_found") or (route.body is not None and any(
             name.endswith("_id") for name in route.body.model_fields)):
         codes.append("404")
-    if route.method in ("POST", "PATCH", "DELETE"):
+    if route.method in ("POST", "PATCH", "DELETE") or route.extra.get("conflict"):
         codes.append("409")
     for code in sorted(set(codes)):
         responses[code] = {"description": "Problem", **problem}

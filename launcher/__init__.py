@@ -33,6 +33,10 @@ DEFAULT_RUN_DIR = ROOT / "run"
 # Gateway last: it is the one that reports ready, and it needs the services behind it. A copy
 # of messages.settings.SERVICES (that module needs the venv); tests/test_compose.py compares.
 SERVICES = ("user_svc", "studio_svc", "play_svc", "ticket_svc", "order_svc", "gateway")
+# The development SMTP sink (user_svc/mailsink.py: every mail as a .eml file in run/mail), started
+# first unless TTMS_SMTP_HOST names a real server.
+MAIL_SINK = "user_svc.mailsink"
+PROCESSES = (MAIL_SINK, *SERVICES)
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 DEPS_WAIT = 60.0
 
@@ -54,7 +58,7 @@ def up(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 90) ->
     On any failure everything started here is stopped again and LaunchError is raised.
     """
     run_dir = Path(run_dir)
-    running = [name for name in SERVICES if _running_pid(run_dir, name)]
+    running = [name for name in PROCESSES if _running_pid(run_dir, name)]
     if running:
         raise LaunchError(f"already running in {run_dir}: {', '.join(running)} (run `down` first)")
     url = gateway_url(env)
@@ -65,7 +69,12 @@ def up(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 90) ->
     deadline = time.monotonic() + timeout
     migrate(run_dir, env, timeout)
     try:
-        started = {name: start_one(run_dir, name, env) for name in SERVICES}
+        environment = _environment(env)
+        smtp_port = int(environment.get("TTMS_SMTP_PORT") or 8025)
+        # A real server configured, or a sink already listening (another `up`): none of ours.
+        wanted = SERVICES if environment.get("TTMS_SMTP_HOST") or _port_open(smtp_port) \
+            else PROCESSES
+        started = {name: start_one(run_dir, name, env) for name in wanted}
         while True:
             for name, proc in started.items():
                 if proc.poll() is not None:
@@ -110,8 +119,8 @@ def migrate(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 9
 
 def start_one(run_dir: Path, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `python -m <name>` in its own process group, appending to its log."""
-    if name not in SERVICES:
-        raise ValueError(f"unknown process {name!r}; expected one of {', '.join(SERVICES)}")
+    if name not in PROCESSES:
+        raise ValueError(f"unknown process {name!r}; expected one of {', '.join(PROCESSES)}")
     run_dir = Path(run_dir)
     pid = _running_pid(run_dir, name)
     if pid:
@@ -155,7 +164,7 @@ def down(run_dir: Path) -> list[str]:
     Returns the names that were running. Safe to call any number of times.
     """
     run_dir = Path(run_dir)
-    pids = {name: pid for name in SERVICES if (pid := _running_pid(run_dir, name))}
+    pids = {name: pid for name in PROCESSES if (pid := _running_pid(run_dir, name))}
     for pid in pids.values():
         _signal_group(pid, signal.SIGTERM)
     if not _wait_gone(pids, STOP_GRACE):
@@ -163,14 +172,14 @@ def down(run_dir: Path) -> list[str]:
             if _is_ours(pid, name):
                 _signal_group(pid, signal.SIGKILL)
         _wait_gone(pids, 5)
-    for name in SERVICES:
+    for name in PROCESSES:
         _pid_path(run_dir, name).unlink(missing_ok=True)
     return list(pids)
 
 
 def status(run_dir: Path) -> dict[str, int | None]:
     """Map each process name to its pid if it is running, else None."""
-    return {name: _running_pid(Path(run_dir), name) for name in SERVICES}
+    return {name: _running_pid(Path(run_dir), name) for name in PROCESSES}
 
 
 def gateway_url(env: dict[str, str] | None = None) -> str:
@@ -404,7 +413,7 @@ def run(command: str, run_dir: Path, timeout: float) -> None:
         print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     elif command == "status":
         for name, pid in status(run_dir).items():
-            print(f"{name:<11} running  pid {pid}" if pid else f"{name:<11} stopped")
+            print(f"{name:<17} running  pid {pid}" if pid else f"{name:<17} stopped")
     elif command == "logs":
         paths = sorted((run_dir / "logs").glob("*.log"))
         print("\n\n".join(f"==> {path} <==\n{_tail(path)}" for path in paths) or "no logs yet")

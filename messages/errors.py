@@ -83,6 +83,26 @@ class HoldExpired(ServiceError):
     code, status, title = "hold_expired", 409, "The hold expired or was cancelled"
 
 
+class AlreadyCheckedIn(ServiceError):
+    code, status, title = "already_checked_in", 409, "The ticket was already checked in"
+
+
+class TicketRefunded(ServiceError):
+    code, status, title = "ticket_refunded", 409, "The ticket was refunded"
+
+
+class WrongShow(ServiceError):
+    code, status, title = "wrong_show", 409, "The ticket is for another show"
+
+
+class CheckinClosed(ServiceError):
+    code, status, title = "checkin_closed", 409, "Check-in is not open for this show"
+
+
+class InvalidCode(ServiceError):
+    code, status, title = "invalid_code", 422, "Not a valid check-in code"
+
+
 class ValidationFailed(ServiceError):
     code, status, title = "validation_error", 422, "Validation error"
 
@@ -110,7 +130,8 @@ BY_CODE: dict[str, type[ServiceError]] = {
                 ScheduleConflict, SeatUnavailable, SingleSeatGap, SalesClosed, RefundClosed,
                 HoldExpired,
                 ValidationFailed, IdempotencyKeyReused, RateLimited, ServiceUnavailable,
-                Timeout)
+                Timeout, AlreadyCheckedIn, TicketRefunded, WrongShow, CheckinClosed,
+                InvalidCode)
 }
 
 

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Development defaults. `make up` refuses them when TTMS_ENV=production.
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 DEV_ADMIN_PASSWORD = "admin-dev-password"
+# The Ed25519 seed (32 bytes, base64url) that signs check-in codes (ticket_svc/etickets.py).
+DEV_TICKET_SIGNING_KEY = "MGKe5gjif2sZFvjuIpKxdF64S0f7XyJb66yjV2xQhHk"
 
 # The services: the one list (the launcher, which must run before the venv exists, keeps a
 # copy that tests/test_compose.py holds to this one). Each runs as `python -m <name>_svc`.
@@ -45,6 +47,8 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_ttl_seconds: int = 3600
+    ticket_signing_key: SecretStr = SecretStr(DEV_TICKET_SIGNING_KEY)
+    checkin_opens_minutes: int = Field(120, ge=0)  # the door opens this long before a show
     admin_username: str = "admin"
     admin_password: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
     # argon2id cost: OWASP's first choice (19 MiB, 2 passes, 1 lane), ~20 ms of one core on
@@ -54,6 +58,18 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     argon2_concurrency: int = 0  # hashes at once per user_svc process; 0: one per core
+
+    # E-mail (user_svc/mailer.py): an SMTP server; `make up` and the tests run a local sink.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "TTMS <no-reply@ttms.localhost>"
+    mail_language: str = Field("en", pattern=r"^(en|zh)$")  # when the user chose none
+    mail_retry_max_seconds: float = 60.0   # backoff between tries of one mail, at most
+    mail_poll_seconds: float = 1.0
 
     currency: str = "CNY"
     hold_seconds: int = 180
@@ -76,6 +92,7 @@ class Settings(BaseSettings):
         return (
             self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
             or self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
+            or self.ticket_signing_key.get_secret_value() == DEV_TICKET_SIGNING_KEY
         )
 
     def refuse_unsafe_production(self) -> None:
@@ -83,8 +100,9 @@ class Settings(BaseSettings):
         if self.env == "production" and (self.uses_dev_secrets()
                                          or len(self.jwt_secret.get_secret_value()) < 32):
             raise SystemExit(
-                "TTMS_ENV=production: set TTMS_JWT_SECRET (32+ characters) and "
-                "TTMS_ADMIN_PASSWORD; the development defaults are refused")
+                "TTMS_ENV=production: set TTMS_JWT_SECRET (32+ characters), "
+                "TTMS_ADMIN_PASSWORD and TTMS_TICKET_SIGNING_KEY; the development defaults "
+                "are refused")
 
     @cached_property
     def names(self) -> Names:

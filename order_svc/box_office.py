@@ -10,6 +10,7 @@ from sqlalchemy import case, func, literal_column, select
 
 from messages import errors
 from messages.contracts import order as c
+from messages.contracts.base import utcnow
 from messages.db import as_utc
 from messages.service import App
 from order_svc import domain
@@ -24,7 +25,8 @@ def sale_figures(*group: Any) -> tuple[Any, ...]:
             func.count().label("sold"),
             func.sum(case((sales.c.refunded.is_(True), 1), else_=0)).label("refunded_n"),
             func.sum(sales.c.price).label("gross"),
-            refunded_money.label("refunded_money"))
+            refunded_money.label("refunded_money"),
+            func.sum(case((sales.c.checked_in_at.is_not(None), 1), else_=0)).label("checked_in"))
 
 
 async def play(app: App, cmd: c.GetPlayBoxOffice) -> c.PlayBoxOffice:
@@ -40,9 +42,12 @@ async def play(app: App, cmd: c.GetPlayBoxOffice) -> c.PlayBoxOffice:
     known = {r.id: r for r in show_rows}
     figures = {r.schedule_id: r for r in figure_rows}
     lines = []
+    now = utcnow()
     for schedule_id in known.keys() | figures.keys():
         show, fig = known.get(schedule_id), figures.get(schedule_id)
         sold, refunded_n = (fig.sold, int(fig.refunded_n)) if fig else (0, 0)
+        checked_in = int(fig.checked_in) if fig else 0
+        ended = show is not None and show.ends_at is not None and as_utc(show.ends_at) <= now
         gross, refunded = (int(fig.gross), int(fig.refunded_money)) if fig else (0, 0)
         lines.append(c.ShowFigures(
             schedule_id=schedule_id,
@@ -50,7 +55,9 @@ async def play(app: App, cmd: c.GetPlayBoxOffice) -> c.PlayBoxOffice:
             studio_id=(show.studio_id if show and show.studio_id else
                        (fig.studio if fig else None)),
             sold=sold, refunded=refunded_n, net=gross - refunded,
-            occupancy=domain.occupancy(sold, refunded_n, show.seat_count if show else None)))
+            occupancy=domain.occupancy(sold, refunded_n, show.seat_count if show else None),
+            checked_in=checked_in,
+            no_show=domain.no_shows(sold, refunded_n, checked_in) if ended else None))
     lines.sort(key=lambda s: (s.starts_at or datetime.max.replace(tzinfo=UTC), s.schedule_id))
     gross = sum(int(f.gross) for f in figure_rows)
     refunded = sum(int(f.refunded_money) for f in figure_rows)

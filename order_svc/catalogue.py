@@ -15,23 +15,26 @@ from order_svc.orders import PLAY_IF_MISSING, STUDIO_IF_MISSING
 
 # schedule.created: the seat count; the rest only where still unknown.
 SHOW_CREATED = (
-    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
-    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, :seat_count) "
+    "INSERT INTO shows (id, play_id, studio_id, starts_at, ends_at, status, seat_count) "
+    "VALUES (:id, :play_id, :studio_id, :starts_at, :ends_at, :status, :seat_count) "
     "ON DUPLICATE KEY UPDATE seat_count = VALUES(seat_count), "
     "studio_id = COALESCE(studio_id, VALUES(studio_id)), "
     "starts_at = COALESCE(starts_at, VALUES(starts_at)), "
+    "ends_at = COALESCE(ends_at, VALUES(ends_at)), "
     "status = COALESCE(status, VALUES(status))")
 # A move: newer than what a sale snapshot said; a late schedule.updated must not undo a
 # cancellation.
 SHOW_MOVED = (
-    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
-    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, NULL) "
-    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), studio_id = VALUES(studio_id), "
+    "INSERT INTO shows (id, play_id, studio_id, starts_at, ends_at, status, seat_count) "
+    "VALUES (:id, :play_id, :studio_id, :starts_at, :ends_at, :status, NULL) "
+    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), ends_at = VALUES(ends_at), "
+    "studio_id = VALUES(studio_id), "
     "status = COALESCE(status, VALUES(status))")
 SHOW_CANCELLED = (
-    "INSERT INTO shows (id, play_id, studio_id, starts_at, status, seat_count) "
-    "VALUES (:id, :play_id, :studio_id, :starts_at, :status, NULL) "
-    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), studio_id = VALUES(studio_id), "
+    "INSERT INTO shows (id, play_id, studio_id, starts_at, ends_at, status, seat_count) "
+    "VALUES (:id, :play_id, :studio_id, :starts_at, :ends_at, :status, NULL) "
+    "ON DUPLICATE KEY UPDATE starts_at = VALUES(starts_at), ends_at = VALUES(ends_at), "
+    "studio_id = VALUES(studio_id), "
     "status = VALUES(status)")
 PLAY = ("INSERT INTO plays (id, name, deleted) VALUES (:id, :name, FALSE) "
         "ON DUPLICATE KEY UPDATE name = VALUES(name)")
@@ -48,7 +51,8 @@ async def upsert_show(tx: PlainTx, schedule: p.Schedule, seat_count: int | None 
         statement = SHOW_MOVED
     tx.later(statement, {
         "id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
-        "starts_at": to_db(schedule.starts_at), "status": schedule.status.value,
+        "starts_at": to_db(schedule.starts_at), "ends_at": to_db(schedule.ends_at),
+        "status": schedule.status.value,
         "seat_count": seat_count})
     tx.later(PLAY_IF_MISSING, {"id": schedule.play_id, "name": schedule.play_name})
     tx.later(STUDIO_IF_MISSING, {"id": schedule.studio_id, "name": schedule.studio_name})

@@ -35,6 +35,11 @@ def seat_count(seats: Iterable[Any]) -> int:
     return sum(1 for s in seats if str(getattr(s, "kind", "seat")) == "seat")
 
 
+def no_shows(sold: int, refunded: int, checked_in: int) -> int:
+    """After a show: the tickets sold and kept whose holder never came."""
+    return max(0, sold - refunded - checked_in)
+
+
 def occupancy(sold: int, refunded: int, seats: int | None) -> float | None:
     """Tickets sold and not refunded per seat of the show, 4 decimals; None if seats unknown."""
     if not seats:

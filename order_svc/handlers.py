@@ -1,5 +1,6 @@
 """order_svc's commands and events, each a short function; the work is done in the module
 named for it: ``orders`` (order rows from ticket_svc's events, and reading them),
+``attendance`` (check-ins at the door),
 ``catalogue`` (the copies of shows, plays and studios), ``box_office`` (the figures).
 
 Events build the tables (see ``tables.py`` for why any order of arrival ends the same); the
@@ -14,6 +15,7 @@ import logging
 from sqlalchemy import select
 
 from messages import errors
+from messages.contracts import door as d
 from messages.contracts import order as c
 from messages.contracts import play as p
 from messages.contracts import studio as st
@@ -21,8 +23,8 @@ from messages.contracts import ticket as t
 from messages.contracts.base import Page, Role
 from messages.db import PlainTx
 from messages.service import App, Context, Handlers
+from order_svc import attendance, catalogue, orders
 from order_svc import box_office as figures
-from order_svc import catalogue, orders
 from order_svc.orders import ORDER_COLUMNS, ORDER_SOURCE, to_order
 from order_svc.tables import orders as order_rows
 
@@ -51,6 +53,11 @@ async def on_ticket_released(event: t.TicketReleased, tx: PlainTx, app: App) -> 
 @handlers.event(t.TicketRefunded, plain=True)
 async def on_ticket_refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> None:
     await orders.refunded(event, tx, app)
+
+
+@handlers.event(d.TicketCheckedIn, plain=True)
+async def on_ticket_checked_in(event: d.TicketCheckedIn, tx: PlainTx, app: App) -> None:
+    await attendance.checked_in(event, tx, app)
 
 
 # -- events: the catalogue -------------------------------------------------------------------

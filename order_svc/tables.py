@@ -66,6 +66,7 @@ sales = Table(
     Column("sold_at", Timestamp, nullable=True),      # None while only the refund is known
     Column("refunded", Boolean, nullable=False, default=False),
     Column("refunded_at", Timestamp, nullable=True),
+    Column("checked_in_at", Timestamp, nullable=True),  # ticket.checked_in: at the door
     Index("ix_sales_play", "play_id", "schedule_id"),
     Index("ix_sales_schedule", "schedule_id"),
 )
@@ -76,6 +77,7 @@ shows = Table(
     Column("play_id", BigInteger, nullable=False),
     Column("studio_id", BigInteger, nullable=True),
     Column("starts_at", Timestamp, nullable=True),
+    Column("ends_at", Timestamp, nullable=True),      # after it, unused tickets are no-shows
     Column("seat_count", Integer, nullable=True),    # `seat` places in schedule.created's map
     Column("status", String(20), nullable=True),
     Index("ix_shows_play", "play_id", "starts_at"),

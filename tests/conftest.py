@@ -53,6 +53,11 @@ TEST_ENV = {
     "TTMS_SALES_CUTOFF_MINUTES": "1",
     "TTMS_SWEEP_INTERVAL_SECONDS": "1",
     "TTMS_OUTBOX_POLL_SECONDS": "0.5",
+    # The SMTP sink the mail tests start (tests/test_mail.py); mail waits while it is down.
+    "TTMS_SMTP_HOST": "127.0.0.1",  # set: the launcher starts no sink of its own
+    "TTMS_SMTP_PORT": str(PORT + 1000),
+    "TTMS_MAIL_RETRY_MAX_SECONDS": "2",
+    "TTMS_MAIL_POLL_SECONDS": "0.3",
     "TTMS_LOG_LEVEL": "INFO",
 }
 

@@ -278,7 +278,7 @@ async def test_refund_before_sale_and_redeliveries_end_exact(bus, manager, custo
             "schedule_id": show.schedule_id,
             "starts_at": show.starts_at.isoformat().replace("+00:00", "Z"),
             "studio_id": show.studio_id, "sold": 3, "refunded": 1, "net": 9000,
-            "occupancy": round(2 / show.seat_count, 4)}]
+            "occupancy": round(2 / show.seat_count, 4), "checked_in": 0, "no_show": None}]
 
     await eventually(exact)
     await asyncio.sleep(0.5)  # late duplicates change nothing

@@ -71,7 +71,7 @@ async def test_malformed_event_is_dead_lettered_and_applied_once_after_a_fix(
         assert run.code == 0, run.err
         assert sold.id in run.out and "ticket.sold" in run.out and "rejected" in run.out
     await eventually(lambda: listed(command_line))  # once as a real command line
-    shown = await tool(system, "dead-letters", "show", sold.id)
+    shown = await tool(system, "dead-letters", "show", sold.id, "--consumer", "order")
     assert shown.code == 0, shown.err
     letter = orjson.loads(shown.out)
     assert letter["consumer"] == "order" and letter["routing_key"] == "ticket.sold"

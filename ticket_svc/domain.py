@@ -143,3 +143,25 @@ def single_gap_refusal(lone: list[tuple[int, int]]) -> errors.SingleSeatGap:
         "the show allows no single seat left alone; this hold would leave one",
         details=[{"loc": ["body", "seats", {"row": r, "col": col}],
                   "msg": f"row {r} col {col} would be left alone"} for r, col in lone])
+
+
+# -- the door --------------------------------------------------------------------------------
+
+# When play_svc did not say when a show ends (a copy made before shows carried ends_at).
+SHOW_LENGTH_WHEN_UNKNOWN = timedelta(hours=3)
+
+
+def checkin_window(starts_at: datetime, ends_at: datetime | None,
+                   opens_minutes: int) -> tuple[datetime, datetime]:
+    """The door is open from ``opens_minutes`` (``TTMS_CHECKIN_OPENS_MINUTES``, 120) before the
+    show until it ends."""
+    return (starts_at - timedelta(minutes=opens_minutes),
+            ends_at or starts_at + SHOW_LENGTH_WHEN_UNKNOWN)
+
+
+def check_checkin_open(window: tuple[datetime, datetime], at: datetime) -> None:
+    opens, closes = window
+    if at < opens:
+        raise errors.CheckinClosed(f"the door opens at {opens.isoformat()}")
+    if at >= closes:
+        raise errors.CheckinClosed("the show has ended")

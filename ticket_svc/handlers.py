@@ -11,6 +11,8 @@ named for its mechanism:
 - ``expiry``: the delay queue, the memory of ended holds, expire, the sweep;
 - ``idempotency``: Idempotency-Keys (take, record, forget, purge);
 - ``versions``: each show's seat-map version, raised with every change of its seats;
+- ``etickets``: the signed check-in code of a ticket (Ed25519);
+- ``checkins``: admitting a ticket once at the door, online and offline;
 - ``state``: what one process keeps between commands (``app.state``).
 """
 
@@ -23,12 +25,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from messages import errors
+from messages.contracts import door as d
 from messages.contracts import play as p
 from messages.contracts import ticket as c
 from messages.contracts.base import Role
 from messages.db import Tx
 from messages.service import App, Context, Handlers
-from ticket_svc import best, domain, expiry, holds, idempotency, inventory, payments
+from ticket_svc import best, checkins, domain, expiry, holds, idempotency, inventory, payments
 from ticket_svc.queries import ticket_of
 from ticket_svc.state import ProcessState
 
@@ -169,6 +172,28 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
 @handlers.command(c.Refund)
 async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
     return await payments.refund(cmd, ctx)
+
+
+# -- the door: e-tickets and check-in -------------------------------------------------------
+
+@handlers.command(d.GetTicket)
+async def get_ticket(cmd: d.GetTicket, ctx: Context) -> d.ETicket:
+    return await checkins.e_ticket(ctx.app, ctx.caller, cmd.id)
+
+
+@handlers.command(d.Checkin)
+async def checkin(cmd: d.Checkin, ctx: Context) -> d.CheckinResult:
+    return await checkins.checkin(ctx.app, ctx.caller, cmd)
+
+
+@handlers.command(d.CheckinBatch)
+async def checkin_batch(cmd: d.CheckinBatch, ctx: Context) -> d.CheckinBatchResult:
+    return await checkins.batch(ctx.app, ctx.caller, cmd)
+
+
+@handlers.command(d.GetCheckinList)
+async def checkin_list(cmd: d.GetCheckinList, ctx: Context) -> d.CheckinList:
+    return await checkins.checkin_list(ctx.app, ctx.caller, cmd.id)
 
 
 # -- for other services ----------------------------------------------------------------------

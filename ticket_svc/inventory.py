@@ -25,11 +25,12 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
     """Create a show's copy and its seats unless they exist (idempotent: the event and a
     reservation that came first may both do it)."""
     created = await tx.execute(text(
-        "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, price, "
-        "status, seat_rows, seat_cols, version) VALUES (:id, :play_id, :studio_id, "
-        ":play_name, :starts_at, :price, :status, :rows, :cols, :version)"),
+        "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, ends_at, "
+        "price, status, seat_rows, seat_cols, version) VALUES (:id, :play_id, :studio_id, "
+        ":play_name, :starts_at, :ends_at, :price, :status, :rows, :cols, :version)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
+         "ends_at": to_db(schedule.ends_at),
          "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
          "version": version})
     if created.rowcount == 0:
@@ -73,9 +74,11 @@ async def apply_edit(tx: Tx, s: p.Schedule, version: int) -> None:
     """An edited show's facts, unless this copy already has a later edit (events and the
     answers of ``catch_up_with_edit`` may arrive in any order)."""
     edited = await tx.execute(text(
-        "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
+        "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, "
+        "ends_at = :ends_at, price = :price, "
         "version = :version WHERE id = :id AND version <= :version"),
         {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
+         "ends_at": to_db(s.ends_at),
          "price": s.price, "version": version})
     if edited.rowcount:  # the price is on the seat map: a new seat-map version
         tx.emit(c.TicketShowChanged(schedule_id=s.id, price=s.price,

@@ -16,8 +16,9 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Caller, Role, utcnow
 from messages.db import Tx, as_utc, is_deadlock, retry_deadlocks, to_db
 from messages.service import App, Context
-from ticket_svc import domain, queries, versions
+from ticket_svc import domain, etickets, queries, versions
 from ticket_svc.domain import CANCELLED, EXPIRED, PAID, REFUNDED, SOLD
+from ticket_svc.etickets import FIRST_CODE_VERSION
 from ticket_svc.idempotency import Key, rolled_back
 
 # -- reading a reservation ------------------------------------------------------------------
@@ -74,14 +75,15 @@ async def _pay_once(cmd: c.Pay, ctx: Context, idem: Key | None) -> c.Reservation
         if not domain.hold_is_due(as_utc(row.expires_at), now):
             domain.check_sales_open(row.schedule_status, as_utc(row.starts_at), now,
                                     app.settings.sales_cutoff_minutes)
-            return await _sell(tx, row, now, idem, cmd.payment_ref)
+            return await _sell(tx, row, now, idem, cmd.payment_ref,
+                               app.settings.ticket_signing_key.get_secret_value())
         # Due: do not wait for the delay queue or the sweep, release it now.
         await release(tx, row, row.play_id, EXPIRED, EXPIRED, now)
     raise errors.HoldExpired("the hold expired before it was paid")
 
 
 async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
-                payment_ref: str | None) -> c.Reservation:
+                payment_ref: str | None, seed: str) -> c.Reservation:
     """Mark the hold paid, its seats sold and its tickets written, in one round trip: the
     reservation's conditional UPDATE decides, and when it changed nothing (the hold was paid,
     expired or cancelled since our read) the transaction is rolled back, tickets and all."""
@@ -108,7 +110,9 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=row.play_id, play_name=row.play_name, studio_id=row.studio_id,
         starts_at=as_utc(row.starts_at),
-        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price)
+        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price,
+                              code=etickets.sign(seed, etickets.CodeFacts(
+                                  t.id, row.schedule_id, t.row, t.col, FIRST_CODE_VERSION)))
                  for t in tickets],
         total=row.total, currency=row.currency, paid_at=now, seats_version=seats_version))
     reservation = queries.reservation_of(row, status=PAID, paid_at=now, tickets=tickets)
@@ -183,11 +187,14 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
         ctx.caller.require_owner_or(row.user_id, Role.clerk, "ticket")
         if row.status == REFUNDED:  # refunding twice changes nothing
             return queries.ticket_of(row)
+        _check_not_checked_in(row)
         now = utcnow()
         domain.check_refund_open(as_utc(row.starts_at), now)
         done = await tx.execute(queries.MARK_REFUNDED, {"id": row.id, "now": to_db(now)})
-        if done.rowcount == 0:  # refunded meanwhile by a concurrent request
-            return queries.ticket_of((await tx.execute(queries.TICKET, {"id": cmd.id})).first())
+        if done.rowcount == 0:  # refunded, or checked in, meanwhile by a concurrent request
+            again = (await tx.execute(queries.TICKET_LOCKED, {"id": cmd.id})).first()
+            _check_not_checked_in(again)
+            return queries.ticket_of(again)
         tx.later(queries.FREE_SOLD_SEAT, {
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
@@ -198,6 +205,11 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
     ticket = queries.ticket_of(row)
     return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now,
                                      "seats_version": seats_version})
+
+
+def _check_not_checked_in(row) -> None:
+    if row.checked_in_at is not None:
+        raise errors.Conflict("the ticket was checked in at the door; it cannot be refunded")
 
 
 async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:

@@ -87,12 +87,14 @@ TICKETS_OF_RESERVATION = text(
 
 TICKET = text(
     "SELECT t.id, t.reservation_id, t.schedule_id, t.user_id, t.seat_row, t.seat_col, t.price, "
-    "t.status, t.sold_at, t.refunded_at, s.play_id, s.studio_id, s.starts_at "
+    "t.status, t.sold_at, t.refunded_at, t.checked_in_at, s.play_id, s.studio_id, s.starts_at "
     "FROM tickets t JOIN schedules s ON s.id = t.schedule_id WHERE t.id = :id")
+
+TICKET_LOCKED = text(TICKET.text + " FOR UPDATE")  # a locking read sees the latest commit
 
 MARK_REFUNDED = text(
     f"UPDATE tickets SET status = '{REFUNDED}', refunded_at = :now "
-    f"WHERE id = :id AND status = '{SOLD}'")
+    f"WHERE id = :id AND status = '{SOLD}' AND checked_in_at IS NULL")
 
 FREE_SOLD_SEAT = text(
     "UPDATE seats SET status = 'available', reservation_id = NULL "

@@ -8,7 +8,9 @@
   with a conditional UPDATE (``… AND status = 'available'``), so the database is the arbiter.
 - ``seat_versions``: each show's seat-map version (one counter per show, see below).
 - ``reservations``: holds and what became of them (paid, expired, cancelled).
-- ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``).
+- ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``). Its
+  ``code_version`` is signed into its check-in code (``etickets``); ``checked_in_at`` is set
+  once, by the one conditional UPDATE that admits it (``checkins``).
 - ``idempotency_keys``: the first answer per (user, Idempotency-Key) for 24 h, with the
   command and a fingerprint of the request it answered.
 """
@@ -41,6 +43,7 @@ schedules = Table(
     Column("status", String(16), nullable=False),          # scheduled | cancelled
     Column("seat_rows", SmallInteger, nullable=False),
     Column("seat_cols", SmallInteger, nullable=False),
+    Column("ends_at", Timestamp, nullable=True),           # check-in closes; NULL: not known
     # The show's edit count in play_svc that the facts above reflect, and the one holds must
     # wait for: ticket.begin_show_edit raises edit_version when it finds no sales, in the
     # transaction that counted them (the row's lock; holds take its shared lock). While
@@ -105,6 +108,9 @@ tickets = Table(
     Column("status", String(16), nullable=False),          # sold | refunded
     Column("sold_at", Timestamp, nullable=False),
     Column("refunded_at", Timestamp, nullable=True),
+    Column("code_version", Integer, nullable=False, server_default="1"),
+    Column("checked_in_at", Timestamp, nullable=True),
+    Column("checked_in_by", BigInteger, nullable=True),    # the clerk's user id
     Index("ix_tickets_reservation", "reservation_id"),
     Index("ix_tickets_user", "user_id", "id"),
     Index("ix_tickets_schedule", "schedule_id", "status"),

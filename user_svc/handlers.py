@@ -1,4 +1,7 @@
-"""user_svc's command handlers: one function per command."""
+"""user_svc's command handlers: one function per command and event. E-mail lives in the
+modules named for it: ``verification`` (account addresses), ``password_reset``,
+``ticket_mail`` (from ticket_svc's events), ``mails`` (texts, and the outbox) and ``mailer``
+(SMTP)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from messages import errors, tokens
+from messages.contracts import mail as m
+from messages.contracts import ticket as t
 from messages.contracts import user as c
 from messages.contracts.base import Caller, Page, Role, utcnow
 from messages.db import Tx, as_utc, to_db
 from messages.service import App, Context, Handlers
+from user_svc import mailer, password_reset, ticket_mail, verification
 from user_svc.hashing import HashingGate, cores
 from user_svc.passwords import Passwords
 from user_svc.tables import users
@@ -48,7 +54,8 @@ async def _hashing(ctx: Context, fn, *args, only_if_free: bool = False):
 
 def to_user(row) -> c.User:
     return c.User(id=row.id, username=row.username, email=row.email, role=Role(row.role),
-                  disabled=row.disabled, created_at=as_utc(row.created_at))
+                  disabled=row.disabled, created_at=as_utc(row.created_at),
+                  email_verified=bool(row.email_verified), language=row.language)
 
 
 async def _load(tx: Tx, user_id: int, *, lock: bool = False):
@@ -60,15 +67,19 @@ async def _load(tx: Tx, user_id: int, *, lock: bool = False):
 
 
 async def _create(ctx: Context, username: str, password: str, role: Role,
-                  email: str | None) -> c.User:
+                  email: str | None, language: str | None = None) -> c.User:
     password_hash = await _hashing(ctx, passwords(ctx.app).hash, password)
     try:
         async with ctx.app.db.transaction() as tx:
             result = await tx.execute(users.insert().values(
                 username=username, email=email, password_hash=password_hash, role=role.value,
-                disabled=False, token_version=0, created_at=to_db(utcnow())))
-            user = to_user(await _load(tx, result.inserted_primary_key[0]))
+                disabled=False, token_version=0, created_at=to_db(utcnow()),
+                language=language))
+            row = await _load(tx, result.inserted_primary_key[0])
+            user = to_user(row)
             tx.emit(c.UserRegistered(user=user))
+            if email:
+                await verification.send_code(tx, ctx.app, row)
     except IntegrityError:
         existing = await _same_request_again(ctx, username, password, role, email)
         if existing is None:
@@ -97,7 +108,8 @@ async def _same_request_again(ctx: Context, username: str, password: str, role: 
 
 @handlers.command(c.Register)
 async def register(cmd: c.Register, ctx: Context) -> c.User:
-    return await _create(ctx, cmd.username, cmd.password, Role.customer, cmd.email)
+    return await _create(ctx, cmd.username, cmd.password, Role.customer, cmd.email,
+                         cmd.language)
 
 
 @handlers.command(c.CreateUser)
@@ -153,11 +165,20 @@ async def get_user(cmd: c.GetUser, ctx: Context) -> c.User:
 @handlers.command(c.UpdateMe)
 async def update_me(cmd: c.UpdateMe, ctx: Context) -> c.User:
     async with ctx.app.db.transaction() as tx:
-        await _load(tx, ctx.caller.require_signed_in(), lock=True)
+        before = await _load(tx, ctx.caller.require_signed_in(), lock=True)
+        values = {"email": cmd.email}
+        if cmd.email != before.email:
+            values["email_verified"] = False
+        if cmd.language is not None:
+            values["language"] = cmd.language
         await tx.execute(users.update().where(users.c.id == ctx.caller.user_id)
-                         .values(email=cmd.email))
-        user = to_user(await _load(tx, ctx.caller.user_id))
+                         .values(**values))
+        row = await _load(tx, ctx.caller.user_id)
+        user = to_user(row)
         tx.emit(c.UserUpdated(user=user))
+        # A new address, or the same one not yet verified (a way to ask for a new code).
+        if row.email and not row.email_verified:
+            await verification.send_code(tx, ctx.app, row)
     return user
 
 
@@ -177,6 +198,43 @@ async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
         await tx.execute(users.update().where(users.c.id == row.id).values(
             password_hash=new_hash, token_version=users.c.token_version + 1))
         _emit_access(tx, await _load(tx, row.id))
+
+
+# -- e-mail: verification, password reset, ticket mail ----------------------------------------
+
+@handlers.command(m.VerifyEmail)
+async def verify_email(cmd: m.VerifyEmail, ctx: Context) -> c.User:
+    await verification.verify(ctx, cmd.code)
+    async with ctx.app.db.transaction() as tx:
+        user = to_user(await _load(tx, ctx.caller.user_id))
+        tx.emit(c.UserUpdated(user=user))
+    return user
+
+
+@handlers.command(m.PasswordReset)
+async def request_password_reset(cmd: m.PasswordReset, ctx: Context) -> None:
+    await password_reset.request(ctx, cmd.email)
+
+
+@handlers.command(m.PasswordResetConfirm)
+async def confirm_password_reset(cmd: m.PasswordResetConfirm, ctx: Context) -> None:
+    await password_reset.confirm(ctx, cmd.token, cmd.new_password,
+                                 lambda pw: _hashing(ctx, passwords(ctx.app).hash, pw))
+
+
+@handlers.event(t.TicketSold)
+async def on_ticket_sold(event: t.TicketSold, tx: Tx, app: App) -> None:
+    await ticket_mail.sold(event, tx, app)
+
+
+@handlers.event(t.TicketRefunded)
+async def on_ticket_refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
+    await ticket_mail.refunded(event, tx, app)
+
+
+@handlers.startup
+async def send_mail(app: App) -> None:
+    await mailer.send_forever(app)
 
 
 @handlers.command(c.FindCustomer)

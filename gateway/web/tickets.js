@@ -37,8 +37,12 @@ export function ticketsTable(items, reload) {
           }
         } }, t("action.refund"))
       : t("ticket.refunded_at", { when: dateTime(ticket.refunded_at) });
+    const print = ticket.status === "sold"
+      ? h("a", { href: `#/ticket/${ticket.id}`, "aria-describedby": `ticket-${ticket.id}` },
+        t("ticket.open"))
+      : null;
     return [what, when, h("span", { id: `ticket-${ticket.id}` }, seatName(ticket.row, ticket.col)),
-      money(ticket.price), t("ticket." + ticket.status), action];
+      money(ticket.price), t("ticket." + ticket.status), h("span", {}, print, " ", action)];
   });
   wrap.append(box, table([t("col.show"), t("col.when"), t("col.seat"), t("col.price"),
     t("col.status"), t("col.action")], rows, { numeric: [3] }));

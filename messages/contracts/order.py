@@ -54,6 +54,8 @@ class ShowFigures(BaseModel):
     refunded: int         # tickets refunded
     net: int              # money: gross - refunded
     occupancy: float | None  # tickets sold and not refunded / seats of the show (None: unknown)
+    checked_in: int = 0   # tickets admitted at the door
+    no_show: int | None = None  # once the show ended: sold, not refunded, never checked in
 
 
 class PlayBoxOffice(BaseModel):

@@ -261,6 +261,7 @@ class SoldTicket(BaseModel):
     row: int
     col: int
     price: int
+    code: str | None = None  # its check-in code (e-ticket), for the buyer's mail
 
 
 class TicketHeld(Event, type="ticket.held"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -22,6 +22,7 @@ Username = Annotated[str, StringConstraints(min_length=3, max_length=32,
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 Email = Annotated[str, StringConstraints(
     max_length=254, pattern=f"^[^@{SPACE}]+@[^@{SPACE}]+\\.[^@{SPACE}]+$")]
+Language = Literal["en", "zh"]  # of the mail a user gets (zh: Simplified Chinese)
 
 
 class User(BaseModel):
@@ -31,6 +32,8 @@ class User(BaseModel):
     role: Role
     disabled: bool
     created_at: UtcDatetime
+    email_verified: bool = False
+    language: Language | None = None
 
 
 class Token(BaseModel):
@@ -44,6 +47,7 @@ class RegisterBody(Strict):
     username: Username
     password: Password
     email: Email | None = None
+    language: Language | None = None
 
 
 class LoginBody(Strict):
@@ -53,6 +57,7 @@ class LoginBody(Strict):
 
 class UpdateMeBody(Strict):
     email: Email | None
+    language: Language | None = None
 
 
 class ChangePasswordBody(Strict):

@@ -1,5 +1,5 @@
 // The signed-in person's tickets (with Refund), orders, and password.
-import { all, get, post, session } from "../api.js";
+import { all, get, patch, post, session } from "../api.js";
 import { dateTime, money, seatName, t } from "../i18n.js";
 import { alertBox, field, h, loading, onSubmit, table } from "../ui.js";
 import { ticketsTable } from "../tickets.js";
@@ -11,6 +11,7 @@ export function render(main) {
   main.append(h("h1", {}, t("account.title", { name: user.username })),
     h("h2", { id: "tickets-h" }, t("account.tickets")), tickets,
     h("h2", { id: "orders-h" }, t("account.orders")), orders,
+    h("h2", { id: "email-h" }, t("account.email")), emailSection(),
     h("h2", { id: "password-h" }, t("account.password")), passwordForm());
   const loadTickets = () => loading(tickets, () => all("/tickets", {}, 500),
     (items) => tickets.append(ticketsTable(items, loadTickets)));
@@ -24,6 +25,42 @@ export function render(main) {
         o.seats.map((s) => seatName(s.row, s.col)).join(", "), money(o.total, o.currency),
         t("order." + o.status)]), { numeric: [4] }));
   });
+}
+
+// The address, whether it is verified (a code form while not), and the language of the mail.
+function emailSection() {
+  const section = h("section", { "aria-labelledby": "email-h" });
+  const draw = (user) => {
+    const box = alertBox();
+    const state = h("p", { role: "status" }, user.email
+      ? t(user.email_verified ? "email.verified" : "email.unverified", { email: user.email })
+      : t("email.none"));
+    const change = h("form", { novalidate: true },
+      field(t("field.email"), h("input", { name: "email", type: "email", value: user.email || "",
+        autocomplete: "email" })),
+      field(t("email.language"), h("select", { name: "language" },
+        [["en", "English"], ["zh", "简体中文"]].map(([code, name]) =>
+          h("option", { value: code, selected: (user.language || "en") === code }, name)))),
+      h("button", { type: "submit", class: "secondary" }, t("action.save")));
+    onSubmit(change, box, async (values) => {
+      draw(await patch("/users/me", { email: values.email || null,
+        language: values.language }));
+    });
+    const verify = user.email && !user.email_verified
+      ? h("form", { novalidate: true },
+        field(t("email.code"), h("input", { name: "code", inputmode: "numeric",
+          autocomplete: "one-time-code", pattern: "[0-9]{6}" })),
+        h("button", { type: "submit" }, t("email.verify")))
+      : null;
+    if (verify) {
+      onSubmit(verify, box, async (values) => {
+        draw(await post("/users/me/email/verify", { code: values.code }));
+      });
+    }
+    section.replaceChildren(state, box, verify || "", change);
+  };
+  get("/users/me").then(draw).catch(() => draw(session.user));
+  return section;
 }
 
 function passwordForm() {

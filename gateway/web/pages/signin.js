@@ -25,7 +25,8 @@ export function render(main, { path, query }) {
       ? h("a", { href: "#/signin" + (next ? "?next=" + encodeURIComponent(next) : "") },
         t("register.have_account"))
       : h("a", { href: "#/register" + (next ? "?next=" + encodeURIComponent(next) : "") },
-        t("signin.no_account"))));
+        t("signin.no_account"))),
+    registering ? null : h("p", {}, h("a", { href: "#/reset" }, t("signin.forgot"))));
   username.focus();
   onSubmit(form, box, async (values) => {
     if (registering) {

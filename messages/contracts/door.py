@@ -1,0 +1,122 @@
+"""ticket_svc at the door: e-tickets (a sold ticket's signed check-in code) and check-in,
+online and offline. The code's scheme is described in ``ticket_svc/etickets.py``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from messages.contracts.base import Command, Event, IsoDatetime, Strict, UtcDatetime
+from messages.contracts.ticket import Id, Ticket
+
+MAX_CODE = 200
+MAX_BATCH = 500
+
+
+class ETicket(Ticket):
+    """``GET /tickets/{id}``: a ticket with its check-in code (null once refunded) and what a
+    printed ticket shows."""
+
+    code: str | None = None
+    checked_in_at: UtcDatetime | None = None
+    play_id: int
+    play_name: str
+    studio_id: int
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime | None = None
+
+
+class CheckinBody(Strict):
+    code: str = Field(min_length=1, max_length=MAX_CODE)
+    schedule_id: Id | None = None  # the show at this door: a ticket for another is wrong_show
+
+
+class CheckinResult(BaseModel):
+    result: str = "admitted"
+    ticket: Ticket
+    checked_in_at: UtcDatetime
+
+
+class Scan(Strict):
+    code: str = Field(min_length=1, max_length=MAX_CODE)
+    scanned_at: IsoDatetime
+
+
+class CheckinBatchBody(Strict):
+    schedule_id: Id | None = None
+    scans: list[Scan] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ScanResult(StrEnum):
+    admitted = "admitted"
+    duplicate = "duplicate"              # the code was checked in before (online or earlier scan)
+    ticket_refunded = "ticket_refunded"
+    wrong_show = "wrong_show"
+    checkin_closed = "checkin_closed"    # scanned outside the show's door window
+    invalid_code = "invalid_code"
+    not_found = "not_found"              # well signed, but no such ticket here
+
+
+class ScanAnswer(BaseModel):
+    index: int                           # the scan's place in the request
+    code: str
+    result: ScanResult
+    ticket_id: int | None = None
+    checked_in_at: UtcDatetime | None = None  # for admitted and duplicate: the first check-in
+
+
+class CheckinBatchResult(BaseModel):
+    admitted: int
+    items: list[ScanAnswer]
+
+
+class CheckinList(BaseModel):
+    """What a door device needs to admit a show's tickets without the server: the public key
+    (verify each code's signature), the door window, and the tickets that must be refused
+    (refunded) or are in already (checked in) at the time of this answer."""
+
+    schedule_id: int
+    algorithm: str
+    public_key: str                      # Ed25519, 32 raw bytes in base64url
+    code_prefix: str
+    opens_at: UtcDatetime
+    closes_at: UtcDatetime
+    sold: int
+    refunded: list[int]                  # ticket ids
+    checked_in: list[int]
+    generated_at: UtcDatetime
+
+
+# -- commands --------------------------------------------------------------------------------
+
+class GetTicket(Command, name="ticket.get_ticket"):
+    id: int
+
+
+class Checkin(CheckinBody, Command, name="ticket.checkin"):
+    pass
+
+
+class CheckinBatch(CheckinBatchBody, Command, name="ticket.checkin_batch"):
+    pass
+
+
+class GetCheckinList(Command, name="ticket.checkin_list"):
+    id: int  # the show
+
+
+# -- events ----------------------------------------------------------------------------------
+
+class TicketCheckedIn(Event, type="ticket.checked_in"):
+    ticket_id: int
+    reservation_id: int
+    user_id: int
+    schedule_id: int
+    play_id: int
+    studio_id: int
+    row: int
+    col: int
+    price: int
+    checked_in_at: UtcDatetime
+    offline: bool = False

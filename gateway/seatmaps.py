@@ -134,8 +134,9 @@ def changes_of(envelope: Envelope) -> Changes:
 
 
 class SeatMaps:
-    def __init__(self, rpc) -> None:
+    def __init__(self, rpc, keep_alive: float = 15.0) -> None:
         self.rpc = rpc
+        self.keep_alive = keep_alive             # seconds of a quiet stream before a comment
         self.shows: OrderedDict[int, Show] = OrderedDict()
         self.floor: dict[int, int] = {}          # versions this process's writes answered
         self._fetching: dict[int, asyncio.Future] = {}
@@ -262,6 +263,10 @@ class SeatMaps:
         self._drain(show)
         return show
 
+    def streams(self) -> int:
+        """Streams open now (the ``ttms_seat_streams`` gauge)."""
+        return sum(show.watchers for show in self.shows.values())
+
     def _forget_oldest(self) -> None:
         for sid, show in list(self.shows.items()):
             if len(self.shows) <= MAX_SHOWS:
@@ -307,7 +312,6 @@ async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
 # -- the stream ------------------------------------------------------------------------------
 
 COALESCE_SECONDS = 0.1   # at most one `changes` event per this long
-KEEP_ALIVE_SECONDS = 15.0
 CHECK_SECONDS = 1.0      # how soon a closed page is noticed while nothing changes
 
 
@@ -334,8 +338,10 @@ def _changes_since(show: Show, sent: int) -> bytes | None:
 async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamResponse:
     """``GET /schedules/{id}/seats/stream`` (Server-Sent Events): a ``snapshot`` event (the
     seat map, ``id`` its version), then ``changes`` events at most every 100 ms, a comment as
-    keep-alive every 15 s. ``Last-Event-ID`` (a version) resumes with the changes since, when
-    this gateway still has them; else a snapshot. A request that does not accept
+    keep-alive every 15 s (``TTMS_SEAT_STREAM_KEEPALIVE_SECONDS``). ``Last-Event-ID`` (a
+    version) resumes with the changes since, when this gateway still has them; else a
+    snapshot. A closed page is noticed within ``CHECK_SECONDS`` and its stream released
+    (``ttms_seat_streams`` at ``/metrics`` counts those open). A request that does not accept
     ``text/event-stream`` gets the snapshot event alone."""
     sid = int(request.match_info["id"])
     show = await maps.get(sid)
@@ -377,7 +383,7 @@ async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamRespons
                             await maps.get(sid)
                         except errors.ServiceError:
                             pass  # tried again in a second
-                    if time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+                    if time.monotonic() - quiet_since >= maps.keep_alive:
                         await response.write(b": keep-alive\n\n")
                         quiet_since = time.monotonic()
                     continue

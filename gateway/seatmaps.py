@@ -56,12 +56,13 @@ Changes = list[tuple[int, int, str]]  # (row, col, code)
 
 
 class Show:
-    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read", "pending",
-                 "price", "rows", "stale", "version", "watchers")
+    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read",
+                 "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers")
 
     def __init__(self, snap: c.SeatSnapshot) -> None:
         self.id = snap.schedule_id
         self.rows, self.cols, self.price = snap.rows, snap.cols, snap.price
+        self.no_single_gaps = snap.no_single_gaps
         self.version = snap.version
         self.codes = bytearray(snap.codes.encode())
         self.pending: dict[int, Changes] = {}
@@ -102,7 +103,7 @@ class Show:
     def document(self) -> dict[str, Any]:
         return {"schedule_id": self.id, "rows": self.rows, "cols": self.cols,
                 "available": self.codes.count(b"a"), "version": self.version,
-                "seats": self.seats()}
+                "no_single_gaps": self.no_single_gaps, "seats": self.seats()}
 
     def body(self, encoding: str) -> bytes:
         """The answer at this version, built once per version and encoding."""
@@ -150,7 +151,7 @@ class SeatMaps:
         sid = data["schedule_id"]
         show = self.shows.get(sid)
         version = data.get("seats_version")
-        if envelope.type == "ticket.show_changed":  # the price: take a snapshot
+        if envelope.type == "ticket.show_changed":  # the price or the rules: a snapshot
             if show is not None and version > show.version:
                 show.stale = True
                 if show.watchers:
@@ -257,6 +258,7 @@ class SeatMaps:
         else:
             show.codes = bytearray(snap.codes.encode())
             show.rows, show.cols, show.price = snap.rows, snap.cols, snap.price
+            show.no_single_gaps = snap.no_single_gaps
             show.stale = False
             show.advanced(snap.version, None)
         show.pending.update({v: ch for v, ch in early.items() if v > snap.version})

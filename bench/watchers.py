@@ -15,6 +15,7 @@ are an upper bound of what the gateway adds.
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from pathlib import Path
 
@@ -38,9 +39,27 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
+def raise_open_files(pids: list[int], needed: int) -> dict[str, int]:
+    """Each stream is a file descriptor in this process and in the gateway: raise the soft
+    limit (``ulimit -n``) of both, up to the hard one, to ``needed``. What each can open is
+    returned (reported with the run)."""
+    limits = {}
+    for pid in [0, *pids]:  # 0: this process
+        try:
+            soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            if soft != resource.RLIM_INFINITY and soft < needed:
+                soft = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            limits["bench" if pid == 0 else str(pid)] = soft
+        except (OSError, ValueError):  # not ours, or gone
+            pass
+    return limits
+
+
 async def run(url: str, state: dict, watchers: int, seconds: float, gateway_pids: list[int],
               rush) -> dict:
     sid = state["schedule_id"]
+    open_files = raise_open_files(gateway_pids, watchers + 1_000)
     seen: dict[tuple[int, int, int], float] = {}
     opened = 0
     connector = aiohttp.TCPConnector(limit=0)
@@ -122,7 +141,7 @@ async def run(url: str, state: dict, watchers: int, seconds: float, gateway_pids
         "scenario": "watchers", "watchers": watchers, "streams_opened": opened,
         "probes": len(answered), "probe_delay_ms": {"p50": pct(0.5), "p99": pct(0.99),
                                                     "max": pct(1.0)},
-        "probe_misses": missed,
+        "probe_misses": missed, "open_files_limit": open_files,
         "gateway_rss_kib": {"before": rss_before, "after": rss_after,
                             "per_1000_watchers": round((rss_after - rss_before)
                                                        / max(1, opened) * 1000)}})

@@ -336,7 +336,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
                                   settings.login_attempts_per_address_per_minute),
     }
     Listener(broker, settings.names, ["user.access_changed"], auth.on_event)
-    maps = app[seatmaps_key] = seatmaps.SeatMaps(rpc)
+    maps = app[seatmaps_key] = seatmaps.SeatMaps(rpc, settings.seat_stream_keepalive_seconds)
+    metrics.seat_streams.set_function(maps.streams)
+    metrics.seat_shows.set_function(lambda: len(maps.shows))
     Listener(broker, settings.names, seatmaps.EVENTS, maps.on_event)
     broker.on_connect(maps.on_connect)
     broker.on_lost(maps.in_doubt)

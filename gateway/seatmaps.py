@@ -56,12 +56,13 @@ Changes = list[tuple[int, int, str]]  # (row, col, code)
 
 
 class Show:
-    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read", "pending",
-                 "price", "rows", "stale", "version", "watchers")
+    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read",
+                 "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers")
 
     def __init__(self, snap: c.SeatSnapshot) -> None:
         self.id = snap.schedule_id
         self.rows, self.cols, self.price = snap.rows, snap.cols, snap.price
+        self.no_single_gaps = snap.no_single_gaps
         self.version = snap.version
         self.codes = bytearray(snap.codes.encode())
         self.pending: dict[int, Changes] = {}
@@ -102,7 +103,7 @@ class Show:
     def document(self) -> dict[str, Any]:
         return {"schedule_id": self.id, "rows": self.rows, "cols": self.cols,
                 "available": self.codes.count(b"a"), "version": self.version,
-                "seats": self.seats()}
+                "no_single_gaps": self.no_single_gaps, "seats": self.seats()}
 
     def body(self, encoding: str) -> bytes:
         """The answer at this version, built once per version and encoding."""
@@ -134,8 +135,9 @@ def changes_of(envelope: Envelope) -> Changes:
 
 
 class SeatMaps:
-    def __init__(self, rpc) -> None:
+    def __init__(self, rpc, keep_alive: float = 15.0) -> None:
         self.rpc = rpc
+        self.keep_alive = keep_alive             # seconds of a quiet stream before a comment
         self.shows: OrderedDict[int, Show] = OrderedDict()
         self.floor: dict[int, int] = {}          # versions this process's writes answered
         self._fetching: dict[int, asyncio.Future] = {}
@@ -149,7 +151,7 @@ class SeatMaps:
         sid = data["schedule_id"]
         show = self.shows.get(sid)
         version = data.get("seats_version")
-        if envelope.type == "ticket.show_changed":  # the price: take a snapshot
+        if envelope.type == "ticket.show_changed":  # the price or the rules: a snapshot
             if show is not None and version > show.version:
                 show.stale = True
                 if show.watchers:
@@ -256,11 +258,16 @@ class SeatMaps:
         else:
             show.codes = bytearray(snap.codes.encode())
             show.rows, show.cols, show.price = snap.rows, snap.cols, snap.price
+            show.no_single_gaps = snap.no_single_gaps
             show.stale = False
             show.advanced(snap.version, None)
         show.pending.update({v: ch for v, ch in early.items() if v > snap.version})
         self._drain(show)
         return show
+
+    def streams(self) -> int:
+        """Streams open now (the ``ttms_seat_streams`` gauge)."""
+        return sum(show.watchers for show in self.shows.values())
 
     def _forget_oldest(self) -> None:
         for sid, show in list(self.shows.items()):
@@ -307,7 +314,6 @@ async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
 # -- the stream ------------------------------------------------------------------------------
 
 COALESCE_SECONDS = 0.1   # at most one `changes` event per this long
-KEEP_ALIVE_SECONDS = 15.0
 CHECK_SECONDS = 1.0      # how soon a closed page is noticed while nothing changes
 
 
@@ -334,8 +340,10 @@ def _changes_since(show: Show, sent: int) -> bytes | None:
 async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamResponse:
     """``GET /schedules/{id}/seats/stream`` (Server-Sent Events): a ``snapshot`` event (the
     seat map, ``id`` its version), then ``changes`` events at most every 100 ms, a comment as
-    keep-alive every 15 s. ``Last-Event-ID`` (a version) resumes with the changes since, when
-    this gateway still has them; else a snapshot. A request that does not accept
+    keep-alive every 15 s (``TTMS_SEAT_STREAM_KEEPALIVE_SECONDS``). ``Last-Event-ID`` (a
+    version) resumes with the changes since, when this gateway still has them; else a
+    snapshot. A closed page is noticed within ``CHECK_SECONDS`` and its stream released
+    (``ttms_seat_streams`` at ``/metrics`` counts those open). A request that does not accept
     ``text/event-stream`` gets the snapshot event alone."""
     sid = int(request.match_info["id"])
     show = await maps.get(sid)
@@ -377,7 +385,7 @@ async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamRespons
                             await maps.get(sid)
                         except errors.ServiceError:
                             pass  # tried again in a second
-                    if time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+                    if time.monotonic() - quiet_since >= maps.keep_alive:
                         await response.write(b": keep-alive\n\n")
                         quiet_since = time.monotonic()
                     continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
+
 from tests.test_sales import make_show
 
 
@@ -124,3 +126,22 @@ async def test_best_available_never_leaves_a_single_seat(manager, customer):
     assert refused.status == 409 and refused.code == "seat_unavailable", refused.body
     rest = await best(customer, show, 3)
     assert rest.status == 201 and places(rest) == [(1, 3), (1, 4), (1, 5)], rest.body
+
+
+async def test_the_seat_map_shows_the_seat_rule(api, manager):
+    """``no_single_gaps`` is read where a reader looks: the seat map and the stream's snapshot,
+    from the manager's change on (a new seat-map version; read your writes)."""
+    show = await make_show(manager, rows=1, cols=3)
+    before = await api.get(f"/schedules/{show['id']}/seats")
+    assert before.status == 200 and before.body["no_single_gaps"] is False, before.body
+    await gaps_on(manager, show)
+    after = await api.get(f"/schedules/{show['id']}/seats")
+    assert after.body["no_single_gaps"] is True, after.body
+    assert after.body["version"] == before.body["version"] + 1
+    stream = await api.get(f"/schedules/{show['id']}/seats/stream")  # the snapshot alone
+    assert stream.status == 200 and \
+        orjson.loads(stream.body.split("data: ", 1)[1])["no_single_gaps"] is True
+    again = await manager.patch(f"/schedules/{show['id']}/seat-rules", {"no_single_gaps": True})
+    assert again.status == 200  # the same rule again: no new version
+    assert (await api.get(f"/schedules/{show['id']}/seats")).body["version"] \
+        == after.body["version"]

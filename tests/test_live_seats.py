@@ -127,9 +127,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_gateway(port: int, run_dir):
+def _start_gateway(port: int, run_dir, **extra: str):
     env = {**os.environ, **TEST_ENV, "TTMS_GATEWAY_PORT": str(port),
-           "TTMS_GATEWAY_PROCESSES": "1"}
+           "TTMS_GATEWAY_PROCESSES": "1", **extra}
     log = open(run_dir / "logs" / "gateway-second.log", "ab")
     return subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log
@@ -388,3 +388,73 @@ async def test_a_gateway_restart_with_watchers_ends_with_ticket_svcs_rows(api, s
     finally:
         if proc.poll() is None:
             _stop(proc, log)
+
+
+# -- keep-alive and release (a gateway of its own: a short keep-alive, its own /metrics) ------
+
+async def _gauge(client, name: str) -> float:
+    """A gauge of the gateway's Prometheus metrics (the public surface, no private import)."""
+    answer = await client.session.get(f"{client.base}/metrics")
+    for line in (await answer.text()).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.fixture(scope="module")
+async def quick_gateway(api, system):
+    """A gateway process whose streams send their keep-alive comment after 1 s of quiet."""
+    port = _free_port()
+    proc, log = _start_gateway(port, system.run_dir, TTMS_SEAT_STREAM_KEEPALIVE_SECONDS="1")
+    client = Client(api.session, f"http://127.0.0.1:{port}")
+    try:
+        await _ready(client, proc)
+        yield client
+    finally:
+        _stop(proc, log)
+
+
+async def test_an_idle_stream_gets_keep_alive_comments(manager, quick_gateway):
+    """Nothing changes: the stream still sends a comment line every keep-alive interval (15 s
+    by default, ``TTMS_SEAT_STREAM_KEEPALIVE_SECONDS``; 1 s here), and no event."""
+    show = await make_show(manager, rows=2, cols=2)
+    response, stream = await open_stream(quick_gateway, show)
+    try:
+        kind, _, _ = await stream.next()
+        assert kind == "snapshot"
+        started, comments = time.monotonic(), []
+        while len(comments) < 2:
+            line = (await asyncio.wait_for(response.content.readline(), 10)).decode()
+            assert line, "the stream ended"
+            if line.strip():  # an empty line ends a comment's block
+                assert line.startswith(":"), f"an event while nothing changed: {line!r}"
+                comments.append(time.monotonic() - started)
+        # 1 s of quiet, noticed within the stream's 1 s check: a margin for a busy host
+        assert comments[0] >= 0.9 and comments[1] - comments[0] >= 0.9, comments
+        assert comments[1] <= 10, comments
+    finally:
+        response.close()
+
+
+async def test_closing_streams_releases_the_gateways_watchers(manager, quick_gateway):
+    """Each open stream counts as a watcher of its show (``ttms_seat_streams`` at /metrics);
+    closing the pages releases them all."""
+    show = await make_show(manager, rows=2, cols=3)
+
+    async def settled(expected: float) -> None:
+        deadline = time.monotonic() + 15  # a closed page is noticed within a second or so
+        while (now := await _gauge(quick_gateway, "ttms_seat_streams")) != expected:
+            assert time.monotonic() < deadline, f"{now} streams open, not {expected}"
+            await asyncio.sleep(0.2)
+
+    await settled(0)  # this gateway's other test closed its stream too
+    opened = [await open_stream(quick_gateway, show) for _ in range(3)]
+    for _, stream in opened:
+        assert (await stream.next())[0] == "snapshot"
+    assert await _gauge(quick_gateway, "ttms_seat_streams") == 3
+    assert await _gauge(quick_gateway, "ttms_seat_map_shows") >= 1
+    opened.pop()[0].close()
+    await settled(2)
+    for response, _ in opened:
+        response.close()
+    await settled(0)

@@ -420,3 +420,32 @@ async def test_a_refund_or_cancel_chosen_as_a_deadlock_victim_is_run_again(syste
     else:
         after = await customer.get(f"/reservations/{held.body['id']}")
         assert after.body["status"] == "cancelled"
+
+
+@pytest.mark.slow
+async def test_two_holds_never_leave_a_single_seat_together(system, api, manager, new_user,
+                                                             bus):
+    """Issue 14: ``no_single_gaps`` is decided in the database. In each 3-seat row two buyers
+    at once hold the two ends, through two ticket_svc processes: each alone leaves no lone
+    seat, both together would leave the middle one alone, so at most one of them (here: exactly
+    one) holds, the other is 409 ``single_seat_gap``. (When the rule read without locking,
+    both could pass and leave the gap.)"""
+    rows = 16
+    with _second_ticket_svc(system):
+        assert len(await _ticket_pids(bus)) == 2, "the second ticket_svc never answered"
+        show = await make_show(manager, rows=rows, cols=3)
+        on = await manager.patch(f"/schedules/{show['id']}/seat-rules",
+                                 {"no_single_gaps": True})
+        assert on.status == 200, on.body
+        buyers = await asyncio.gather(*(new_user() for _ in range(8)))
+        wanted = [(r, col) for r in range(1, rows + 1) for col in (1, 3)]
+        answers = await asyncio.gather(*(hold(buyers[i % len(buyers)], show, k)
+                                         for i, k in enumerate(wanted)))
+        assert all(a.status == 201 or a.code == "single_seat_gap" for a in answers), \
+            [a.body for a in answers if a.status != 201]
+        held = {k for k, a in zip(wanted, answers, strict=True) if a.status == 201}
+        both = sorted(r for r in range(1, rows + 1) if {(r, 1), (r, 3)} <= held)
+        assert not both, f"rows left with a single seat: {both}"
+        assert len(held) == rows, sorted(held)  # one end of each row
+        status = await seat_status(api, show)
+        assert {k for k, v in status.items() if v == "held"} == held

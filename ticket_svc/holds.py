@@ -132,8 +132,6 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             {(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
         if taken:
             raise domain.seats_unavailable(taken)
-        if show.no_single_gaps:
-            await _refuse_single_gaps(tx, show.id, keys)
         seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
         total = show.price * len(keys)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)
@@ -147,6 +145,11 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             f"UPDATE seats SET status = '{domain.HELD}', reservation_id = LAST_INSERT_ID() "
             "WHERE schedule_id = :sid AND " + queries.seats_sql(keys)
             + " AND status = 'available'"), {"sid": show.id})
+        if show.no_single_gaps:  # decided with the claimed seats and their neighbours locked
+            await tx.flush()
+            if claimed.rowcount != len(keys):
+                raise _NotAllAvailable
+            await _refuse_single_gaps(tx, show.id, keys)
         # The show's seat-map version, raised last (``ticket_svc.versions``), read with
         # the reservation's id in the same round trip.
         tx.later(versions.RAISE, {"sid": show.id, "n": 1})
@@ -175,13 +178,21 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
 
 
 async def _refuse_single_gaps(tx, schedule_id: int, keys: list[tuple[int, int]]) -> None:
-    """The show allows no lone seat: read the hold's rows (in its transaction's snapshot) and
-    refuse if it would leave one. Two holds committing together may still leave a gap that
-    neither saw: the rule spares buyers the usual case, it does not lock whole rows."""
-    rows = sorted({r for r, _ in keys})
-    status = {(r.seat_row, r.seat_col): r.status for r in (await tx.execute(
-        "SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = "
-        f"{int(schedule_id)} AND seat_row IN ({','.join(str(int(r)) for r in rows)})")).all()}
+    """The show allows no lone seat: decided in the database, after the hold claimed its
+    seats (their rows locked) and before the seat-map version is raised (no seat is waited
+    for while holding that). The seats up to two places either side of each claimed one are
+    read with a shared lock, so as last committed, and they cannot change until this hold
+    commits: of two holds that would leave a gap together, the second sees the first's seats
+    (it waited for them), or the two deadlock and the one run again sees them. A gap found
+    raises, and the whole hold rolls back."""
+    mine = set(keys)
+    near = sorted({(r, col + d) for r, col in keys for d in (-2, -1, 1, 2)} - mine)
+    status = {k: "held" for k in mine}
+    if near:
+        status.update({(r.seat_row, r.seat_col): r.status for r in (await tx.execute(
+            f"SELECT seat_row, seat_col, status FROM seats WHERE schedule_id = "
+            f"{int(schedule_id)} AND " + queries.seats_sql(near)
+            + " LOCK IN SHARE MODE")).all()})
     lone = domain.single_gaps(status, keys)
     if lone:
         raise domain.single_gap_refusal(lone)

@@ -116,18 +116,30 @@ async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
                 if r.status != "unavailable" else ord("x")
     return c.SeatSnapshot(schedule_id=schedule_id, rows=first.seat_rows, cols=cols,
                           price=first.price, version=int(first.version),
-                          codes=codes.decode())
+                          codes=codes.decode(), no_single_gaps=bool(first.no_single_gaps))
 
 
 async def set_rules(app: App, schedule_id: int, no_single_gaps: bool) -> c.SeatRules:
-    """A manager's rules for holds of the show (ticket_svc's own fact about it)."""
+    """A manager's rules for holds of the show (ticket_svc's own fact about it). The seat map
+    shows the rule: a new seat-map version and ``ticket.show_changed`` (the gateway takes a
+    fresh snapshot), unless the rule was already so."""
     for attempt in range(2):
         async with app.db.transaction() as tx:
-            done = await tx.execute(text(
-                "UPDATE schedules SET no_single_gaps = :on WHERE id = :id"),
-                {"id": schedule_id, "on": int(no_single_gaps)})
-        if done.rowcount:
-            return c.SeatRules(schedule_id=schedule_id, no_single_gaps=no_single_gaps)
+            price, was = (await tx.execute(text(
+                "SELECT price, no_single_gaps FROM schedules WHERE id = :id FOR UPDATE"),
+                {"id": schedule_id})).first() or (None, None)
+            if price is not None:
+                version = None
+                if bool(was) != no_single_gaps:
+                    await tx.execute(text(
+                        "UPDATE schedules SET no_single_gaps = :on WHERE id = :id"),
+                        {"id": schedule_id, "on": int(no_single_gaps)})
+                    version = await versions.raise_version(tx, schedule_id)
+                    tx.emit(c.TicketShowChanged(schedule_id=schedule_id, price=price,
+                                                seats_version=version))
+        if price is not None:
+            return c.SeatRules(schedule_id=schedule_id, no_single_gaps=no_single_gaps,
+                               seats_version=version)
         if attempt == 0:  # not known here yet
             await fetch(app, schedule_id)
     raise errors.NotFound("no such show")
@@ -142,7 +154,8 @@ async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
              for r in rows if r.seat_row is not None]
     available = sum(1 for r in rows if r.status == "available")
     return {"schedule_id": schedule_id, "rows": first.seat_rows, "cols": first.seat_cols,
-            "available": available, "seats": seats, "version": int(first.version)}
+            "available": available, "seats": seats, "version": int(first.version),
+            "no_single_gaps": bool(first.no_single_gaps)}
 
 
 # -- for play_svc: what is sold, and the edit's sales check -------------------------------------

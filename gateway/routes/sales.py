@@ -29,8 +29,8 @@ ROUTES = [
           extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream"}),
     Route("PATCH", "/schedules/{id}/seat-rules", c.SetSeatRules, Who.manager,
           "A show's rules for holds: `no_single_gaps` refuses a hold that would leave one "
-          "seat alone (409 `single_seat_gap`)", TAG, body=c.SeatRulesBody,
-          response=c.SeatRules),
+          "seat alone (409 `single_seat_gap`); the seat map shows the rule", TAG,
+          body=c.SeatRulesBody, response=c.SeatRules, extra=SEAT_WRITE),
     Route("POST", "/reservations", c.Hold, Who.signed_in,
           "Hold 1..10 named seats of a show, or the best `quantity` available (`together`: "
           "adjacent in one row), all or nothing (clerks: customer_id sells on a customer's "

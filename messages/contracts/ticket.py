@@ -69,6 +69,8 @@ class SeatsForSale(BaseModel):
     # The show's seat-map version this answer shows (raised by every change of its seats);
     # the ETag is made from it.
     version: int = 0
+    # The show's rule for holds (``PATCH /schedules/{id}/seat-rules``): no seat left alone.
+    no_single_gaps: bool = False
 
 
 SEAT_CODES = {"a": "available", "h": "held", "s": "sold", "x": "unavailable"}
@@ -84,6 +86,7 @@ class SeatSnapshot(BaseModel):
     price: int
     version: int
     codes: str
+    no_single_gaps: bool = False
 
 
 class Ticket(BaseModel):
@@ -179,6 +182,9 @@ class SeatRules(BaseModel):
 
     schedule_id: int
     no_single_gaps: bool
+    # The show's seat-map version after the change (the seat map carries the rule); for the
+    # gateway's read-your-writes, taken out of the answer there.
+    seats_version: int | None = None
 
 
 class PayBody(Strict):
@@ -311,8 +317,8 @@ class TicketReleased(Event, type="ticket.released"):
 
 
 class TicketShowChanged(Event, type="ticket.show_changed"):
-    """ticket_svc took an edit of the show (its price may be new): a new seat-map version
-    with no seat changed. For the gateway's seat maps."""
+    """ticket_svc took an edit of the show (its price may be new) or a change of its seat
+    rules: a new seat-map version with no seat changed. For the gateway's seat maps."""
 
     schedule_id: int
     price: int

@@ -79,6 +79,11 @@ class HoldExpired(ServiceError):
     code, status, title = "hold_expired", 409, "The hold expired or was cancelled"
 
 
+class LimitReached(ServiceError):
+    code, status, title = ("limit_reached", 409,
+                           "The account's ticket limit for this show is reached")
+
+
 class ValidationFailed(ServiceError):
     code, status, title = "validation_error", 422, "Validation error"
 
@@ -104,8 +109,8 @@ BY_CODE: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (InternalError, BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
                 ScheduleConflict, SeatUnavailable, SalesClosed, RefundClosed, HoldExpired,
-                ValidationFailed, IdempotencyKeyReused, RateLimited, ServiceUnavailable,
-                Timeout)
+                LimitReached, ValidationFailed, IdempotencyKeyReused, RateLimited,
+                ServiceUnavailable, Timeout)
 }
 
 

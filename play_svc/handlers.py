@@ -138,7 +138,8 @@ async def delete_play(cmd: c.DeletePlay, ctx: Context) -> None:
 def _schedule_query():
     return (select(schedules.c.id, schedules.c.play_id, schedules.c.studio_id,
                    schedules.c.starts_at, schedules.c.ends_at, schedules.c.price,
-                   schedules.c.status, plays.c.name.label("play_name"),
+                   schedules.c.status, schedules.c.max_tickets_per_customer,
+                   plays.c.name.label("play_name"),
                    studios.c.name.label("studio_name"))
             .select_from(schedules.join(plays, plays.c.id == schedules.c.play_id)
                          .join(studios, studios.c.id == schedules.c.studio_id)))
@@ -148,7 +149,8 @@ def to_schedule(row) -> c.Schedule:
     return c.Schedule(id=row.id, play_id=row.play_id, studio_id=row.studio_id,
                       play_name=row.play_name, studio_name=row.studio_name,
                       starts_at=as_utc(row.starts_at), ends_at=as_utc(row.ends_at),
-                      price=row.price, status=row.status)
+                      price=row.price, status=row.status,
+                      max_tickets_per_customer=row.max_tickets_per_customer)
 
 
 async def _load_schedule(conn, schedule_id: int, *, lock: bool = False) -> c.Schedule:
@@ -280,7 +282,8 @@ async def _insert_schedule(app: App, cmd: c.CreateSchedule,
         result = await tx.execute(schedules.insert().values(
             play_id=cmd.play_id, studio_id=cmd.studio_id, starts_at=to_db(starts_at),
             ends_at=to_db(ends_at), price=play.price if cmd.price is None else cmd.price,
-            status=SCHEDULED, seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
+            status=SCHEDULED, max_tickets_per_customer=cmd.max_tickets_per_customer,
+            seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
         schedule = await _load_schedule(tx, result.inserted_primary_key[0])
         tx.emit(c.ScheduleCreated(schedule=schedule, rows=seat_map["rows"],
                                   cols=seat_map["cols"], seats=seat_map["seats"]))
@@ -347,6 +350,8 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
         values: dict[str, Any] = {"version": version + 1}
         if "price" in changes:
             values["price"] = cmd.price
+        if "max_tickets_per_customer" in changes:
+            values["max_tickets_per_customer"] = cmd.max_tickets_per_customer
         if play is not None:
             ends_at = domain.ends_at(cmd.starts_at, play.duration_minutes)
             await _check_overlap(tx, current.studio_id, cmd.starts_at, ends_at, ignore=cmd.id)

@@ -57,6 +57,8 @@ schedules = Table(
     Column("ends_at", Timestamp, nullable=False),
     Column("price", Integer, nullable=False),
     Column("status", String(16), nullable=False),
+    # The most tickets one account may hold or buy for the show; NULL: no cap.
+    Column("max_tickets_per_customer", Integer, nullable=True),
     # The studio's seat map when the show was created:
     # {"rows": R, "cols": C, "not_seats": [[row, col, kind], ...]} (every other place a seat).
     Column("seat_map", JSON, nullable=False),

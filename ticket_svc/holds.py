@@ -4,7 +4,8 @@ A hold is first checked against one plain read shared by the holds of its show t
 together (``contention.SeatReads``: most holds of an on-sale rush are refused there), then
 waits its turn behind holds of this process that want a same seat (``contention.SeatTurns``),
 then claims every seat in one transaction: the show's row in share mode (an edit's sales check
-is before or after the whole hold), the reservation, and one conditional UPDATE over every
+is before or after the whole hold), on a show with a ticket cap the account's count
+(``limits``), the reservation, and one conditional UPDATE over every
 requested seat whose row count must match. Any number of ticket_svc processes can run side by
 side. A hold of a show not known here yet asks play_svc for it (``inventory.fetch``) and one
 that finds an edit under way waits for it (``inventory.catch_up_with_edit``); a deadlock
@@ -25,7 +26,7 @@ from messages.contracts import user as u
 from messages.contracts.base import Caller, utcnow
 from messages.db import as_utc, retry_deadlocks, to_db
 from messages.service import App
-from ticket_svc import domain, expiry, inventory, queries
+from ticket_svc import domain, expiry, inventory, limits, queries
 from ticket_svc.idempotency import Key, rolled_back
 
 ATTEMPTS = 4  # a show fetched, an edit waited for, then the hold, with room for one more
@@ -117,7 +118,8 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         tx.later(queries.SHOW_SHARED, {"id": schedule_id})
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
-            "sc.status, sc.version, sc.edit_version, s.seat_row, s.seat_col, "
+            "sc.status, sc.version, sc.edit_version, sc.max_tickets_per_customer, "
+            "s.seat_row, s.seat_col, "
             "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + queries.seats_sql(keys)
             + " WHERE sc.id = :id"), {"id": schedule_id})).all()
@@ -132,6 +134,8 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             {(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
         if taken:
             raise domain.seats_unavailable(taken)
+        if show.max_tickets_per_customer is not None:  # counted before any seat is claimed
+            await limits.count_in(tx, show.id, buyer, len(keys), show.max_tickets_per_customer)
         seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
         total = show.price * len(keys)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)

@@ -25,12 +25,13 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
     reservation that came first may both do it)."""
     created = await tx.execute(text(
         "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, price, "
-        "status, seat_rows, seat_cols, version) VALUES (:id, :play_id, :studio_id, "
-        ":play_name, :starts_at, :price, :status, :rows, :cols, :version)"),
+        "status, seat_rows, seat_cols, version, max_tickets_per_customer) VALUES (:id, "
+        ":play_id, :studio_id, :play_name, :starts_at, :price, :status, :rows, :cols, "
+        ":version, :cap)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
          "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
-         "version": version})
+         "version": version, "cap": schedule.max_tickets_per_customer})
     if created.rowcount == 0:
         return
     values = [f"({int(schedule.id)},{int(s.row)},{int(s.col)},"
@@ -72,9 +73,10 @@ async def apply_edit(tx: Tx, s: p.Schedule, version: int) -> None:
     answers of ``catch_up_with_edit`` may arrive in any order)."""
     await tx.execute(text(
         "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
-        "version = :version WHERE id = :id AND version <= :version"),
+        "max_tickets_per_customer = :cap, version = :version "
+        "WHERE id = :id AND version <= :version"),
         {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
-         "price": s.price, "version": version})
+         "price": s.price, "cap": s.max_tickets_per_customer, "version": version})
 
 
 async def rename_play(tx: Tx, play: p.Play) -> None:

@@ -16,7 +16,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Caller, Role, utcnow
 from messages.db import Tx, as_utc, is_deadlock, retry_deadlocks, to_db
 from messages.service import App, Context
-from ticket_svc import domain, queries
+from ticket_svc import domain, limits, queries
 from ticket_svc.domain import CANCELLED, EXPIRED, PAID, REFUNDED, SOLD
 from ticket_svc.idempotency import Key, rolled_back
 
@@ -136,6 +136,7 @@ async def free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> N
     seats = queries.seats_of(row)
     await tx.execute(queries.seats_of_hold("status = 'available', reservation_id = NULL",
                                            seats), {"sid": row.schedule_id, "id": row.id})
+    await limits.give_back(tx, row.schedule_id, row.user_id, len(seats))
     tx.emit(c.TicketReleased(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=play_id, seats=[c.PricedSeat(**s) for s in seats], reason=reason,
@@ -184,6 +185,7 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
         tx.later(queries.FREE_SOLD_SEAT, {
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
+        await limits.give_back(tx, row.schedule_id, row.user_id, 1)
         tx.emit(queries.ticket_refunded(row, row.play_id, row.studio_id,
                                         app.settings.currency, "requested", now))
     ticket = queries.ticket_of(row)

@@ -8,6 +8,8 @@
   with a conditional UPDATE (``… AND status = 'available'``), so the database is the arbiter.
 - ``reservations``: holds and what became of them (paid, expired, cancelled).
 - ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``).
+- ``account_tickets``: per show with a ticket cap, the seats each account holds or bought
+  (``ticket_svc.limits``).
 - ``idempotency_keys``: the first answer per (user, Idempotency-Key) for 24 h, with the
   command and a fingerprint of the request it answered.
 """
@@ -46,7 +48,19 @@ schedules = Table(
     # version < edit_version a hold first gets the show from play_svc (see handlers).
     Column("version", Integer, nullable=False, server_default="0"),
     Column("edit_version", Integer, nullable=False, server_default="0"),
+    # The most seats one account may hold or buy for the show; NULL: no cap.
+    Column("max_tickets_per_customer", Integer, nullable=True),
     Index("ix_schedules_play", "play_id"),
+)
+
+# Only for shows with a cap: the account's held and sold (not refunded) seats of the show,
+# raised by a hold in its own transaction (the row's lock makes an account's holds count one
+# at a time) and lowered when a hold ends unpaid or a ticket is refunded.
+account_tickets = Table(
+    "account_tickets", metadata,
+    Column("schedule_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("tickets", Integer, nullable=False, server_default="0"),
 )
 
 seats = Table(

@@ -36,6 +36,8 @@ Description = Annotated[str, Field(max_length=4000)]
 Duration = Annotated[int, Field(ge=1, le=600)]
 Price = Annotated[int, Field(ge=0, le=1_000_000_000)]  # integer minor units
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # fits the database's BIGINT
+# The most tickets one account may hold or buy for a show (issue 20.3); null: no cap.
+TicketCap = Annotated[int, Field(ge=1, le=10_000)]
 
 _EARLIEST, _LATEST = datetime(2000, 1, 1), datetime(9000, 1, 1)
 
@@ -98,6 +100,7 @@ class Schedule(BaseModel):
     ends_at: UtcDatetime  # starts_at + the play's duration
     price: int
     status: ScheduleStatus
+    max_tickets_per_customer: int | None = None  # null: no cap
 
 
 class ScheduleInventory(BaseModel):
@@ -156,11 +159,13 @@ class CreateScheduleBody(Strict):
     studio_id: Id
     starts_at: ShowTime
     price: Price | None = None  # the play's price when absent
+    max_tickets_per_customer: TicketCap | None = None  # no cap when absent
 
 
 class UpdateScheduleBody(Strict):
     starts_at: ShowTime = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
+    max_tickets_per_customer: TicketCap | None = None  # absent: unchanged; null: no cap
 
 
 class _ScheduleFilters(PageQuery):

@@ -26,7 +26,9 @@ ROUTES = [
                 "request is 422 `idempotency_key_reused`. When any seat is held, sold or not "
                 "a seat nothing is held: "
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
-                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`.",
+                "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`. A hold that would "
+                "take the account (the buyer's, or `customer_id`'s) past the show's "
+                "`max_tickets_per_customer` is 409 `limit_reached`.",
           links=(("GET /orders/{id}", "$response.body#/id"),)),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),

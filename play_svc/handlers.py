@@ -139,6 +139,7 @@ def _schedule_query():
     return (select(schedules.c.id, schedules.c.play_id, schedules.c.studio_id,
                    schedules.c.starts_at, schedules.c.ends_at, schedules.c.price,
                    schedules.c.status, schedules.c.max_tickets_per_customer,
+                   schedules.c.prices,
                    plays.c.name.label("play_name"),
                    studios.c.name.label("studio_name"))
             .select_from(schedules.join(plays, plays.c.id == schedules.c.play_id)
@@ -150,7 +151,8 @@ def to_schedule(row) -> c.Schedule:
                       play_name=row.play_name, studio_name=row.studio_name,
                       starts_at=as_utc(row.starts_at), ends_at=as_utc(row.ends_at),
                       price=row.price, status=row.status,
-                      max_tickets_per_customer=row.max_tickets_per_customer)
+                      max_tickets_per_customer=row.max_tickets_per_customer,
+                      prices=row.prices or {})
 
 
 async def _load_schedule(conn, schedule_id: int, *, lock: bool = False) -> c.Schedule:
@@ -283,6 +285,7 @@ async def _insert_schedule(app: App, cmd: c.CreateSchedule,
             play_id=cmd.play_id, studio_id=cmd.studio_id, starts_at=to_db(starts_at),
             ends_at=to_db(ends_at), price=play.price if cmd.price is None else cmd.price,
             status=SCHEDULED, max_tickets_per_customer=cmd.max_tickets_per_customer,
+            prices=cmd.prices or None,
             seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
         schedule = await _load_schedule(tx, result.inserted_primary_key[0])
         tx.emit(c.ScheduleCreated(schedule=schedule, rows=seat_map["rows"],
@@ -350,6 +353,8 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
         values: dict[str, Any] = {"version": version + 1}
         if "price" in changes:
             values["price"] = cmd.price
+        if "prices" in changes:
+            values["prices"] = cmd.prices or None
         if "max_tickets_per_customer" in changes:
             values["max_tickets_per_customer"] = cmd.max_tickets_per_customer
         if play is not None:

@@ -59,6 +59,8 @@ schedules = Table(
     Column("status", String(16), nullable=False),
     # The most tickets one account may hold or buy for the show; NULL: no cap.
     Column("max_tickets_per_customer", Integer, nullable=True),
+    # {zone: price} of the seat map's price zones; NULL: every seat costs `price`.
+    Column("prices", JSON, nullable=True),
     # The studio's seat map when the show was created:
     # {"rows": R, "cols": C, "not_seats": [[row, col, kind], ...]} (every other place a seat).
     Column("seat_map", JSON, nullable=False),

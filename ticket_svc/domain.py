@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from messages import errors
 from messages.contracts.ticket import Seat
 
@@ -79,6 +81,16 @@ def check_sales_open(status: str, starts_at: datetime, now: datetime,
     if now >= starts_at - timedelta(minutes=cutoff_minutes):
         raise errors.SalesClosed(
             f"sales close {cutoff_minutes} minutes before the show starts")
+
+
+def seat_price(zone: str | None, prices: dict[str, int], base: int) -> int:
+    """A seat costs its zone's price, or the show's when its zone (or it) has none."""
+    return prices.get(zone, base) if zone is not None else base
+
+
+def zone_prices(stored: str | None) -> dict[str, int]:
+    """A show's ``prices`` column → ``{zone: price}``."""
+    return orjson.loads(stored) if stored else {}
 
 
 def check_refund_open(starts_at: datetime, now: datetime) -> None:

@@ -118,8 +118,8 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         tx.later(queries.SHOW_SHARED, {"id": schedule_id})
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
-            "sc.status, sc.version, sc.edit_version, sc.max_tickets_per_customer, "
-            "s.seat_row, s.seat_col, "
+            "sc.status, sc.version, sc.edit_version, sc.max_tickets_per_customer, sc.prices, "
+            "s.seat_row, s.seat_col, s.zone, "
             "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + queries.seats_sql(keys)
             + " WHERE sc.id = :id"), {"id": schedule_id})).all()
@@ -136,8 +136,13 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             raise domain.seats_unavailable(taken)
         if show.max_tickets_per_customer is not None:  # counted before any seat is claimed
             await limits.count_in(tx, show.id, buyer, len(keys), show.max_tickets_per_customer)
-        seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
-        total = show.price * len(keys)
+        # Each seat at its zone's price (the show's when it has none), as the seat map says.
+        prices = domain.zone_prices(show.prices)
+        zones = {(r.seat_row, r.seat_col): r.zone for r in rows}
+        seats = [{"row": r, "col": col,
+                  "price": domain.seat_price(zones.get((r, col)), prices, show.price)}
+                 for r, col in keys]
+        total = sum(s["price"] for s in seats)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)
         # The reservation, its seats and its id in one round trip. All or nothing: one
         # conditional UPDATE over every requested seat, checked by its row count.

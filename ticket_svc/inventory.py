@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, text
 
 from messages import errors
@@ -16,7 +17,8 @@ from messages.contracts import ticket as c
 from messages.contracts.base import SERVICE_CALLER
 from messages.db import Tx, to_db
 from messages.service import App
-from ticket_svc.queries import SEAT_MAP
+from ticket_svc import domain
+from ticket_svc.queries import SEAT_MAP, seats_sql
 
 
 async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
@@ -25,13 +27,14 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
     reservation that came first may both do it)."""
     created = await tx.execute(text(
         "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, price, "
-        "status, seat_rows, seat_cols, version, max_tickets_per_customer) VALUES (:id, "
+        "status, seat_rows, seat_cols, version, max_tickets_per_customer, prices) VALUES (:id, "
         ":play_id, :studio_id, :play_name, :starts_at, :price, :status, :rows, :cols, "
-        ":version, :cap)"),
+        ":version, :cap, :prices)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
          "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
-         "version": version, "cap": schedule.max_tickets_per_customer})
+         "version": version, "cap": schedule.max_tickets_per_customer,
+         "prices": _prices_json(schedule)})
     if created.rowcount == 0:
         return
     values = [f"({int(schedule.id)},{int(s.row)},{int(s.col)},"
@@ -40,6 +43,20 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
         await tx.execute(text(
             "INSERT IGNORE INTO seats (schedule_id, seat_row, seat_col, status) VALUES "
             + ",".join(values[start:start + 2000])))
+    # Zones are names (strings): set by bound parameter, one statement per zone and 1,000 seats.
+    zoned: dict[str, list[tuple[int, int]]] = {}
+    for s in seats:
+        if getattr(s, "zone", None):
+            zoned.setdefault(s.zone, []).append((s.row, s.col))
+    for zone, keys in zoned.items():
+        for start in range(0, len(keys), 1000):
+            await tx.execute(text(
+                "UPDATE seats SET zone = :zone WHERE schedule_id = :id AND "
+                + seats_sql(keys[start:start + 1000])), {"zone": zone, "id": schedule.id})
+
+
+def _prices_json(schedule: p.Schedule) -> str | None:
+    return orjson.dumps(schedule.prices).decode() if schedule.prices else None
 
 
 async def fetch(app: App, schedule_id: int) -> None:
@@ -73,10 +90,11 @@ async def apply_edit(tx: Tx, s: p.Schedule, version: int) -> None:
     answers of ``catch_up_with_edit`` may arrive in any order)."""
     await tx.execute(text(
         "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
-        "max_tickets_per_customer = :cap, version = :version "
+        "max_tickets_per_customer = :cap, prices = :prices, version = :version "
         "WHERE id = :id AND version <= :version"),
         {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
-         "price": s.price, "cap": s.max_tickets_per_customer, "version": version})
+         "price": s.price, "cap": s.max_tickets_per_customer, "prices": _prices_json(s),
+         "version": version})
 
 
 async def rename_play(tx: Tx, play: p.Play) -> None:
@@ -95,8 +113,9 @@ async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
         if not rows:
             raise errors.NotFound("no such show")
     first = rows[0]
-    price = first.price
-    seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status, "price": price}
+    price, prices = first.price, domain.zone_prices(first.prices)
+    seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status,
+              "price": domain.seat_price(r.zone, prices, price), "zone": r.zone}
              for r in rows if r.seat_row is not None]
     available = sum(1 for r in rows if r.status == "available")
     return {"schedule_id": schedule_id, "rows": first.seat_rows, "cols": first.seat_cols,

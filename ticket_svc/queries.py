@@ -30,7 +30,8 @@ def seats_sql(keys: list[tuple[int, int]]) -> str:
 # -- statements ----------------------------------------------------------------------------
 
 SEAT_MAP = text(
-    "SELECT sc.seat_rows, sc.seat_cols, sc.price, s.seat_row, s.seat_col, s.status "
+    "SELECT sc.seat_rows, sc.seat_cols, sc.price, sc.prices, s.seat_row, s.seat_col, "
+    "s.status, s.zone "
     "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id "
     "WHERE sc.id = :id ORDER BY s.seat_row, s.seat_col")
 

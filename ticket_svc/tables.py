@@ -50,6 +50,8 @@ schedules = Table(
     Column("edit_version", Integer, nullable=False, server_default="0"),
     # The most seats one account may hold or buy for the show; NULL: no cap.
     Column("max_tickets_per_customer", Integer, nullable=True),
+    # {zone: price} (JSON); a seat of another zone, or of none, costs `price`.
+    Column("prices", Text, nullable=True),
     Index("ix_schedules_play", "play_id"),
 )
 
@@ -69,6 +71,7 @@ seats = Table(
     Column("seat_row", SmallInteger, primary_key=True, autoincrement=False),
     Column("seat_col", SmallInteger, primary_key=True, autoincrement=False),
     Column("status", String(16), nullable=False),          # available|held|sold|unavailable
+    Column("zone", String(40), nullable=True),              # its price zone, if any
     # The hold or sale that has the seat. Deliberately not indexed: a reservation's seats are
     # always updated by primary key (the reservation lists them), so that no index-range lock
     # makes neighbouring holds and payments deadlock.

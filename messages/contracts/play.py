@@ -26,7 +26,7 @@ from messages.contracts.base import (
     Strict,
     UtcDatetime,
 )
-from messages.contracts.studio import Seat
+from messages.contracts.studio import Seat, ZoneName
 
 PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                             max_length=200),
@@ -38,6 +38,9 @@ Price = Annotated[int, Field(ge=0, le=1_000_000_000)]  # integer minor units
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # fits the database's BIGINT
 # The most tickets one account may hold or buy for a show (issue 20.3); null: no cap.
 TicketCap = Annotated[int, Field(ge=1, le=10_000)]
+# A show's price per zone of its seat map (issue 20.1); a seat of another zone, or of none,
+# costs the show's price.
+ZonePrices = Annotated[dict[ZoneName, Price], Field(max_length=50)]
 
 _EARLIEST, _LATEST = datetime(2000, 1, 1), datetime(9000, 1, 1)
 
@@ -101,6 +104,7 @@ class Schedule(BaseModel):
     price: int
     status: ScheduleStatus
     max_tickets_per_customer: int | None = None  # null: no cap
+    prices: dict[str, int] = {}  # per zone; a seat of another zone or none costs `price`
 
 
 class ScheduleInventory(BaseModel):
@@ -160,12 +164,14 @@ class CreateScheduleBody(Strict):
     starts_at: ShowTime
     price: Price | None = None  # the play's price when absent
     max_tickets_per_customer: TicketCap | None = None  # no cap when absent
+    prices: ZonePrices | None = None  # {zone: price}; none when absent
 
 
 class UpdateScheduleBody(Strict):
     starts_at: ShowTime = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
     max_tickets_per_customer: TicketCap | None = None  # absent: unchanged; null: no cap
+    prices: ZonePrices | None = None  # absent: unchanged; null or {}: none
 
 
 class _ScheduleFilters(PageQuery):

@@ -55,7 +55,8 @@ class SeatForSale(BaseModel):
     row: int
     col: int
     status: SeatStatus
-    price: int
+    price: int  # the price of the seat's zone, or the show's
+    zone: str | None = None
 
 
 class SeatsForSale(BaseModel):

@@ -63,6 +63,7 @@ sales = Table(
     Column("seat_row", Integer, nullable=False),
     Column("seat_col", Integer, nullable=False),
     Column("price", BigInteger, nullable=False),
+    Column("ticket_type", String(40), nullable=True),  # the ticket type sold; NULL: full price
     Column("sold_at", Timestamp, nullable=True),      # None while only the refund is known
     Column("refunded", Boolean, nullable=False, default=False),
     Column("refunded_at", Timestamp, nullable=True),

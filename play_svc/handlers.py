@@ -42,7 +42,8 @@ CANCELLED = c.ScheduleStatus.cancelled.value
 def to_play(row) -> c.Play:
     return c.Play(id=row.id, name=row.name, kind=row.kind, area=row.area, rating=row.rating,
                   duration_minutes=row.duration_minutes, description=row.description,
-                  starts_on=row.starts_on, ends_on=row.ends_on, price=row.price)
+                  starts_on=row.starts_on, ends_on=row.ends_on, price=row.price,
+                  ticket_types=row.ticket_types or [])
 
 
 async def _load_play(conn, play_id: int, *, lock: str | None = None):
@@ -59,8 +60,9 @@ async def _load_play(conn, play_id: int, *, lock: str | None = None):
 async def create_play(cmd: c.CreatePlay, ctx: Context) -> c.Play:
     ctx.caller.require(Role.manager)
     async with ctx.app.db.transaction() as tx:
-        result = await tx.execute(plays.insert().values(
-            **cmd.model_dump(), created_at=to_db(utcnow())))
+        values = cmd.model_dump(exclude_none=True)
+        values["ticket_types"] = values.get("ticket_types") or None
+        result = await tx.execute(plays.insert().values(**values, created_at=to_db(utcnow())))
         play = to_play(await _load_play(tx, result.inserted_primary_key[0]))
         tx.emit(c.PlayCreated(play=play))
     return play
@@ -96,6 +98,9 @@ async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
                  "msg": "starts_on must not be after ends_on"}])
         if not changes:
             return to_play(before)
+        if "ticket_types" in changes:  # priced by type from the next hold of each show on
+            changes["ticket_types"] = [t.model_dump(exclude_none=True)
+                                       for t in cmd.ticket_types] or None
         await tx.execute(plays.update().where(plays.c.id == cmd.id).values(**changes))
         play = to_play(await _load_play(tx, cmd.id))
         tx.emit(c.PlayUpdated(play=play))
@@ -139,7 +144,7 @@ def _schedule_query():
     return (select(schedules.c.id, schedules.c.play_id, schedules.c.studio_id,
                    schedules.c.starts_at, schedules.c.ends_at, schedules.c.price,
                    schedules.c.status, schedules.c.max_tickets_per_customer,
-                   schedules.c.prices,
+                   schedules.c.prices, plays.c.ticket_types,
                    plays.c.name.label("play_name"),
                    studios.c.name.label("studio_name"))
             .select_from(schedules.join(plays, plays.c.id == schedules.c.play_id)
@@ -152,7 +157,7 @@ def to_schedule(row) -> c.Schedule:
                       starts_at=as_utc(row.starts_at), ends_at=as_utc(row.ends_at),
                       price=row.price, status=row.status,
                       max_tickets_per_customer=row.max_tickets_per_customer,
-                      prices=row.prices or {})
+                      prices=row.prices or {}, ticket_types=row.ticket_types or [])
 
 
 async def _load_schedule(conn, schedule_id: int, *, lock: bool = False) -> c.Schedule:

@@ -30,6 +30,8 @@ plays = Table(
     Column("starts_on", Date, nullable=False),
     Column("ends_on", Date, nullable=False),
     Column("price", Integer, nullable=False),
+    # [{name, percent | amount}]: the concessions the play offers (issue 20.2); NULL: none.
+    Column("ticket_types", JSON, nullable=True),
     Column("created_at", Timestamp, nullable=False),
     # Deleted plays stay as rows: their past shows still name them.
     Column("deleted_at", Timestamp, nullable=True),

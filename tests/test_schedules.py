@@ -43,7 +43,8 @@ async def test_a_new_show_ends_after_the_play_and_costs_the_play_price(manager, 
                     "play_name": play["name"], "studio_name": studio["name"],
                     "starts_at": iso(starts_at), "ends_at": iso(starts_at + timedelta(
                         minutes=95)), "price": 6600, "status": "scheduled",
-                    "max_tickets_per_customer": None, "prices": {}}
+                    "max_tickets_per_customer": None, "prices": {},
+                    "ticket_types": []}
     assert (await api.get(f"/schedules/{show['id']}")).body == show
     priced = await make_schedule(manager, play, studio, at(days=4), price=0)
     assert priced["price"] == 0

@@ -93,6 +93,29 @@ def zone_prices(stored: str | None) -> dict[str, int]:
     return orjson.loads(stored) if stored else {}
 
 
+def ticket_types(stored: str | None) -> dict[str, dict[str, Any]]:
+    """A show's ``ticket_types`` column → ``{name: {name, percent | amount}}``."""
+    return {t["name"]: t for t in orjson.loads(stored)} if stored else {}
+
+
+def type_price(price: int, ticket_type: dict[str, Any] | None) -> int:
+    """A seat's price as a ticket type: a share of it (rounded half up to the minor unit) or
+    a fixed amount; the full price without a type."""
+    if ticket_type is None:
+        return price
+    if ticket_type.get("amount") is not None:
+        return int(ticket_type["amount"])
+    return (price * int(ticket_type["percent"]) + 50) // 100
+
+
+def unknown_types(wanted: dict[tuple[int, int], str],
+                  offered: dict[str, Any]) -> list[dict[str, Any]]:
+    """The seats held as a type the play does not offer, as the contract's ``errors``."""
+    return [{"loc": ["body", "seats", {"row": r, "col": c}, "type"],
+             "msg": f"the play offers no ticket type {name!r}"}
+            for (r, c), name in sorted(wanted.items()) if name not in offered]
+
+
 def check_refund_open(starts_at: datetime, now: datetime) -> None:
     if now >= starts_at:
         raise errors.RefundClosed("refunds close when the show starts")

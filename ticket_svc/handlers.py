@@ -78,10 +78,11 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
             raise errors.Forbidden("only box-office staff may sell on a customer's account")
         buyer = cmd.customer_id
     keys = domain.seat_keys(cmd.seats)
+    types = {(s.row, s.col): s.type for s in cmd.seats if s.type is not None}
     try:
         return await idempotency.once_per_key(
             ctx, "hold", me, cmd, lambda idem: holds.hold(
-                ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys, idem))
+                ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys, idem, types))
     except DBAPIError as exc:  # answered as 503; say why here
         log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
         raise
@@ -138,7 +139,7 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
                                     params)).scalar()
         rows = (await conn.execute(text(
             "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
-            f"status, sold_at, refunded_at FROM tickets WHERE {clause} "
+            f"ticket_type, status, sold_at, refunded_at FROM tickets WHERE {clause} "
             "ORDER BY id DESC LIMIT :limit OFFSET :offset"), params)).all()
     return {"items": [ticket_of(r).model_dump(mode="json") for r in rows], "total": total,
             "page": cmd.page, "page_size": cmd.page_size}

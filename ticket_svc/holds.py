@@ -47,7 +47,8 @@ class _NotAllAvailable(Exception):
 
 
 async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_id: int | None,
-               keys: list[tuple[int, int]], idem: Key | None) -> c.Reservation:
+               keys: list[tuple[int, int]], idem: Key | None,
+               types: dict[tuple[int, int], str] | None = None) -> c.Reservation:
     if customer_id is not None:
         await _check_customer(app, caller, customer_id)
     await _refuse_early(app, schedule_id, keys)
@@ -56,7 +57,7 @@ async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_
         for _ in range(ATTEMPTS):
             try:
                 reservation = await retry_deadlocks(
-                    lambda: _claim_seats(app, schedule_id, buyer, keys, idem),
+                    lambda: _claim_seats(app, schedule_id, buyer, keys, idem, types or {}),
                     tries=ATTEMPTS, before_retry=rolled_back(idem))
                 turn.won = True
                 break
@@ -105,7 +106,7 @@ async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]])
 
 
 async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],
-                       idem: Key | None) -> c.Reservation:
+                       idem: Key | None, types: dict[tuple[int, int], str]) -> c.Reservation:
     """The hold's one transaction: read the show, write the reservation, claim its seats (all
     or nothing) and its event."""
     settings = app.settings
@@ -119,6 +120,7 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
             "sc.status, sc.version, sc.edit_version, sc.max_tickets_per_customer, sc.prices, "
+            "sc.ticket_types, "
             "s.seat_row, s.seat_col, s.zone, "
             "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + queries.seats_sql(keys)
@@ -134,13 +136,20 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             {(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
         if taken:
             raise domain.seats_unavailable(taken)
+        offered = domain.ticket_types(show.ticket_types)
+        unknown = domain.unknown_types(types, offered)
+        if unknown:
+            raise errors.ValidationFailed("a ticket type asked for is not offered", unknown)
         if show.max_tickets_per_customer is not None:  # counted before any seat is claimed
             await limits.count_in(tx, show.id, buyer, len(keys), show.max_tickets_per_customer)
         # Each seat at its zone's price (the show's when it has none), as the seat map says.
         prices = domain.zone_prices(show.prices)
         zones = {(r.seat_row, r.seat_col): r.zone for r in rows}
-        seats = [{"row": r, "col": col,
-                  "price": domain.seat_price(zones.get((r, col)), prices, show.price)}
+        # Then at its ticket type's share, or amount (issue 20.2).
+        seats = [{"row": r, "col": col, "price": domain.type_price(
+                      domain.seat_price(zones.get((r, col)), prices, show.price),
+                      offered.get(types[(r, col)]) if (r, col) in types else None)}
+                 | ({"type": types[(r, col)]} if (r, col) in types else {})
                  for r, col in keys]
         total = sum(s["price"] for s in seats)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)

@@ -27,14 +27,14 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
     reservation that came first may both do it)."""
     created = await tx.execute(text(
         "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, price, "
-        "status, seat_rows, seat_cols, version, max_tickets_per_customer, prices) VALUES (:id, "
-        ":play_id, :studio_id, :play_name, :starts_at, :price, :status, :rows, :cols, "
-        ":version, :cap, :prices)"),
+        "status, seat_rows, seat_cols, version, max_tickets_per_customer, prices, ticket_types) "
+        "VALUES (:id, :play_id, :studio_id, :play_name, :starts_at, :price, :status, :rows, "
+        ":cols, :version, :cap, :prices, :types)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
          "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
          "version": version, "cap": schedule.max_tickets_per_customer,
-         "prices": _prices_json(schedule)})
+         "prices": _prices_json(schedule), "types": _types_json(schedule.ticket_types)})
     if created.rowcount == 0:
         return
     values = [f"({int(schedule.id)},{int(s.row)},{int(s.col)},"
@@ -53,6 +53,11 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
             await tx.execute(text(
                 "UPDATE seats SET zone = :zone WHERE schedule_id = :id AND "
                 + seats_sql(keys[start:start + 1000])), {"zone": zone, "id": schedule.id})
+
+
+def _types_json(types: list[p.TicketType]) -> str | None:
+    return orjson.dumps([t.model_dump(exclude_none=True) for t in types]).decode() \
+        if types else None
 
 
 def _prices_json(schedule: p.Schedule) -> str | None:
@@ -90,16 +95,20 @@ async def apply_edit(tx: Tx, s: p.Schedule, version: int) -> None:
     answers of ``catch_up_with_edit`` may arrive in any order)."""
     await tx.execute(text(
         "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, price = :price, "
-        "max_tickets_per_customer = :cap, prices = :prices, version = :version "
+        "max_tickets_per_customer = :cap, prices = :prices, ticket_types = :types, "
+        "version = :version "
         "WHERE id = :id AND version <= :version"),
         {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
          "price": s.price, "cap": s.max_tickets_per_customer, "prices": _prices_json(s),
+         "types": _types_json(s.ticket_types),
          "version": version})
 
 
 async def rename_play(tx: Tx, play: p.Play) -> None:
-    await tx.execute(text("UPDATE schedules SET play_name = :name WHERE play_id = :id"),
-                     {"id": play.id, "name": play.name})
+    # The play's ticket types count from each show's next hold on (holds made keep theirs).
+    await tx.execute(text("UPDATE schedules SET play_name = :name, ticket_types = :types "
+                          "WHERE play_id = :id"),
+                     {"id": play.id, "name": play.name, "types": _types_json(play.ticket_types)})
 
 
 async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:

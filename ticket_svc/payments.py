@@ -89,25 +89,29 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
     paid = tx.later(queries.MARK_PAID, {"id": row.id, "now": to_db(now), "ref": payment_ref})
     sold = tx.later(queries.seats_of_hold(f"status = '{SOLD}'", seats),
                     {"sid": row.schedule_id, "id": row.id})
+    # Ticket types are names: bound parameters, NULL for the full price.
+    types = {f"t{i}": s.get("type") for i, s in enumerate(seats)}
     values = ", ".join(
         f"({int(row.id)},{int(row.schedule_id)},{int(row.user_id)},{int(s['row'])},"
-        f"{int(s['col'])},{int(s['price'])},'{SOLD}',:now)" for s in seats)
+        f"{int(s['col'])},{int(s['price'])},:t{i},'{SOLD}',:now)" for i, s in enumerate(seats))
     created = (await tx.execute(text(
         "INSERT INTO tickets (reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
-        "status, sold_at) VALUES " + values + " RETURNING id, seat_row, seat_col, price"),
-        {"now": to_db(now)})).all()
+        "ticket_type, status, sold_at) VALUES " + values
+        + " RETURNING id, seat_row, seat_col, price, ticket_type"),
+        {"now": to_db(now), **types})).all()
     if paid.rowcount != 1:
         raise _ChangedMeanwhile
     if sold.rowcount != len(seats):  # cannot happen while holds own their seats
         raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
     tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,
                         user_id=row.user_id, row=t.seat_row, col=t.seat_col, price=t.price,
-                        status=c.TicketStatus.sold, sold_at=now) for t in created]
+                        type=t.ticket_type, status=c.TicketStatus.sold, sold_at=now)
+               for t in created]
     tx.emit(c.TicketSold(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=row.play_id, play_name=row.play_name, studio_id=row.studio_id,
         starts_at=as_utc(row.starts_at),
-        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price)
+        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price, type=t.type)
                  for t in tickets],
         total=row.total, currency=row.currency, paid_at=now))
     reservation = queries.reservation_of(row, status=PAID, paid_at=now, tickets=tickets)
@@ -201,8 +205,8 @@ async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:
     for row in held:
         await release(tx, row, s.play_id, "show_cancelled", CANCELLED, now)
     sold = (await tx.execute(text(
-        "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price "
-        f"FROM tickets WHERE schedule_id = :id AND status = '{SOLD}' FOR UPDATE"),
+        "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
+        f"ticket_type FROM tickets WHERE schedule_id = :id AND status = '{SOLD}' FOR UPDATE"),
         {"id": s.id})).all()
     if not sold:
         return

@@ -79,12 +79,12 @@ HOLDS_OF_SHOW = text(
     f"WHERE schedule_id = :id AND {domain.still_held_sql()} FOR UPDATE")
 
 TICKETS_OF_RESERVATION = text(
-    "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, status, "
-    "sold_at, refunded_at FROM tickets WHERE reservation_id = :id ORDER BY id")
+    "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, ticket_type, "
+    "status, sold_at, refunded_at FROM tickets WHERE reservation_id = :id ORDER BY id")
 
 TICKET = text(
     "SELECT t.id, t.reservation_id, t.schedule_id, t.user_id, t.seat_row, t.seat_col, t.price, "
-    "t.status, t.sold_at, t.refunded_at, s.play_id, s.studio_id, s.starts_at "
+    "t.ticket_type, t.status, t.sold_at, t.refunded_at, s.play_id, s.studio_id, s.starts_at "
     "FROM tickets t JOIN schedules s ON s.id = t.schedule_id WHERE t.id = :id")
 
 MARK_REFUNDED = text(
@@ -116,7 +116,7 @@ def seats_of(row) -> list[dict[str, int]]:
 def ticket_of(row) -> c.Ticket:
     return c.Ticket(id=row.id, reservation_id=row.reservation_id, schedule_id=row.schedule_id,
                     user_id=row.user_id, row=row.seat_row, col=row.seat_col, price=row.price,
-                    status=row.status, sold_at=as_utc(row.sold_at),
+                    type=row.ticket_type, status=row.status, sold_at=as_utc(row.sold_at),
                     refunded_at=as_utc(row.refunded_at))
 
 
@@ -137,7 +137,7 @@ def ticket_refunded(row, play_id: int, studio_id: int, currency: str, reason: st
         ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
         schedule_id=row.schedule_id, play_id=play_id, studio_id=studio_id,
         row=row.seat_row, col=row.seat_col, price=row.price, currency=currency,
-        reason=reason, refunded_at=now)
+        reason=reason, refunded_at=now, ticket_type=row.ticket_type)
 
 
 def plain(result: Any) -> Any:

@@ -52,6 +52,8 @@ schedules = Table(
     Column("max_tickets_per_customer", Integer, nullable=True),
     # {zone: price} (JSON); a seat of another zone, or of none, costs `price`.
     Column("prices", Text, nullable=True),
+    # The play's ticket types, [{name, percent | amount}] (JSON); NULL: none.
+    Column("ticket_types", Text, nullable=True),
     Index("ix_schedules_play", "play_id"),
 )
 
@@ -106,6 +108,7 @@ tickets = Table(
     Column("seat_row", SmallInteger, nullable=False),
     Column("seat_col", SmallInteger, nullable=False),
     Column("price", Integer, nullable=False),
+    Column("ticket_type", String(40), nullable=True),       # NULL: full price
     Column("status", String(16), nullable=False),          # sold | refunded
     Column("sold_at", Timestamp, nullable=False),
     Column("refunded_at", Timestamp, nullable=True),

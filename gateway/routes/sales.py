@@ -28,7 +28,8 @@ ROUTES = [
                 "409 `seat_unavailable`, one `errors` item per seat with `loc` "
                 "`[\"body\", \"seats\", {\"row\": R, \"col\": C}]`. A hold that would "
                 "take the account (the buyer's, or `customer_id`'s) past the show's "
-                "`max_tickets_per_customer` is 409 `limit_reached`.",
+                "`max_tickets_per_customer` is 409 `limit_reached`. A seat's `type` "
+                "must be one of the play's ticket types (422 `validation_error`).",
           links=(("GET /orders/{id}", "$response.body#/id"),)),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),

@@ -56,6 +56,17 @@ class ShowFigures(BaseModel):
     occupancy: float | None  # tickets sold and not refunded / seats of the show (None: unknown)
 
 
+class TypeFigures(BaseModel):
+    """A play's tickets and takings of one ticket type (issue 20.2); type null: full price."""
+
+    type: str | None
+    tickets_sold: int
+    tickets_refunded: int
+    gross: int
+    refunded: int
+    net: int
+
+
 class PlayBoxOffice(BaseModel):
     play_id: int
     play_name: str | None
@@ -65,6 +76,7 @@ class PlayBoxOffice(BaseModel):
     refunded: int
     net: int
     schedules: list[ShowFigures]
+    by_type: list[TypeFigures] = []
 
 
 class BoxOfficeLine(BaseModel):

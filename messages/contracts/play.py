@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     create_model,
+    field_validator,
     model_validator,
 )
 
@@ -41,6 +42,31 @@ TicketCap = Annotated[int, Field(ge=1, le=10_000)]
 # A show's price per zone of its seat map (issue 20.1); a seat of another zone, or of none,
 # costs the show's price.
 ZonePrices = Annotated[dict[ZoneName, Price], Field(max_length=50)]
+
+
+class TicketType(Strict):
+    """A concession a play offers (issue 20.2): a share of the seat's price (``percent``,
+    e.g. Child 50) or a fixed ``amount``, exactly one of them. A seat held without a type
+    costs its full price."""
+
+    name: ZoneName
+    percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    amount: Price | None = None
+
+    @model_validator(mode="after")
+    def _one_price(self):
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("a ticket type has either percent or amount")
+        return self
+
+
+def _distinct_types(types: list[TicketType] | None) -> list[TicketType] | None:
+    if types and len({t.name for t in types}) != len(types):
+        raise ValueError("ticket type names must be distinct")
+    return types
+
+
+TicketTypes = Annotated[list[TicketType], Field(max_length=20)]
 
 _EARLIEST, _LATEST = datetime(2000, 1, 1), datetime(9000, 1, 1)
 
@@ -89,6 +115,7 @@ class Play(BaseModel):
     starts_on: date
     ends_on: date
     price: int
+    ticket_types: list[TicketType] = []
 
 
 class Schedule(BaseModel):
@@ -105,6 +132,7 @@ class Schedule(BaseModel):
     status: ScheduleStatus
     max_tickets_per_customer: int | None = None  # null: no cap
     prices: dict[str, int] = {}  # per zone; a seat of another zone or none costs `price`
+    ticket_types: list[TicketType] = []  # the play's
 
 
 class ScheduleInventory(BaseModel):
@@ -132,6 +160,9 @@ class CreatePlayBody(Strict):
     starts_on: IsoDate
     ends_on: IsoDate
     price: Price
+    ticket_types: TicketTypes = []
+
+    _types = field_validator("ticket_types")(_distinct_types)
 
     @model_validator(mode="after")
     def _run_in_order(self):
@@ -151,6 +182,9 @@ class UpdatePlayBody(Strict):
     starts_on: IsoDate = None  # type: ignore[assignment]
     ends_on: IsoDate = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
+    ticket_types: TicketTypes = None  # type: ignore[assignment]
+
+    _types = field_validator("ticket_types")(_distinct_types)
 
 
 class PlayQuery(PageQuery):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
 
@@ -43,12 +43,17 @@ class TicketStatus(StrEnum):
 class Seat(Strict):
     row: Position
     col: Position
+    # One of the play's ticket types (issue 20.2); absent: the full price.
+    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=40)] | None = None
 
 
 class PricedSeat(BaseModel):
     row: int
     col: int
     price: int
+    # The ticket type it was held as; listed only then (absent: full price).
+    type: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class SeatForSale(BaseModel):
@@ -78,6 +83,7 @@ class Ticket(BaseModel):
     col: int
     price: int
     status: TicketStatus
+    type: str | None = None  # the ticket type sold; null: full price
     sold_at: UtcDatetime
     refunded_at: UtcDatetime | None = None
 
@@ -206,6 +212,7 @@ class SoldTicket(BaseModel):
     row: int
     col: int
     price: int
+    type: str | None = None
 
 
 class TicketHeld(Event, type="ticket.held"):
@@ -263,4 +270,5 @@ class TicketRefunded(Event, type="ticket.refunded"):
     price: int
     currency: str
     reason: Literal["requested", "show_cancelled"]
+    ticket_type: str | None = None  # the ticket type it was sold as
     refunded_at: UtcDatetime

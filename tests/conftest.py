@@ -44,9 +44,6 @@ TEST_ENV = {
     # Cheap hashing: the tests sign in hundreds of users; production keeps the defaults.
     "TTMS_ARGON2_TIME_COST": "1",
     "TTMS_ARGON2_MEMORY_KIB": "1024",
-    # Many hashes at once (fixtures register up to 50 users together): with the default one
-    # slot per core, user_svc's admission gate would refuse most of them (503).
-    "TTMS_ARGON2_CONCURRENCY": "16",
     "TTMS_RATE_LIMIT_PER_SECOND": "100000",
     "TTMS_RATE_LIMIT_BURST": "100000",
     "TTMS_LOGIN_ATTEMPTS_PER_MINUTE": "10",

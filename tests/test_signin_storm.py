@@ -27,8 +27,7 @@ from user_svc.hashing import WAITING_PER_SLOT, HashingGate
 TICKS = os.sysconf("SC_CLK_TCK")
 # Real cost in the storm (the session's user_svc hashes with 1 MiB, 1 pass): RFC 9106's
 # second recommendation, ~150-200 ms a hash here, so a few dozen hashes fill the deadline.
-COSTLY = {"TTMS_ARGON2_TIME_COST": "3", "TTMS_ARGON2_MEMORY_KIB": "65536",
-          "TTMS_ARGON2_CONCURRENCY": "0"}  # one slot per core, as in production
+COSTLY = {"TTMS_ARGON2_TIME_COST": "3", "TTMS_ARGON2_MEMORY_KIB": "65536"}
 
 
 def _cpu_seconds(pid: int) -> float:

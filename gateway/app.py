@@ -33,6 +33,8 @@ rpc_key = web.AppKey("rpc", RpcClient)
 broker_key = web.AppKey("broker", Broker)
 auth_key = web.AppKey("auth", Authenticator)
 limits_key = web.AppKey("limits", dict)
+# Callers whose requests carry their address to the services (the audit log, issue 20.6).
+_STAFF = frozenset({Role.clerk.value, Role.manager.value, Role.admin.value})
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -209,6 +211,8 @@ def route_handler(route: Route):
             payload["idempotency_key"] = key
         if caller is None and route.who is Who.anyone:
             caller = ANONYMOUS
+        elif caller["role"] in _STAFF:  # staff actions are audited with the address
+            caller["address"] = request.remote
         if shared is not None:
             return await shared.answer(request.path_qs, lambda: call(app, payload, caller))
         return await call(app, payload, caller)

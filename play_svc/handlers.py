@@ -368,7 +368,8 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
             values.update(starts_at=to_db(cmd.starts_at), ends_at=to_db(ends_at))
         await tx.execute(schedules.update().where(schedules.c.id == cmd.id).values(**values))
         schedule = await _load_schedule(tx, cmd.id)
-        tx.emit(c.ScheduleUpdated(schedule=schedule, schedule_version=version + 1))
+        tx.emit(c.ScheduleUpdated(schedule=schedule, schedule_version=version + 1,
+                                  actor=ctx.caller.actor()))
     return schedule
 
 
@@ -383,7 +384,7 @@ async def cancel_schedule(cmd: c.CancelSchedule, ctx: Context) -> None:
         await tx.execute(schedules.update().where(schedules.c.id == cmd.id)
                          .values(status=CANCELLED))
         tx.emit(c.ScheduleCancelled(schedule=current.model_copy(
-            update={"status": c.ScheduleStatus.cancelled})))
+            update={"status": c.ScheduleStatus.cancelled}), actor=ctx.caller.actor()))
 
 
 @handlers.command(c.GetScheduleInventory)

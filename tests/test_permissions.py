@@ -411,6 +411,11 @@ async def _(w, caller, owner):
     return Request("/box-office", 200)
 
 
+@builds("GET /audit")
+async def _(w, caller, owner):
+    return Request("/audit?action=refund", 200)
+
+
 @builds("GET /ping")
 async def _(w, caller, owner):
     return Request("/ping", 200)

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from messages import errors
 from messages.contracts import ticket as c
 from messages.contracts import user as u
-from messages.contracts.base import Caller, utcnow
+from messages.contracts.base import Actor, Caller, utcnow
 from messages.db import as_utc, retry_deadlocks, to_db
 from messages.service import App
 from ticket_svc import domain, expiry, inventory, limits, queries
@@ -57,7 +57,8 @@ async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_
         for _ in range(ATTEMPTS):
             try:
                 reservation = await retry_deadlocks(
-                    lambda: _claim_seats(app, schedule_id, buyer, keys, idem, types or {}),
+                    lambda: _claim_seats(app, schedule_id, buyer, keys, idem, types or {},
+                                     caller.actor() if customer_id is not None else None),
                     tries=ATTEMPTS, before_retry=rolled_back(idem))
                 turn.won = True
                 break
@@ -106,7 +107,8 @@ async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]])
 
 
 async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],
-                       idem: Key | None, types: dict[tuple[int, int], str]) -> c.Reservation:
+                       idem: Key | None, types: dict[tuple[int, int], str],
+                       actor: Actor | None = None) -> c.Reservation:
     """The hold's one transaction: read the show, write the reservation, claim its seats (all
     or nothing) and its event."""
     settings = app.settings
@@ -175,7 +177,7 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
             play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
             starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
-            currency=settings.currency, expires_at=expires_at, created_at=now))
+            currency=settings.currency, expires_at=expires_at, created_at=now, actor=actor))
         if idem is not None:
             idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation

@@ -190,8 +190,11 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
         await limits.give_back(tx, row.schedule_id, row.user_id, 1)
-        tx.emit(queries.ticket_refunded(row, row.play_id, row.studio_id,
-                                        app.settings.currency, "requested", now))
+        refunded = queries.ticket_refunded(row, row.play_id, row.studio_id,
+                                           app.settings.currency, "requested", now)
+        if ctx.caller.user_id != row.user_id:  # staff refunding a buyer's ticket: audited
+            refunded.actor = ctx.caller.actor()
+        tx.emit(refunded)
     ticket = queries.ticket_of(row)
     return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now})
 

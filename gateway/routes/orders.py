@@ -23,4 +23,7 @@ ROUTES = [
           response=c.BoxOfficeReport,
           rules="`from` and `to` are dates `YYYY-MM-DD` (the show's day, UTC), both "
                 "included; `from` after `to` is 422."),
+    Route("GET", "/audit", c.ListAudit, Who.admin,
+          "The audit log: staff actions on money and access, newest first (read-only)", TAG,
+          query=c.AuditQuery, response=Page[c.AuditEntry]),
 ]

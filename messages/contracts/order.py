@@ -6,6 +6,7 @@ Order ids are reservation ids. Money is integer minor units; times are UTC.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, create_model
 
@@ -126,4 +127,35 @@ class GetPlayBoxOffice(Command, name="order.box_office_play"):
 
 
 class GetBoxOffice(BoxOfficeQuery, Command, name="order.box_office"):
+    pass
+
+
+# -- the audit log (issue 20.6) --------------------------------------------------------------
+
+class AuditAction(StrEnum):
+    clerk_sale = "clerk_sale"              # a hold made by staff on a customer's account
+    refund = "refund"                      # a ticket refunded by someone other than its buyer
+    show_cancelled = "show_cancelled"
+    show_changed = "show_changed"          # a show moved or re-priced (prices, cap)
+    user_changed = "user_changed"          # an account's role, disabled flag or email, by an admin
+    user_deleted = "user_deleted"
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: UtcDatetime                        # when the action happened (its event's time)
+    action: AuditAction
+    actor_id: int | None
+    actor_role: str | None
+    address: str | None                   # the client address the gateway saw
+    subject: str                           # "reservation 12", "ticket 7", "schedule 3", "user 9"
+    details: dict[str, Any]
+
+
+class AuditQuery(PageQuery):
+    action: AuditAction | None = None
+    actor_id: Id | None = None
+
+
+class ListAudit(AuditQuery, Command, name="order.audit"):
     pass

@@ -19,6 +19,7 @@ from pydantic import (
 
 from messages.contracts.base import (
     NOT_BLANK,
+    Actor,
     Command,
     Event,
     IsoDate,
@@ -319,9 +320,11 @@ class ScheduleUpdated(Event, type="schedule.updated"):
 
     schedule: Schedule
     schedule_version: int = 0  # the show's edit count after this edit
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)
 
 
 class ScheduleCancelled(Event, type="schedule.cancelled"):
     """The sales side releases the show's holds and refunds its sold tickets."""
 
     schedule: Schedule
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)

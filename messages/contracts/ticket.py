@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import Actor, Command, Event, PageQuery, Strict, UtcDatetime
 
 MAX_SEATS_PER_HOLD = 10
 
@@ -228,6 +228,7 @@ class TicketHeld(Event, type="ticket.held"):
     currency: str
     expires_at: UtcDatetime
     created_at: UtcDatetime
+    actor: Actor | None = None  # a clerk's sale on the account: the clerk (audit log)
 
 
 class TicketSold(Event, type="ticket.sold"):
@@ -271,4 +272,5 @@ class TicketRefunded(Event, type="ticket.refunded"):
     currency: str
     reason: Literal["requested", "show_cancelled"]
     ticket_type: str | None = None  # the ticket type it was sold as
+    actor: Actor | None = None  # who refunded, when not the buyer (audit log)
     refunded_at: UtcDatetime

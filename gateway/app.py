@@ -176,6 +176,7 @@ def route_handler(route: Route):
     optional_body = route.body is not None and not any(
         field.is_required() for field in route.body.model_fields.values())
     shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
+    exporter = route.extra.get("exports")
     if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
         raise ValueError(f"{route.path}: only public reads may share answers")
 
@@ -209,6 +210,12 @@ def route_handler(route: Route):
             if not 1 <= len(key) <= 100:
                 raise errors.ValidationFailed("Idempotency-Key must be 1..100 characters")
             payload["idempotency_key"] = key
+        if exporter is not None:  # a box-office answer may be wanted as a file
+            fmt = exporter.wanted(payload.pop("format", None), request.headers.get("Accept", ""))
+            if fmt is not None:
+                answer = await app[rpc_key].call(command, payload, caller, route.timeout)
+                return exporter.respond(answer, fmt, app[settings_key].currency,
+                                        str(payload.get("id", "")))
         if caller is None and route.who is Who.anyone:
             caller = ANONYMOUS
         elif caller["role"] in _STAFF:  # staff actions are audited with the address

@@ -101,8 +101,21 @@ class OrderQuery(PageQuery):
     status: OrderStatus | None = None
 
 
+class ExportFormat(StrEnum):
+    """How a box-office answer is wanted (issue 20.5); the gateway lays the files out."""
+
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"  # a play's report only
+
+
+class PlayReportQuery(Strict):
+    format: ExportFormat | None = None  # json (default), csv or xlsx; or an Accept header
+
+
 class _BoxOfficeFilters(Strict):
     group_by: GroupBy = GroupBy.play
+    format: ExportFormat | None = None  # json (default) or csv; or an Accept header
 
 
 # `from` is a Python keyword: the field names are the query parameters themselves (the gateway
@@ -122,7 +135,7 @@ class GetOrder(Command, name="order.get"):
     id: int
 
 
-class GetPlayBoxOffice(Command, name="order.box_office_play"):
+class GetPlayBoxOffice(PlayReportQuery, Command, name="order.box_office_play"):
     id: int  # play id
 
 

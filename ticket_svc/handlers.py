@@ -9,6 +9,8 @@ named for its mechanism:
 - ``payments``: pay, cancel, release, refund, a cancelled show;
 - ``expiry``: the delay queue, the memory of ended holds, expire, the sweep;
 - ``idempotency``: Idempotency-Keys (take, record, forget, purge);
+- ``limits``: tickets per account (a show's cap);
+- ``waitlist``: the waiting list of sold-out shows, and offers of seats that come back;
 - ``state``: what one process keeps between commands (``app.state``).
 """
 
@@ -26,7 +28,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Role
 from messages.db import Tx
 from messages.service import App, Context, Handlers
-from ticket_svc import domain, expiry, holds, idempotency, inventory, payments
+from ticket_svc import domain, expiry, holds, idempotency, inventory, payments, waitlist
 from ticket_svc.queries import ticket_of
 from ticket_svc.state import ProcessState
 
@@ -148,6 +150,31 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
 @handlers.command(c.Refund)
 async def refund(cmd: c.Refund, ctx: Context) -> c.Ticket:
     return await payments.refund(cmd, ctx)
+
+
+# -- the waiting list ----------------------------------------------------------------------------
+
+@handlers.command(c.JoinWaitlist)
+async def join_waitlist(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
+    return await waitlist.join(cmd, ctx)
+
+
+@handlers.command(c.ListWaitlist)
+async def list_waitlist(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
+    return await waitlist.mine(cmd, ctx)
+
+
+# Seats that come back go to the line first (ticket_svc's own events, after their commit).
+@handlers.event(c.TicketReleased)
+async def on_ticket_released(event: c.TicketReleased, tx: Tx, app: App) -> None:
+    if event.reason != "show_cancelled":
+        await waitlist.seats_returned(tx, app, event.schedule_id, event.reservation_id)
+
+
+@handlers.event(c.TicketRefunded)
+async def on_ticket_refunded(event: c.TicketRefunded, tx: Tx, app: App) -> None:
+    if event.reason != "show_cancelled":
+        await waitlist.seats_returned(tx, app, event.schedule_id)
 
 
 # -- for other services ----------------------------------------------------------------------

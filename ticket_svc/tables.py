@@ -134,5 +134,21 @@ idempotency_keys = Table(
     Index("ix_idempotency_created", "created_at"),
 )
 
+# The waiting list of sold-out shows (issue 20.4), first come first served by ``id``.
+waitlist = Table(
+    "waitlist", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("schedule_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("quantity", SmallInteger, nullable=False),
+    Column("status", String(8), nullable=False),            # waiting | offered | lapsed
+    Column("reservation_id", BigInteger, nullable=True),     # the offer's hold
+    Column("joined_at", Timestamp, nullable=False),
+    Column("offered_at", Timestamp, nullable=True),
+    Index("ix_waitlist_line", "schedule_id", "status", "id"),
+    Index("ix_waitlist_user", "user_id", "id"),
+    Index("ix_waitlist_reservation", "reservation_id"),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -6,7 +6,7 @@ reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
-from messages.contracts.base import Page
+from messages.contracts.base import Page, PageQuery
 
 TAG = "Seats for sale, holds, tickets"
 
@@ -48,4 +48,14 @@ ROUTES = [
     Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
           "Refund a ticket until the show starts (owner or clerk+)", TAG,
           response=c.Ticket),
+    Route("POST", "/schedules/{id}/waitlist", c.JoinWaitlist, Who.signed_in,
+          "Join a sold-out show's waiting list: seats that come back are held for the first "
+          "in line (waitlist.offered), who pays the reservation before it expires", TAG,
+          body=c.JoinWaitlistBody, response=c.WaitlistEntry, status=201,
+          rules="409 `conflict` while the show has that many seats available and nobody "
+                "waiting, or when the caller already waits for it; 409 `sales_closed` as "
+                "for a hold."),
+    Route("GET", "/waitlist", c.ListWaitlist, Who.signed_in,
+          "Your waiting-list entries, newest first, with your place in line and any offer",
+          TAG, query=PageQuery, response=Page[c.WaitlistEntry]),
 ]

@@ -274,3 +274,47 @@ class TicketRefunded(Event, type="ticket.refunded"):
     ticket_type: str | None = None  # the ticket type it was sold as
     actor: Actor | None = None  # who refunded, when not the buyer (audit log)
     refunded_at: UtcDatetime
+
+
+# -- the waiting list (issue 20.4) --------------------------------------------------------------
+
+class WaitlistStatus(StrEnum):
+    waiting = "waiting"
+    offered = "offered"   # seats held for the customer (``reservation_id``) until it expires
+    lapsed = "lapsed"     # the offer ended unpaid; the next in line was offered the seats
+
+
+class WaitlistEntry(BaseModel):
+    id: int
+    schedule_id: int
+    user_id: int
+    quantity: int
+    status: WaitlistStatus
+    position: int | None = None  # among those still waiting, 1 = next; None once offered
+    reservation_id: int | None = None
+    joined_at: UtcDatetime
+    offered_at: UtcDatetime | None = None
+
+
+class JoinWaitlistBody(Strict):
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)]
+
+
+class JoinWaitlist(JoinWaitlistBody, Command, name="ticket.join_waitlist"):
+    id: int  # schedule id
+
+
+class ListWaitlist(PageQuery, Command, name="ticket.waitlist"):
+    """The caller's own entries, newest first."""
+
+
+class WaitlistOffered(Event, type="waitlist.offered"):
+    """Seats came back and were held for the first in line: pay the reservation before
+    ``expires_at`` or they pass to the next."""
+
+    entry_id: int
+    user_id: int
+    schedule_id: int
+    reservation_id: int
+    seats: list[PricedSeat]
+    expires_at: UtcDatetime

@@ -34,6 +34,8 @@ broker_key = web.AppKey("broker", Broker)
 auth_key = web.AppKey("auth", Authenticator)
 limits_key = web.AppKey("limits", dict)
 seatmaps_key = web.AppKey("seatmaps", seatmaps.SeatMaps)
+# Callers whose requests carry their address to the services (the audit log, issue 20.6).
+_STAFF = frozenset({Role.clerk.value, Role.manager.value, Role.admin.value})
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -176,6 +178,7 @@ def route_handler(route: Route):
         field.is_required() for field in route.body.model_fields.values())
     shared = SharedAnswers(route.cache_seconds) if route.cache_seconds else None
     render = route.extra.get("render")
+    exporter = route.extra.get("exports")
     if shared is not None and (route.who is not Who.anyone or route.method != "GET"):
         raise ValueError(f"{route.path}: only public reads may share answers")
     local = route.extra.get("local")            # answered by the gateway (seatmaps)
@@ -211,8 +214,16 @@ def route_handler(route: Route):
             if not 1 <= len(key) <= 100:
                 raise errors.ValidationFailed("Idempotency-Key must be 1..100 characters")
             payload["idempotency_key"] = key
+        if exporter is not None:  # a box-office answer may be wanted as a file
+            fmt = exporter.wanted(payload.pop("format", None), request.headers.get("Accept", ""))
+            if fmt is not None:
+                answer = await app[rpc_key].call(command, payload, caller, route.timeout)
+                return exporter.respond(answer, fmt, app[settings_key].currency,
+                                        str(payload.get("id", "")))
         if caller is None and route.who is Who.anyone:
             caller = ANONYMOUS
+        elif caller["role"] in _STAFF:  # staff actions are audited with the address
+            caller["address"] = request.remote
         if local is not None:
             return await local(request, app[seatmaps_key])
         if shared is not None:

@@ -173,8 +173,12 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         elif (route.response, "serialization") in keys:
             response["content"] = {"application/json": {
                 "schema": keys[(route.response, "serialization")]}}
-        elif "content_type" in route.extra:  # e.g. text/event-stream
-            response["content"] = {route.extra["content_type"]: {"schema": {"type": "string"}}}
+        for fmt in getattr(route.extra.get("exports"), "formats", ()):  # issue 20.5
+            response.setdefault("content", {})[
+                "text/csv" if fmt == "csv" else
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"] = {
+                "schema": {"type": "string"} if fmt == "csv" else
+                {"type": "string", "contentMediaType": "application/octet-stream"}}
         responses[str(route.status)] = response
     # Every status the route can answer: 401 for any bad token (even where none is needed),
     # 403 wherever a role or ownership is checked (services check owners, and clerk-only

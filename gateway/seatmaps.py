@@ -57,12 +57,18 @@ Changes = list[tuple[int, int, str]]  # (row, col, code)
 
 class Show:
     __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read",
-                 "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers")
+                 "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers",
+                 "zone_at", "zone_prices")
 
     def __init__(self, snap: c.SeatSnapshot) -> None:
         self.id = snap.schedule_id
         self.rows, self.cols, self.price = snap.rows, snap.cols, snap.price
         self.no_single_gaps = snap.no_single_gaps
+        # Zones change only with a snapshot (a show's prices: ticket.show_changed), so they
+        # are kept as they came: each position's zone, and each zone's price.
+        self.zone_at: dict[int, str] = {at: zone for zone, ats in snap.zones.items()
+                                        for at in ats}
+        self.zone_prices = snap.prices
         self.version = snap.version
         self.codes = bytearray(snap.codes.encode())
         self.pending: dict[int, Changes] = {}
@@ -94,10 +100,13 @@ class Show:
 
     def seats(self) -> list[dict[str, Any]]:
         out, cols, price = [], self.cols, self.price
+        zone_at, zone_prices = self.zone_at, self.zone_prices
         for i, code in enumerate(self.codes):
             if code != 45:  # "-": no position there
+                zone = zone_at.get(i)
                 out.append({"row": i // cols + 1, "col": i % cols + 1, "status": STATUS[code],
-                            "price": price})
+                            "price": zone_prices.get(zone, price) if zone else price,
+                            "zone": zone})
         return out
 
     def document(self) -> dict[str, Any]:

@@ -103,6 +103,11 @@ class InvalidCode(ServiceError):
     code, status, title = "invalid_code", 422, "Not a valid check-in code"
 
 
+class LimitReached(ServiceError):
+    code, status, title = ("limit_reached", 409,
+                           "The account's ticket limit for this show is reached")
+
+
 class ValidationFailed(ServiceError):
     code, status, title = "validation_error", 422, "Validation error"
 
@@ -128,7 +133,7 @@ BY_CODE: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (InternalError, BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
                 ScheduleConflict, SeatUnavailable, SingleSeatGap, SalesClosed, RefundClosed,
-                HoldExpired,
+                HoldExpired, LimitReached,
                 ValidationFailed, IdempotencyKeyReused, RateLimited, ServiceUnavailable,
                 Timeout, AlreadyCheckedIn, TicketRefunded, WrongShow, CheckinClosed,
                 InvalidCode)

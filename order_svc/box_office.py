@@ -37,6 +37,9 @@ async def play(app: App, cmd: c.GetPlayBoxOffice) -> c.PlayBoxOffice:
             select(*sale_figures(sales.c.schedule_id,
                                  func.max(sales.c.studio_id).label("studio")))
             .where(sales.c.play_id == cmd.id).group_by(sales.c.schedule_id))).all()
+        type_rows = (await conn.execute(
+            select(*sale_figures(sales.c.ticket_type)).where(sales.c.play_id == cmd.id)
+            .group_by(sales.c.ticket_type).order_by(sales.c.ticket_type))).all()
     if play is None and not show_rows and not figure_rows:
         raise errors.NotFound("no such play")
     known = {r.id: r for r in show_rows}
@@ -65,7 +68,11 @@ async def play(app: App, cmd: c.GetPlayBoxOffice) -> c.PlayBoxOffice:
         play_id=cmd.id, play_name=play.name if play else None,
         tickets_sold=sum(f.sold for f in figure_rows),
         tickets_refunded=sum(int(f.refunded_n) for f in figure_rows),
-        gross=gross, refunded=refunded, net=gross - refunded, schedules=lines)
+        gross=gross, refunded=refunded, net=gross - refunded, schedules=lines,
+        by_type=[c.TypeFigures(
+            type=t.ticket_type, tickets_sold=t.sold, tickets_refunded=int(t.refunded_n),
+            gross=int(t.gross), refunded=int(t.refunded_money),
+            net=int(t.gross) - int(t.refunded_money)) for t in type_rows])
 
 
 async def report(app: App, cmd: c.GetBoxOffice) -> c.BoxOfficeReport:

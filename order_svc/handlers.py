@@ -20,10 +20,11 @@ from messages.contracts import order as c
 from messages.contracts import play as p
 from messages.contracts import studio as st
 from messages.contracts import ticket as t
+from messages.contracts import user as u
 from messages.contracts.base import Page, Role
 from messages.db import PlainTx
 from messages.service import App, Context, Handlers
-from order_svc import attendance, catalogue, orders
+from order_svc import attendance, audit, catalogue, orders
 from order_svc import box_office as figures
 from order_svc.orders import ORDER_COLUMNS, ORDER_SOURCE, to_order
 from order_svc.tables import orders as order_rows
@@ -38,6 +39,7 @@ logging.getLogger("asyncmy").setLevel(logging.ERROR)
 @handlers.event(t.TicketHeld, plain=True)
 async def on_ticket_held(event: t.TicketHeld, tx: PlainTx, app: App) -> None:
     await orders.held(event, tx, app)
+    audit.ticket_held(event, tx)
 
 
 @handlers.event(t.TicketSold, plain=True)
@@ -53,6 +55,7 @@ async def on_ticket_released(event: t.TicketReleased, tx: PlainTx, app: App) -> 
 @handlers.event(t.TicketRefunded, plain=True)
 async def on_ticket_refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> None:
     await orders.refunded(event, tx, app)
+    audit.ticket_refunded(event, tx)
 
 
 @handlers.event(d.TicketCheckedIn, plain=True)
@@ -70,11 +73,13 @@ async def on_schedule_created(event: p.ScheduleCreated, tx: PlainTx, app: App) -
 @handlers.event(p.ScheduleUpdated, plain=True)
 async def on_schedule_updated(event: p.ScheduleUpdated, tx: PlainTx, app: App) -> None:
     await catalogue.schedule_updated(event, tx, app)
+    audit.schedule_updated(event, tx)
 
 
 @handlers.event(p.ScheduleCancelled, plain=True)
 async def on_schedule_cancelled(event: p.ScheduleCancelled, tx: PlainTx, app: App) -> None:
     await catalogue.schedule_cancelled(event, tx, app)
+    audit.schedule_cancelled(event, tx)
 
 
 @handlers.event(p.PlayCreated, plain=True)
@@ -100,6 +105,18 @@ async def on_studio_created(event: st.StudioCreated, tx: PlainTx, app: App) -> N
 @handlers.event(st.StudioUpdated, plain=True)
 async def on_studio_updated(event: st.StudioUpdated, tx: PlainTx, app: App) -> None:
     await catalogue.studio_updated(event, tx, app)
+
+
+# -- events: staff actions on accounts, for the audit log ---------------------------------------
+
+@handlers.event(u.UserUpdated, plain=True)
+async def on_user_updated(event: u.UserUpdated, tx: PlainTx, app: App) -> None:
+    audit.user_updated(event, tx)
+
+
+@handlers.event(u.UserDeleted, plain=True)
+async def on_user_deleted(event: u.UserDeleted, tx: PlainTx, app: App) -> None:
+    audit.user_deleted(event, tx)
 
 
 # -- commands: orders ------------------------------------------------------------------------
@@ -148,3 +165,11 @@ async def play_box_office(cmd: c.GetPlayBoxOffice, ctx: Context) -> c.PlayBoxOff
 async def box_office(cmd: c.GetBoxOffice, ctx: Context) -> c.BoxOfficeReport:
     ctx.caller.require(Role.manager)
     return await figures.report(ctx.app, cmd)
+
+
+# -- commands: the audit log -------------------------------------------------------------------
+
+@handlers.command(c.ListAudit)
+async def list_audit(cmd: c.ListAudit, ctx: Context) -> Page[c.AuditEntry]:
+    ctx.caller.require(Role.admin)
+    return await audit.entries(ctx.app, cmd)

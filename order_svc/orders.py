@@ -66,8 +66,9 @@ SOLD = (
 
 SOLD_TICKETS = (
     "INSERT INTO sales (reservation_id, ticket_id, schedule_id, play_id, studio_id, seat_row, "
-    "seat_col, price, sold_at, refunded) VALUES (:reservation_id, :ticket_id, :schedule_id, "
-    ":play_id, :studio_id, :seat_row, :seat_col, :price, :sold_at, :refunded) "
+    "seat_col, price, ticket_type, sold_at, refunded) VALUES (:reservation_id, :ticket_id, "
+    ":schedule_id, :play_id, :studio_id, :seat_row, :seat_col, :price, :ticket_type, :sold_at, "
+    ":refunded) "
     "ON DUPLICATE KEY UPDATE sold_at = VALUES(sold_at), studio_id = VALUES(studio_id)")
 
 RELEASED = (
@@ -87,8 +88,9 @@ REFUNDED = (
 
 REFUNDED_TICKET = (
     "INSERT INTO sales (reservation_id, ticket_id, schedule_id, play_id, studio_id, seat_row, "
-    "seat_col, price, sold_at, refunded, refunded_at) VALUES (:id, :ticket_id, :schedule_id, "
-    ":play_id, :studio_id, :row, :col, :price, NULL, TRUE, :refunded_at) "
+    "seat_col, price, ticket_type, sold_at, refunded, refunded_at) VALUES (:id, :ticket_id, "
+    ":schedule_id, :play_id, :studio_id, :row, :col, :price, :ticket_type, NULL, TRUE, "
+    ":refunded_at) "
     "ON DUPLICATE KEY UPDATE refunded = TRUE, refunded_at = VALUES(refunded_at)")
 
 # INSERT IGNORE: on an existing row it takes only a shared lock, so the many sales of one show
@@ -185,7 +187,8 @@ async def sold(event: t.TicketSold, tx: PlainTx, app: App) -> None:
             "reservation_id": event.reservation_id, "ticket_id": ticket.ticket_id,
             "schedule_id": event.schedule_id, "play_id": event.play_id,
             "studio_id": event.studio_id, "seat_row": ticket.row, "seat_col": ticket.col,
-            "price": ticket.price, "sold_at": paid_at, "refunded": False,
+            "price": ticket.price, "ticket_type": ticket.type, "sold_at": paid_at,
+            "refunded": False,
         } for ticket in sorted(event.tickets, key=lambda x: x.ticket_id)])
     _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, event.starts_at,
                    event.play_name)
@@ -207,7 +210,8 @@ async def refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> None:
         "id": event.reservation_id, "user_id": event.user_id, "schedule_id": event.schedule_id,
         "play_id": event.play_id, "studio_id": event.studio_id, "currency": event.currency,
         "refunded_at": to_db(event.refunded_at), "ticket_id": event.ticket_id,
-        "row": event.row, "col": event.col, "price": event.price, "status": _new_status()}
+        "row": event.row, "col": event.col, "price": event.price, "ticket_type": event.ticket_type,
+        "status": _new_status()}
     tx.later(REFUNDED, values)
     tx.later(REFUNDED_TICKET, values)
     _remember_show(tx, event.schedule_id, event.play_id, event.studio_id, None)

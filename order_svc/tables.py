@@ -63,6 +63,7 @@ sales = Table(
     Column("seat_row", Integer, nullable=False),
     Column("seat_col", Integer, nullable=False),
     Column("price", BigInteger, nullable=False),
+    Column("ticket_type", String(40), nullable=True),  # the ticket type sold; NULL: full price
     Column("sold_at", Timestamp, nullable=True),      # None while only the refund is known
     Column("refunded", Boolean, nullable=False, default=False),
     Column("refunded_at", Timestamp, nullable=True),
@@ -109,4 +110,20 @@ inbox = inbox_table(metadata)
 
 # Rebuilt by `ttms-orders replay` and swapped in together (the inbox with them: it says which
 # events the tables contain).
-PROJECTION = ("orders", "sales", "shows", "plays", "studios", "inbox")
+# The audit log (issue 20.6): staff actions on money and access, from the events that carry an
+# ``actor``; only ever inserted (the inbox makes each event add its entry once).
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("actor_id", BigInteger, nullable=True),
+    Column("actor_role", String(16), nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("subject", String(60), nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_at", "at", "id"),
+    Index("ix_audit_actor", "actor_id", "at"),
+)
+
+PROJECTION = ("orders", "sales", "shows", "plays", "studios", "audit_log", "inbox")

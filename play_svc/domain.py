@@ -19,15 +19,18 @@ def in_run(starts_at: datetime, starts_on: date, ends_on: date) -> bool:
 
 
 def snapshot(seat_map: dict[str, Any]) -> dict[str, Any]:
-    """A full seat map (as studio.seat_map answers) → what a show stores: its size and the
-    places that are not plain seats."""
+    """A full seat map (as studio.seat_map answers) → what a show stores: its size, the
+    places that are not plain seats and the places with a price zone."""
     return {"rows": seat_map["rows"], "cols": seat_map["cols"],
             "not_seats": [[s["row"], s["col"], s["kind"]] for s in seat_map["seats"]
-                          if s["kind"] != "seat"]}
+                          if s["kind"] != "seat"],
+            "zones": [[s["row"], s["col"], s["zone"]] for s in seat_map["seats"]
+                      if s.get("zone")]}
 
 
 def expand(stored: dict[str, Any]) -> dict[str, Any]:
     """What a show stores → ``{rows, cols, seats}`` with every place."""
     kinds = {(r, c): kind for r, c, kind in stored["not_seats"]}
+    zones = {(r, c): zone for r, c, zone in stored.get("zones", ())}  # none before issue 20
     return {"rows": stored["rows"], "cols": stored["cols"],
-            "seats": full_map(stored["rows"], stored["cols"], kinds)}
+            "seats": full_map(stored["rows"], stored["cols"], kinds, zones)}

@@ -42,7 +42,8 @@ CANCELLED = c.ScheduleStatus.cancelled.value
 def to_play(row) -> c.Play:
     return c.Play(id=row.id, name=row.name, kind=row.kind, area=row.area, rating=row.rating,
                   duration_minutes=row.duration_minutes, description=row.description,
-                  starts_on=row.starts_on, ends_on=row.ends_on, price=row.price)
+                  starts_on=row.starts_on, ends_on=row.ends_on, price=row.price,
+                  ticket_types=row.ticket_types or [])
 
 
 async def _load_play(conn, play_id: int, *, lock: str | None = None):
@@ -59,8 +60,9 @@ async def _load_play(conn, play_id: int, *, lock: str | None = None):
 async def create_play(cmd: c.CreatePlay, ctx: Context) -> c.Play:
     ctx.caller.require(Role.manager)
     async with ctx.app.db.transaction() as tx:
-        result = await tx.execute(plays.insert().values(
-            **cmd.model_dump(), created_at=to_db(utcnow())))
+        values = cmd.model_dump(exclude_none=True)
+        values["ticket_types"] = values.get("ticket_types") or None
+        result = await tx.execute(plays.insert().values(**values, created_at=to_db(utcnow())))
         play = to_play(await _load_play(tx, result.inserted_primary_key[0]))
         tx.emit(c.PlayCreated(play=play))
     return play
@@ -96,6 +98,9 @@ async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
                  "msg": "starts_on must not be after ends_on"}])
         if not changes:
             return to_play(before)
+        if "ticket_types" in changes:  # priced by type from the next hold of each show on
+            changes["ticket_types"] = [t.model_dump(exclude_none=True)
+                                       for t in cmd.ticket_types] or None
         await tx.execute(plays.update().where(plays.c.id == cmd.id).values(**changes))
         play = to_play(await _load_play(tx, cmd.id))
         tx.emit(c.PlayUpdated(play=play))
@@ -138,7 +143,9 @@ async def delete_play(cmd: c.DeletePlay, ctx: Context) -> None:
 def _schedule_query():
     return (select(schedules.c.id, schedules.c.play_id, schedules.c.studio_id,
                    schedules.c.starts_at, schedules.c.ends_at, schedules.c.price,
-                   schedules.c.status, plays.c.name.label("play_name"),
+                   schedules.c.status, schedules.c.max_tickets_per_customer,
+                   schedules.c.prices, plays.c.ticket_types,
+                   plays.c.name.label("play_name"),
                    studios.c.name.label("studio_name"))
             .select_from(schedules.join(plays, plays.c.id == schedules.c.play_id)
                          .join(studios, studios.c.id == schedules.c.studio_id)))
@@ -148,7 +155,9 @@ def to_schedule(row) -> c.Schedule:
     return c.Schedule(id=row.id, play_id=row.play_id, studio_id=row.studio_id,
                       play_name=row.play_name, studio_name=row.studio_name,
                       starts_at=as_utc(row.starts_at), ends_at=as_utc(row.ends_at),
-                      price=row.price, status=row.status)
+                      price=row.price, status=row.status,
+                      max_tickets_per_customer=row.max_tickets_per_customer,
+                      prices=row.prices or {}, ticket_types=row.ticket_types or [])
 
 
 async def _load_schedule(conn, schedule_id: int, *, lock: bool = False) -> c.Schedule:
@@ -280,7 +289,9 @@ async def _insert_schedule(app: App, cmd: c.CreateSchedule,
         result = await tx.execute(schedules.insert().values(
             play_id=cmd.play_id, studio_id=cmd.studio_id, starts_at=to_db(starts_at),
             ends_at=to_db(ends_at), price=play.price if cmd.price is None else cmd.price,
-            status=SCHEDULED, seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
+            status=SCHEDULED, max_tickets_per_customer=cmd.max_tickets_per_customer,
+            prices=cmd.prices or None,
+            seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
         schedule = await _load_schedule(tx, result.inserted_primary_key[0])
         tx.emit(c.ScheduleCreated(schedule=schedule, rows=seat_map["rows"],
                                   cols=seat_map["cols"], seats=seat_map["seats"]))
@@ -347,13 +358,18 @@ async def update_schedule(cmd: c.UpdateSchedule, ctx: Context) -> c.Schedule:
         values: dict[str, Any] = {"version": version + 1}
         if "price" in changes:
             values["price"] = cmd.price
+        if "prices" in changes:
+            values["prices"] = cmd.prices or None
+        if "max_tickets_per_customer" in changes:
+            values["max_tickets_per_customer"] = cmd.max_tickets_per_customer
         if play is not None:
             ends_at = domain.ends_at(cmd.starts_at, play.duration_minutes)
             await _check_overlap(tx, current.studio_id, cmd.starts_at, ends_at, ignore=cmd.id)
             values.update(starts_at=to_db(cmd.starts_at), ends_at=to_db(ends_at))
         await tx.execute(schedules.update().where(schedules.c.id == cmd.id).values(**values))
         schedule = await _load_schedule(tx, cmd.id)
-        tx.emit(c.ScheduleUpdated(schedule=schedule, schedule_version=version + 1))
+        tx.emit(c.ScheduleUpdated(schedule=schedule, schedule_version=version + 1,
+                                  actor=ctx.caller.actor()))
     return schedule
 
 
@@ -368,7 +384,7 @@ async def cancel_schedule(cmd: c.CancelSchedule, ctx: Context) -> None:
         await tx.execute(schedules.update().where(schedules.c.id == cmd.id)
                          .values(status=CANCELLED))
         tx.emit(c.ScheduleCancelled(schedule=current.model_copy(
-            update={"status": c.ScheduleStatus.cancelled})))
+            update={"status": c.ScheduleStatus.cancelled}), actor=ctx.caller.actor()))
 
 
 @handlers.command(c.GetScheduleInventory)

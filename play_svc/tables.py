@@ -30,6 +30,8 @@ plays = Table(
     Column("starts_on", Date, nullable=False),
     Column("ends_on", Date, nullable=False),
     Column("price", Integer, nullable=False),
+    # [{name, percent | amount}]: the concessions the play offers (issue 20.2); NULL: none.
+    Column("ticket_types", JSON, nullable=True),
     Column("created_at", Timestamp, nullable=False),
     # Deleted plays stay as rows: their past shows still name them.
     Column("deleted_at", Timestamp, nullable=True),
@@ -57,6 +59,10 @@ schedules = Table(
     Column("ends_at", Timestamp, nullable=False),
     Column("price", Integer, nullable=False),
     Column("status", String(16), nullable=False),
+    # The most tickets one account may hold or buy for the show; NULL: no cap.
+    Column("max_tickets_per_customer", Integer, nullable=True),
+    # {zone: price} of the seat map's price zones; NULL: every seat costs `price`.
+    Column("prices", JSON, nullable=True),
     # The studio's seat map when the show was created:
     # {"rows": R, "cols": C, "not_seats": [[row, col, kind], ...]} (every other place a seat).
     Column("seat_map", JSON, nullable=False),

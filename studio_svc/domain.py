@@ -33,3 +33,11 @@ def split_edit(seats: list[Seat]) -> tuple[list[tuple[int, int]], list[tuple[int
     plain = [(s.row, s.col) for s in seats if s.kind is SeatKind.seat]
     other = [(s.row, s.col, s.kind.value) for s in seats if s.kind is not SeatKind.seat]
     return plain, other
+
+
+def zone_edit(seats: list[Seat]) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
+    """A bulk edit → places whose zone is cleared (``zone: null``) and places given a zone;
+    a place without ``zone`` keeps its own."""
+    cleared = [(s.row, s.col) for s in seats if "zone" in s.model_fields_set and s.zone is None]
+    zoned = [(s.row, s.col, s.zone) for s in seats if s.zone is not None]
+    return cleared, zoned

@@ -1,7 +1,7 @@
 """studio_svc's command handlers: one function per command.
 
-Studios keep only the places that are not a plain seat (``seat_kinds``); the full map is built
-on the way out.
+Studios keep only the places that are not a plain seat (``seat_kinds``) and the places with a
+price zone (``seat_zones``); the full map is built on the way out.
 
 Resizing or deleting a studio races with shows being created in it (play_svc copies the seat
 map into each show). play_svc's lock row of the studio decides: ``play.studio_change`` counts
@@ -25,7 +25,7 @@ from messages.contracts.play import StudioChange
 from messages.db import Tx, as_utc, to_db
 from messages.service import Context, Handlers
 from studio_svc import domain
-from studio_svc.tables import seat_kinds, studios
+from studio_svc.tables import seat_kinds, seat_zones, studios
 
 handlers = Handlers()
 
@@ -129,9 +129,10 @@ async def update_studio(cmd: c.UpdateStudio, ctx: Context) -> c.Studio:
                                  .values(**changes))
             if resized:
                 rows, cols = changes.get("rows", before.rows), changes.get("cols", before.cols)
-                await tx.execute(delete(seat_kinds).where(
-                    seat_kinds.c.studio_id == cmd.id,
-                    (seat_kinds.c.seat_row > rows) | (seat_kinds.c.seat_col > cols)))
+                for places in (seat_kinds, seat_zones):
+                    await tx.execute(delete(places).where(
+                        places.c.studio_id == cmd.id,
+                        (places.c.seat_row > rows) | (places.c.seat_col > cols)))
                 await _recount(tx, cmd.id, rows, cols)
             studio = to_studio(await _load(tx, cmd.id))
             if changes:
@@ -150,6 +151,7 @@ async def delete_studio(cmd: c.DeleteStudio, ctx: Context) -> None:
     async with ctx.app.db.transaction() as tx:
         await _lock_unchanged(tx, cmd.id, before.layout_version)
         await tx.execute(delete(seat_kinds).where(seat_kinds.c.studio_id == cmd.id))
+        await tx.execute(delete(seat_zones).where(seat_zones.c.studio_id == cmd.id))
         await tx.execute(delete(studios).where(studios.c.id == cmd.id))
         tx.emit(c.StudioDeleted(studio_id=cmd.id))
 
@@ -158,9 +160,12 @@ async def _seat_map(tx: Tx, row) -> dict:
     kinds = {(k.seat_row, k.seat_col): k.kind for k in (await tx.execute(
         select(seat_kinds.c.seat_row, seat_kinds.c.seat_col, seat_kinds.c.kind).where(
             seat_kinds.c.studio_id == row.id))).all()}
+    zones = {(z.seat_row, z.seat_col): z.zone for z in (await tx.execute(
+        select(seat_zones.c.seat_row, seat_zones.c.seat_col, seat_zones.c.zone).where(
+            seat_zones.c.studio_id == row.id))).all()}
     # A plain dict: a 100×100 map is 10,000 places, built without a model per place.
     return {"studio_id": row.id, "name": row.name, "rows": row.rows, "cols": row.cols,
-            "seats": c.full_map(row.rows, row.cols, kinds)}
+            "seats": c.full_map(row.rows, row.cols, kinds, zones)}
 
 
 @handlers.command(c.GetSeatMap)
@@ -202,6 +207,16 @@ async def edit_seats(cmd: c.EditSeats, ctx: Context) -> dict:
             await tx.execute(upsert.on_duplicate_key_update(kind=upsert.inserted.kind), [
                 {"studio_id": cmd.id, "seat_row": r, "seat_col": col, "kind": kind}
                 for r, col, kind in other])
+        cleared, zoned = domain.zone_edit(cmd.seats)
+        if cleared:
+            await tx.execute(delete(seat_zones).where(
+                seat_zones.c.studio_id == cmd.id,
+                tuple_(seat_zones.c.seat_row, seat_zones.c.seat_col).in_(cleared)))
+        if zoned:
+            upsert = insert(seat_zones)
+            await tx.execute(upsert.on_duplicate_key_update(zone=upsert.inserted.zone), [
+                {"studio_id": cmd.id, "seat_row": r, "seat_col": col, "zone": zone}
+                for r, col, zone in zoned])
         await _recount(tx, cmd.id, row.rows, row.cols)
         row = await _load(tx, cmd.id)
         tx.emit(c.StudioUpdated(studio=to_studio(row)))

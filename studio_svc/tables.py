@@ -43,5 +43,15 @@ seat_kinds = Table(
     Column("kind", String(16), nullable=False),
 )
 
+# Only the places that belong to a price zone (issue 20.1): a new studio has none.
+seat_zones = Table(
+    "seat_zones", metadata,
+    Column("studio_id", BigInteger, ForeignKey("studios.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("seat_row", SmallInteger, primary_key=True),
+    Column("seat_col", SmallInteger, primary_key=True),
+    Column("zone", String(40), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -488,6 +488,30 @@ async def _(w, caller, owner):
     return Request("/box-office", 200)
 
 
+@builds("POST /schedules/{id}/waitlist")
+async def _(w, caller, owner):
+    studio = await w.manager.post("/studios", {"name": w.unique("Perm wait studio"),
+                                               "rows": 1, "cols": 1})
+    starts_at = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
+    show = await w.manager.post("/schedules", {
+        "play_id": w.play["id"], "studio_id": studio.body["id"],
+        "starts_at": starts_at.isoformat()})
+    held = await w.other.post("/reservations", {"schedule_id": show.body["id"],
+                                                "seats": [{"row": 1, "col": 1}]})
+    assert held.status == 201, held.body  # sold out: the line is open
+    return Request(f"/schedules/{show.body['id']}/waitlist", 201, {"quantity": 1})
+
+
+@builds("GET /waitlist")
+async def _(w, caller, owner):
+    return Request("/waitlist", 200)
+
+
+@builds("GET /audit")
+async def _(w, caller, owner):
+    return Request("/audit?action=refund", 200)
+
+
 @builds("GET /ping")
 async def _(w, caller, owner):
     return Request("/ping", 200)

@@ -21,7 +21,7 @@ async def test_create_and_read_a_play_without_a_token(manager, api):
     answer = await manager.post("/plays", body)
     assert answer.status == 201, answer.body
     play = answer.body
-    assert play == {"id": play["id"], **body}
+    assert play == {"id": play["id"], **body, "ticket_types": []}
     assert (await api.get(f"/plays/{play['id']}")).body == play
     defaults = await make_play(manager)
     assert defaults["area"] is None and defaults["description"] is None

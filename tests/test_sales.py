@@ -87,7 +87,8 @@ async def test_seat_map_lists_every_place_with_aisles_unavailable(api, manager):
     by_seat = {(s["row"], s["col"]): s for s in body["seats"]}
     assert by_seat[(1, 2)]["status"] == "unavailable"
     assert by_seat[(3, 4)]["status"] == "unavailable"
-    assert by_seat[(1, 1)] == {"row": 1, "col": 1, "status": "available", "price": 3800}
+    assert by_seat[(1, 1)] == {"row": 1, "col": 1, "status": "available", "price": 3800,
+                               "zone": None}
 
 
 async def test_hold_right_after_the_show_is_created(manager, customer):

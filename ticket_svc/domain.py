@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from messages import errors
 from messages.contracts.ticket import Seat
 
@@ -79,6 +81,39 @@ def check_sales_open(status: str, starts_at: datetime, now: datetime,
     if now >= starts_at - timedelta(minutes=cutoff_minutes):
         raise errors.SalesClosed(
             f"sales close {cutoff_minutes} minutes before the show starts")
+
+
+def seat_price(zone: str | None, prices: dict[str, int], base: int) -> int:
+    """A seat costs its zone's price, or the show's when its zone (or it) has none."""
+    return prices.get(zone, base) if zone is not None else base
+
+
+def zone_prices(stored: str | None) -> dict[str, int]:
+    """A show's ``prices`` column → ``{zone: price}``."""
+    return orjson.loads(stored) if stored else {}
+
+
+def ticket_types(stored: str | None) -> dict[str, dict[str, Any]]:
+    """A show's ``ticket_types`` column → ``{name: {name, percent | amount}}``."""
+    return {t["name"]: t for t in orjson.loads(stored)} if stored else {}
+
+
+def type_price(price: int, ticket_type: dict[str, Any] | None) -> int:
+    """A seat's price as a ticket type: a share of it (rounded half up to the minor unit) or
+    a fixed amount; the full price without a type."""
+    if ticket_type is None:
+        return price
+    if ticket_type.get("amount") is not None:
+        return int(ticket_type["amount"])
+    return (price * int(ticket_type["percent"]) + 50) // 100
+
+
+def unknown_types(wanted: dict[tuple[int, int], str],
+                  offered: dict[str, Any]) -> list[dict[str, Any]]:
+    """The seats held as a type the play does not offer, as the contract's ``errors``."""
+    return [{"loc": ["body", "seats", {"row": r, "col": c}, "type"],
+             "msg": f"the play offers no ticket type {name!r}"}
+            for (r, c), name in sorted(wanted.items()) if name not in offered]
 
 
 def check_refund_open(starts_at: datetime, now: datetime) -> None:

@@ -13,6 +13,8 @@ named for its mechanism:
 - ``versions``: each show's seat-map version, raised with every change of its seats;
 - ``etickets``: the signed check-in code of a ticket (Ed25519);
 - ``checkins``: admitting a ticket once at the door, online and offline;
+- ``limits``: tickets per account (a show's cap);
+- ``waitlist``: the waiting list of sold-out shows, and offers of seats that come back;
 - ``state``: what one process keeps between commands (``app.state``).
 """
 
@@ -31,7 +33,17 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Role
 from messages.db import Tx
 from messages.service import App, Context, Handlers
-from ticket_svc import best, checkins, domain, expiry, holds, idempotency, inventory, payments
+from ticket_svc import (
+    best,
+    checkins,
+    domain,
+    expiry,
+    holds,
+    idempotency,
+    inventory,
+    payments,
+    waitlist,
+)
 from ticket_svc.queries import ticket_of
 from ticket_svc.state import ProcessState
 
@@ -100,10 +112,11 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
                                   cmd.quantity, cmd.together, idem)
     else:
         keys = domain.seat_keys(cmd.seats)
+        types = {(s.row, s.col): s.type for s in cmd.seats if s.type is not None}
 
         def run(idem):
             return holds.hold(ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys,
-                              idem)
+                              idem, types)
     try:
         return await idempotency.once_per_key(ctx, "hold", me, cmd, run)
     except DBAPIError as exc:  # answered as 503; say why here
@@ -163,7 +176,7 @@ async def list_tickets(cmd: c.ListTickets, ctx: Context) -> dict[str, Any]:
                                     params)).scalar()
         rows = (await conn.execute(text(
             "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
-            f"status, sold_at, refunded_at FROM tickets WHERE {clause} "
+            f"ticket_type, status, sold_at, refunded_at FROM tickets WHERE {clause} "
             "ORDER BY id DESC LIMIT :limit OFFSET :offset"), params)).all()
     return {"items": [ticket_of(r).model_dump(mode="json") for r in rows], "total": total,
             "page": cmd.page, "page_size": cmd.page_size}
@@ -194,6 +207,31 @@ async def checkin_batch(cmd: d.CheckinBatch, ctx: Context) -> d.CheckinBatchResu
 @handlers.command(d.GetCheckinList)
 async def checkin_list(cmd: d.GetCheckinList, ctx: Context) -> d.CheckinList:
     return await checkins.checkin_list(ctx.app, ctx.caller, cmd.id)
+
+
+# -- the waiting list ----------------------------------------------------------------------------
+
+@handlers.command(c.JoinWaitlist)
+async def join_waitlist(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
+    return await waitlist.join(cmd, ctx)
+
+
+@handlers.command(c.ListWaitlist)
+async def list_waitlist(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
+    return await waitlist.mine(cmd, ctx)
+
+
+# Seats that come back go to the line first (ticket_svc's own events, after their commit).
+@handlers.event(c.TicketReleased)
+async def on_ticket_released(event: c.TicketReleased, tx: Tx, app: App) -> None:
+    if event.reason != "show_cancelled":
+        await waitlist.seats_returned(tx, app, event.schedule_id, event.reservation_id)
+
+
+@handlers.event(c.TicketRefunded)
+async def on_ticket_refunded(event: c.TicketRefunded, tx: Tx, app: App) -> None:
+    if event.reason != "show_cancelled":
+        await waitlist.seats_returned(tx, app, event.schedule_id)
 
 
 # -- for other services ----------------------------------------------------------------------

@@ -4,7 +4,8 @@ A hold is first checked against one plain read shared by the holds of its show t
 together (``contention.SeatReads``: most holds of an on-sale rush are refused there), then
 waits its turn behind holds of this process that want a same seat (``contention.SeatTurns``),
 then claims every seat in one transaction: the show's row in share mode (an edit's sales check
-is before or after the whole hold), the reservation, and one conditional UPDATE over every
+is before or after the whole hold), on a show with a ticket cap the account's count
+(``limits``), the reservation, and one conditional UPDATE over every
 requested seat whose row count must match. Any number of ticket_svc processes can run side by
 side. A hold of a show not known here yet asks play_svc for it (``inventory.fetch``) and one
 that finds an edit under way waits for it (``inventory.catch_up_with_edit``); a deadlock
@@ -22,10 +23,10 @@ from sqlalchemy import text
 from messages import errors
 from messages.contracts import ticket as c
 from messages.contracts import user as u
-from messages.contracts.base import Caller, utcnow
+from messages.contracts.base import Actor, Caller, utcnow
 from messages.db import as_utc, retry_deadlocks, to_db
 from messages.service import App
-from ticket_svc import domain, expiry, inventory, queries, versions
+from ticket_svc import domain, expiry, inventory, limits, queries, versions
 from ticket_svc.idempotency import Key, rolled_back
 
 ATTEMPTS = 4  # a show fetched, an edit waited for, then the hold, with room for one more
@@ -46,7 +47,8 @@ class _NotAllAvailable(Exception):
 
 
 async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_id: int | None,
-               keys: list[tuple[int, int]], idem: Key | None) -> c.Reservation:
+               keys: list[tuple[int, int]], idem: Key | None,
+               types: dict[tuple[int, int], str] | None = None) -> c.Reservation:
     if customer_id is not None:
         await check_customer(app, caller, customer_id)
     await _refuse_early(app, schedule_id, keys)
@@ -55,7 +57,8 @@ async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_
         for _ in range(ATTEMPTS):
             try:
                 reservation = await retry_deadlocks(
-                    lambda: _claim_seats(app, schedule_id, buyer, keys, idem),
+                    lambda: _claim_seats(app, schedule_id, buyer, keys, idem, types or {},
+                                     caller.actor() if customer_id is not None else None),
                     tries=ATTEMPTS, before_retry=rolled_back(idem))
                 turn.won = True
                 break
@@ -104,7 +107,8 @@ async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]])
 
 
 async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[int, int]],
-                       idem: Key | None) -> c.Reservation:
+                       idem: Key | None, types: dict[tuple[int, int], str],
+                       actor: Actor | None = None) -> c.Reservation:
     """The hold's one transaction: read the show, write the reservation, claim its seats (all
     or nothing) and its event."""
     settings = app.settings
@@ -117,7 +121,9 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
         tx.later(queries.SHOW_SHARED, {"id": schedule_id})
         rows = (await tx.execute(text(
             "SELECT sc.id, sc.play_id, sc.studio_id, sc.play_name, sc.starts_at, sc.price, "
-            "sc.status, sc.version, sc.edit_version, sc.no_single_gaps, s.seat_row, s.seat_col, "
+            "sc.status, sc.version, sc.edit_version, sc.no_single_gaps, "
+            "sc.max_tickets_per_customer, sc.prices, sc.ticket_types, "
+            "s.seat_row, s.seat_col, s.zone, "
             "s.status AS seat_status FROM schedules sc "
             "LEFT JOIN seats s ON s.schedule_id = sc.id AND " + queries.seats_sql(keys)
             + " WHERE sc.id = :id"), {"id": schedule_id})).all()
@@ -132,8 +138,22 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             {(r.seat_row, r.seat_col): r.seat_status for r in rows}, keys)
         if taken:
             raise domain.seats_unavailable(taken)
-        seats = [{"row": r, "col": col, "price": show.price} for r, col in keys]
-        total = show.price * len(keys)
+        offered = domain.ticket_types(show.ticket_types)
+        unknown = domain.unknown_types(types, offered)
+        if unknown:
+            raise errors.ValidationFailed("a ticket type asked for is not offered", unknown)
+        if show.max_tickets_per_customer is not None:  # counted before any seat is claimed
+            await limits.count_in(tx, show.id, buyer, len(keys), show.max_tickets_per_customer)
+        # Each seat at its zone's price (the show's when it has none), as the seat map says.
+        prices = domain.zone_prices(show.prices)
+        zones = {(r.seat_row, r.seat_col): r.zone for r in rows}
+        # Then at its ticket type's share, or amount (issue 20.2).
+        seats = [{"row": r, "col": col, "price": domain.type_price(
+                      domain.seat_price(zones.get((r, col)), prices, show.price),
+                      offered.get(types[(r, col)]) if (r, col) in types else None)}
+                 | ({"type": types[(r, col)]} if (r, col) in types else {})
+                 for r, col in keys]
+        total = sum(s["price"] for s in seats)
         expires_at = domain.hold_expires_at(now, settings.hold_seconds)
         # The reservation, its seats and its id in one round trip. All or nothing: one
         # conditional UPDATE over every requested seat, checked by its row count.
@@ -171,7 +191,7 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
             starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
             currency=settings.currency, expires_at=expires_at, created_at=now,
-            seats_version=seats_version))
+            seats_version=seats_version, actor=actor))
         if idem is not None:
             idem.record(tx, True, reservation.model_dump(mode="json"))
     return reservation

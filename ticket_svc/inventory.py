@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, text
 
 from messages import errors
@@ -16,8 +17,8 @@ from messages.contracts import ticket as c
 from messages.contracts.base import SERVICE_CALLER
 from messages.db import Tx, to_db
 from messages.service import App
-from ticket_svc import versions
-from ticket_svc.queries import SEAT_MAP
+from ticket_svc import domain, versions
+from ticket_svc.queries import SEAT_MAP, seats_sql
 
 
 async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
@@ -26,13 +27,15 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
     reservation that came first may both do it)."""
     created = await tx.execute(text(
         "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, ends_at, "
-        "price, status, seat_rows, seat_cols, version) VALUES (:id, :play_id, :studio_id, "
-        ":play_name, :starts_at, :ends_at, :price, :status, :rows, :cols, :version)"),
+        "price, status, seat_rows, seat_cols, version, max_tickets_per_customer, prices, "
+        "ticket_types) VALUES (:id, :play_id, :studio_id, :play_name, :starts_at, :ends_at, "
+        ":price, :status, :rows, :cols, :version, :cap, :prices, :types)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
          "ends_at": to_db(schedule.ends_at),
          "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
-         "version": version})
+         "version": version, "cap": schedule.max_tickets_per_customer,
+         "prices": _prices_json(schedule), "types": _types_json(schedule.ticket_types)})
     if created.rowcount == 0:
         return
     await versions.create(tx, schedule.id)
@@ -42,6 +45,25 @@ async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
         await tx.execute(text(
             "INSERT IGNORE INTO seats (schedule_id, seat_row, seat_col, status) VALUES "
             + ",".join(values[start:start + 2000])))
+    # Zones are names (strings): set by bound parameter, one statement per zone and 1,000 seats.
+    zoned: dict[str, list[tuple[int, int]]] = {}
+    for s in seats:
+        if getattr(s, "zone", None):
+            zoned.setdefault(s.zone, []).append((s.row, s.col))
+    for zone, keys in zoned.items():
+        for start in range(0, len(keys), 1000):
+            await tx.execute(text(
+                "UPDATE seats SET zone = :zone WHERE schedule_id = :id AND "
+                + seats_sql(keys[start:start + 1000])), {"zone": zone, "id": schedule.id})
+
+
+def _types_json(types: list[p.TicketType]) -> str | None:
+    return orjson.dumps([t.model_dump(exclude_none=True) for t in types]).decode() \
+        if types else None
+
+
+def _prices_json(schedule: p.Schedule) -> str | None:
+    return orjson.dumps(schedule.prices).decode() if schedule.prices else None
 
 
 async def fetch(app: App, schedule_id: int) -> None:
@@ -76,18 +98,23 @@ async def apply_edit(tx: Tx, s: p.Schedule, version: int) -> None:
     edited = await tx.execute(text(
         "UPDATE schedules SET play_name = :play_name, starts_at = :starts_at, "
         "ends_at = :ends_at, price = :price, "
+        "max_tickets_per_customer = :cap, prices = :prices, ticket_types = :types, "
         "version = :version WHERE id = :id AND version <= :version"),
         {"id": s.id, "play_name": s.play_name, "starts_at": to_db(s.starts_at),
          "ends_at": to_db(s.ends_at),
-         "price": s.price, "version": version})
+         "price": s.price, "cap": s.max_tickets_per_customer, "prices": _prices_json(s),
+         "types": _types_json(s.ticket_types),
+         "version": version})
     if edited.rowcount:  # the price is on the seat map: a new seat-map version
         tx.emit(c.TicketShowChanged(schedule_id=s.id, price=s.price,
                                     seats_version=await versions.raise_version(tx, s.id)))
 
 
 async def rename_play(tx: Tx, play: p.Play) -> None:
-    await tx.execute(text("UPDATE schedules SET play_name = :name WHERE play_id = :id"),
-                     {"id": play.id, "name": play.name})
+    # The play's ticket types count from each show's next hold on (holds made keep theirs).
+    await tx.execute(text("UPDATE schedules SET play_name = :name, ticket_types = :types "
+                          "WHERE play_id = :id"),
+                     {"id": play.id, "name": play.name, "types": _types_json(play.ticket_types)})
 
 
 async def seat_rows(app: App, schedule_id: int) -> list[Any]:
@@ -109,14 +136,18 @@ async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
     first = rows[0]
     cols = first.seat_cols
     codes = bytearray(b"-" * (first.seat_rows * cols))
+    zones: dict[str, list[int]] = {}
     for r in rows:
         if r.seat_row is not None and 1 <= r.seat_row <= first.seat_rows \
                 and 1 <= r.seat_col <= cols:
-            codes[(r.seat_row - 1) * cols + r.seat_col - 1] = ord(r.status[0]) \
-                if r.status != "unavailable" else ord("x")
+            at = (r.seat_row - 1) * cols + r.seat_col - 1
+            codes[at] = ord(r.status[0]) if r.status != "unavailable" else ord("x")
+            if r.zone is not None:
+                zones.setdefault(r.zone, []).append(at)
     return c.SeatSnapshot(schedule_id=schedule_id, rows=first.seat_rows, cols=cols,
                           price=first.price, version=int(first.version),
-                          codes=codes.decode(), no_single_gaps=bool(first.no_single_gaps))
+                          codes=codes.decode(), no_single_gaps=bool(first.no_single_gaps),
+                          zones=zones, prices=domain.zone_prices(first.prices))
 
 
 async def set_rules(app: App, schedule_id: int, no_single_gaps: bool) -> c.SeatRules:
@@ -149,8 +180,9 @@ async def seat_map(app: App, schedule_id: int) -> dict[str, Any]:
     """One query; the answer is built as plain data."""
     rows = await seat_rows(app, schedule_id)
     first = rows[0]
-    price = first.price
-    seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status, "price": price}
+    price, prices = first.price, domain.zone_prices(first.prices)
+    seats = [{"row": r.seat_row, "col": r.seat_col, "status": r.status,
+              "price": domain.seat_price(r.zone, prices, price), "zone": r.zone}
              for r in rows if r.seat_row is not None]
     available = sum(1 for r in rows if r.status == "available")
     return {"schedule_id": schedule_id, "rows": first.seat_rows, "cols": first.seat_cols,

@@ -16,7 +16,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Caller, Role, utcnow
 from messages.db import Tx, as_utc, is_deadlock, retry_deadlocks, to_db
 from messages.service import App, Context
-from ticket_svc import domain, etickets, queries, versions
+from ticket_svc import domain, etickets, limits, queries, versions
 from ticket_svc.domain import CANCELLED, EXPIRED, PAID, REFUNDED, SOLD
 from ticket_svc.etickets import FIRST_CODE_VERSION
 from ticket_svc.idempotency import Key, rolled_back
@@ -91,13 +91,16 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
     paid = tx.later(queries.MARK_PAID, {"id": row.id, "now": to_db(now), "ref": payment_ref})
     sold = tx.later(queries.seats_of_hold(f"status = '{SOLD}'", seats),
                     {"sid": row.schedule_id, "id": row.id})
+    # Ticket types are names: bound parameters, NULL for the full price.
+    types = {f"t{i}": s.get("type") for i, s in enumerate(seats)}
     values = ", ".join(
         f"({int(row.id)},{int(row.schedule_id)},{int(row.user_id)},{int(s['row'])},"
-        f"{int(s['col'])},{int(s['price'])},'{SOLD}',:now)" for s in seats)
+        f"{int(s['col'])},{int(s['price'])},:t{i},'{SOLD}',:now)" for i, s in enumerate(seats))
     created = (await tx.execute(text(
         "INSERT INTO tickets (reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
-        "status, sold_at) VALUES " + values + " RETURNING id, seat_row, seat_col, price"),
-        {"now": to_db(now)})).all()
+        "ticket_type, status, sold_at) VALUES " + values
+        + " RETURNING id, seat_row, seat_col, price, ticket_type"),
+        {"now": to_db(now), **types})).all()
     if paid.rowcount != 1:
         raise _ChangedMeanwhile
     if sold.rowcount != len(seats):  # cannot happen while holds own their seats
@@ -105,12 +108,13 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
     seats_version = await versions.raise_version(tx, row.schedule_id)
     tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,
                         user_id=row.user_id, row=t.seat_row, col=t.seat_col, price=t.price,
-                        status=c.TicketStatus.sold, sold_at=now) for t in created]
+                        type=t.ticket_type, status=c.TicketStatus.sold, sold_at=now)
+               for t in created]
     tx.emit(c.TicketSold(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=row.play_id, play_name=row.play_name, studio_id=row.studio_id,
         starts_at=as_utc(row.starts_at),
-        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price,
+        tickets=[c.SoldTicket(ticket_id=t.id, row=t.row, col=t.col, price=t.price, type=t.type,
                               code=etickets.sign(seed, etickets.CodeFacts(
                                   t.id, row.schedule_id, t.row, t.col, FIRST_CODE_VERSION)))
                  for t in tickets],
@@ -143,6 +147,7 @@ async def free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> i
     await tx.execute(queries.seats_of_hold("status = 'available', reservation_id = NULL",
                                            seats), {"sid": row.schedule_id, "id": row.id})
     seats_version = await versions.raise_version(tx, row.schedule_id)
+    await limits.give_back(tx, row.schedule_id, row.user_id, len(seats))
     tx.emit(c.TicketReleased(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=play_id, seats=[c.PricedSeat(**s) for s in seats], reason=reason,
@@ -198,10 +203,14 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
         tx.later(queries.FREE_SOLD_SEAT, {
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
+        await limits.give_back(tx, row.schedule_id, row.user_id, 1)
         seats_version = await versions.raise_version(tx, row.schedule_id)
-        tx.emit(queries.ticket_refunded(row, row.play_id, row.studio_id,
-                                        app.settings.currency, "requested", now,
-                                        seats_version))
+        refunded = queries.ticket_refunded(row, row.play_id, row.studio_id,
+                                           app.settings.currency, "requested", now,
+                                           seats_version)
+        if ctx.caller.user_id != row.user_id:  # staff refunding a buyer's ticket: audited
+            refunded.actor = ctx.caller.actor()
+        tx.emit(refunded)
     ticket = queries.ticket_of(row)
     return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now,
                                      "seats_version": seats_version})
@@ -221,8 +230,8 @@ async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:
     for row in held:
         await release(tx, row, s.play_id, "show_cancelled", CANCELLED, now)
     sold = (await tx.execute(text(
-        "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price "
-        f"FROM tickets WHERE schedule_id = :id AND status = '{SOLD}' FOR UPDATE"),
+        "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, "
+        f"ticket_type FROM tickets WHERE schedule_id = :id AND status = '{SOLD}' FOR UPDATE"),
         {"id": s.id})).all()
     if not sold:
         return

@@ -31,9 +31,9 @@ def seats_sql(keys: list[tuple[int, int]]) -> str:
 
 # One statement, so one consistent read: the seats and the version they are at.
 SEAT_MAP = text(
-    "SELECT sc.seat_rows, sc.seat_cols, sc.price, sc.no_single_gaps, "
+    "SELECT sc.seat_rows, sc.seat_cols, sc.price, sc.prices, sc.no_single_gaps, "
     "COALESCE(v.version, 0) AS version, "
-    "s.seat_row, s.seat_col, s.status "
+    "s.seat_row, s.seat_col, s.status, s.zone "
     "FROM schedules sc LEFT JOIN seat_versions v ON v.schedule_id = sc.id "
     "LEFT JOIN seats s ON s.schedule_id = sc.id "
     "WHERE sc.id = :id ORDER BY s.seat_row, s.seat_col")
@@ -82,12 +82,13 @@ HOLDS_OF_SHOW = text(
     f"WHERE schedule_id = :id AND {domain.still_held_sql()} FOR UPDATE")
 
 TICKETS_OF_RESERVATION = text(
-    "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, status, "
-    "sold_at, refunded_at FROM tickets WHERE reservation_id = :id ORDER BY id")
+    "SELECT id, reservation_id, schedule_id, user_id, seat_row, seat_col, price, ticket_type, "
+    "status, sold_at, refunded_at FROM tickets WHERE reservation_id = :id ORDER BY id")
 
 TICKET = text(
     "SELECT t.id, t.reservation_id, t.schedule_id, t.user_id, t.seat_row, t.seat_col, t.price, "
-    "t.status, t.sold_at, t.refunded_at, t.checked_in_at, s.play_id, s.studio_id, s.starts_at "
+    "t.ticket_type, t.status, t.sold_at, t.refunded_at, t.checked_in_at, s.play_id, "
+    "s.studio_id, s.starts_at "
     "FROM tickets t JOIN schedules s ON s.id = t.schedule_id WHERE t.id = :id")
 
 TICKET_LOCKED = text(TICKET.text + " FOR UPDATE")  # a locking read sees the latest commit
@@ -121,7 +122,7 @@ def seats_of(row) -> list[dict[str, int]]:
 def ticket_of(row) -> c.Ticket:
     return c.Ticket(id=row.id, reservation_id=row.reservation_id, schedule_id=row.schedule_id,
                     user_id=row.user_id, row=row.seat_row, col=row.seat_col, price=row.price,
-                    status=row.status, sold_at=as_utc(row.sold_at),
+                    type=row.ticket_type, status=row.status, sold_at=as_utc(row.sold_at),
                     refunded_at=as_utc(row.refunded_at))
 
 
@@ -142,7 +143,8 @@ def ticket_refunded(row, play_id: int, studio_id: int, currency: str, reason: st
         ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
         schedule_id=row.schedule_id, play_id=play_id, studio_id=studio_id,
         row=row.seat_row, col=row.seat_col, price=row.price, currency=currency,
-        reason=reason, refunded_at=now, seats_version=seats_version)
+        reason=reason, refunded_at=now, seats_version=seats_version,
+        ticket_type=row.ticket_type)
 
 
 def plain(result: Any) -> Any:

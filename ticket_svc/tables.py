@@ -11,6 +11,8 @@
 - ``tickets``: one row per seat sold; refunds keep the row (status ``refunded``). Its
   ``code_version`` is signed into its check-in code (``etickets``); ``checked_in_at`` is set
   once, by the one conditional UPDATE that admits it (``checkins``).
+- ``account_tickets``: per show with a ticket cap, the seats each account holds or bought
+  (``ticket_svc.limits``).
 - ``idempotency_keys``: the first answer per (user, Idempotency-Key) for 24 h, with the
   command and a fingerprint of the request it answered.
 """
@@ -53,7 +55,23 @@ schedules = Table(
     # 1: no hold may leave a single free seat alone (``domain.single_gaps``); a manager's
     # choice per show (``PATCH /schedules/{id}/seat-rules``), ticket_svc's own fact.
     Column("no_single_gaps", SmallInteger, nullable=False, server_default="0"),
+    # The most seats one account may hold or buy for the show; NULL: no cap.
+    Column("max_tickets_per_customer", Integer, nullable=True),
+    # {zone: price} (JSON); a seat of another zone, or of none, costs `price`.
+    Column("prices", Text, nullable=True),
+    # The play's ticket types, [{name, percent | amount}] (JSON); NULL: none.
+    Column("ticket_types", Text, nullable=True),
     Index("ix_schedules_play", "play_id"),
+)
+
+# Only for shows with a cap: the account's held and sold (not refunded) seats of the show,
+# raised by a hold in its own transaction (the row's lock makes an account's holds count one
+# at a time) and lowered when a hold ends unpaid or a ticket is refunded.
+account_tickets = Table(
+    "account_tickets", metadata,
+    Column("schedule_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("tickets", Integer, nullable=False, server_default="0"),
 )
 
 seats = Table(
@@ -62,6 +80,7 @@ seats = Table(
     Column("seat_row", SmallInteger, primary_key=True, autoincrement=False),
     Column("seat_col", SmallInteger, primary_key=True, autoincrement=False),
     Column("status", String(16), nullable=False),          # available|held|sold|unavailable
+    Column("zone", String(40), nullable=True),              # its price zone, if any
     # The hold or sale that has the seat. Deliberately not indexed: a reservation's seats are
     # always updated by primary key (the reservation lists them), so that no index-range lock
     # makes neighbouring holds and payments deadlock.
@@ -105,6 +124,7 @@ tickets = Table(
     Column("seat_row", SmallInteger, nullable=False),
     Column("seat_col", SmallInteger, nullable=False),
     Column("price", Integer, nullable=False),
+    Column("ticket_type", String(40), nullable=True),       # NULL: full price
     Column("status", String(16), nullable=False),          # sold | refunded
     Column("sold_at", Timestamp, nullable=False),
     Column("refunded_at", Timestamp, nullable=True),
@@ -131,6 +151,22 @@ idempotency_keys = Table(
     Column("answer", Text, nullable=True),                 # JSON of the first answer
     Column("created_at", Timestamp, nullable=False),
     Index("ix_idempotency_created", "created_at"),
+)
+
+# The waiting list of sold-out shows (issue 20.4), first come first served by ``id``.
+waitlist = Table(
+    "waitlist", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("schedule_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("quantity", SmallInteger, nullable=False),
+    Column("status", String(8), nullable=False),            # waiting | offered | lapsed
+    Column("reservation_id", BigInteger, nullable=True),     # the offer's hold
+    Column("joined_at", Timestamp, nullable=False),
+    Column("offered_at", Timestamp, nullable=True),
+    Index("ix_waitlist_line", "schedule_id", "status", "id"),
+    Index("ix_waitlist_user", "user_id", "id"),
+    Index("ix_waitlist_reservation", "reservation_id"),
 )
 
 outbox = outbox_table(metadata)

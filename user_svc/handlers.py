@@ -275,7 +275,7 @@ async def update_user(cmd: c.UpdateUser, ctx: Context) -> c.User:
             await tx.execute(users.update().where(users.c.id == cmd.id).values(**values))
         after = await _load(tx, cmd.id)
         user = to_user(after)
-        tx.emit(c.UserUpdated(user=user))
+        tx.emit(c.UserUpdated(user=user, actor=ctx.caller.actor()))
         if access_changed:
             _emit_access(tx, after)
     return user
@@ -290,7 +290,7 @@ async def delete_user(cmd: c.DeleteUser, ctx: Context) -> None:
         row = await _load(tx, cmd.id, lock=True)
         await tx.execute(users.update().where(users.c.id == cmd.id).values(
             deleted_at=to_db(utcnow()), disabled=True, token_version=row.token_version + 1))
-        tx.emit(c.UserDeleted(user_id=cmd.id))
+        tx.emit(c.UserDeleted(user_id=cmd.id, actor=ctx.caller.actor()))
         tx.emit(c.AccessChanged(user_id=cmd.id, token_version=row.token_version + 1,
                                 active=False))
 

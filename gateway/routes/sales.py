@@ -7,7 +7,7 @@ reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 from gateway import seatmaps
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
-from messages.contracts.base import Page
+from messages.contracts.base import Page, PageQuery
 
 TAG = "Seats for sale, holds, tickets"
 SEAT_WRITE = {"seat_write": True}  # the answer's seats_version feeds read-your-writes
@@ -47,7 +47,10 @@ ROUTES = [
                 "(`quantity`) with no such seats free: 409 `seat_unavailable`, `errors: []`; "
                 "every pick lost to concurrent buyers 8 times: 409 `conflict`. A show with "
                 "`no_single_gaps`: a hold that would leave one seat alone is 409 "
-                "`single_seat_gap`, one `errors` item per such seat.",
+                "`single_seat_gap`, one `errors` item per such seat. A hold that would "
+                "take the account (the buyer's, or `customer_id`'s) past the show's "
+                "`max_tickets_per_customer` is 409 `limit_reached`. A seat's `type` "
+                "must be one of the play's ticket types (422 `validation_error`).",
           links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),
@@ -67,4 +70,14 @@ ROUTES = [
     Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
           "Refund a ticket until the show starts (owner or clerk+)", TAG,
           response=c.Ticket, extra=SEAT_WRITE),
+    Route("POST", "/schedules/{id}/waitlist", c.JoinWaitlist, Who.signed_in,
+          "Join a sold-out show's waiting list: seats that come back are held for the first "
+          "in line (waitlist.offered), who pays the reservation before it expires", TAG,
+          body=c.JoinWaitlistBody, response=c.WaitlistEntry, status=201,
+          rules="409 `conflict` while the show has that many seats available and nobody "
+                "waiting, or when the caller already waits for it; 409 `sales_closed` as "
+                "for a hold."),
+    Route("GET", "/waitlist", c.ListWaitlist, Who.signed_in,
+          "Your waiting-list entries, newest first, with your place in line and any offer",
+          TAG, query=PageQuery, response=Page[c.WaitlistEntry]),
 ]

@@ -36,8 +36,16 @@ class SeatMap extends HTMLElement {
 
   draw() {
     const started = performance.now();
-    const prices = new Set(this.cells.filter((c) => c && c.status !== "unavailable")
-      .map((c) => c.price));
+    const seats = this.cells.filter((c) => c && c.status !== "unavailable");
+    const prices = new Set(seats.map((c) => c.price));
+    // Price zones (issue 20.1): each zone's price in the legend, and on each seat's title.
+    const zones = new Map(seats.map((c) => [c.zone || "", c.price]));
+    const priceNote = zones.size > 1 || !zones.has("")
+      ? [...zones].sort((a, b) => b[1] - a[1]).map(([zone, price]) => t(
+        zone ? "legend.zone" : "legend.nozone", { zone, price: money(price, this.currency) }))
+        .join(" · ")
+      : t("legend.price", { price: [...prices].sort((a, b) => a - b)
+        .map((p) => money(p, this.currency)).join(" / ") || "—" });
     const small = this.cols > 40;
     const parts = [];
     let first = -1;
@@ -55,7 +63,8 @@ class SeatMap extends HTMLElement {
         const taken = cell.status !== "available";
         if (first < 0 && !taken) first = i;
         parts.push(`<button type="button" class="seat" data-i="${i}" tabindex="-1" `
-          + `aria-label="${escape(seatName(r, c))}" aria-pressed="${this.selected.has(i)}"`
+          + `aria-label="${escape(seatName(r, c))}" aria-pressed="${this.selected.has(i)}" `
+          + `title="${escape((cell.zone ? cell.zone + " · " : "") + money(cell.price, this.currency))}"`
           + `${taken ? ' aria-disabled="true"' : ""}>${small ? "" : c}</button>`);
       }
     }
@@ -64,8 +73,7 @@ class SeatMap extends HTMLElement {
     this.innerHTML = `<ul class="legend" aria-label="${escape(t("legend"))}">`
       + legend.map(([k, text]) => `<li><span class="swatch ${k}" aria-hidden="true"></span>`
         + `${escape(text)}</li>`).join("")
-      + `<li>${escape(t("legend.price", { price: [...prices].sort((a, b) => a - b)
-        .map((p) => money(p, this.currency)).join(" / ") || "—" }))}</li></ul>`
+      + `<li>${escape(priceNote)}</li></ul>`
       + `<div class="seat-scroll"><div class="seat-inner">`
       + `<p class="screen" aria-hidden="true">${escape(t("screen"))}</p>`
       + `<div class="seat-grid${small ? " small" : ""}" role="group" `

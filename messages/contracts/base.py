@@ -98,11 +98,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Actor(BaseModel):
+    """Who did a staff action, carried by the events the audit log is made from (issue 20.6):
+    the account, its role and the client address the gateway saw."""
+
+    user_id: int | None = None
+    role: str | None = None
+    address: str | None = None
+    at: UtcDatetime | None = None  # when it was done
+
+
 class Caller(Strict):
-    """Who is asking, as the gateway verified it. ``user_id`` is None for anonymous calls."""
+    """Who is asking, as the gateway verified it. ``user_id`` is None for anonymous calls.
+    ``address``: the client's address, passed by the gateway for staff callers only (it is
+    what the audit log records)."""
 
     user_id: int | None = None
     role: Role | None = None
+    address: str | None = None
+
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, role=self.role.value if self.role else None,
+                     address=self.address, at=utcnow())
 
     @property
     def anonymous(self) -> bool:

@@ -6,6 +6,7 @@ Order ids are reservation ids. Money is integer minor units; times are UTC.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, create_model
 
@@ -58,6 +59,17 @@ class ShowFigures(BaseModel):
     no_show: int | None = None  # once the show ended: sold, not refunded, never checked in
 
 
+class TypeFigures(BaseModel):
+    """A play's tickets and takings of one ticket type (issue 20.2); type null: full price."""
+
+    type: str | None
+    tickets_sold: int
+    tickets_refunded: int
+    gross: int
+    refunded: int
+    net: int
+
+
 class PlayBoxOffice(BaseModel):
     play_id: int
     play_name: str | None
@@ -67,6 +79,7 @@ class PlayBoxOffice(BaseModel):
     refunded: int
     net: int
     schedules: list[ShowFigures]
+    by_type: list[TypeFigures] = []
 
 
 class BoxOfficeLine(BaseModel):
@@ -90,8 +103,21 @@ class OrderQuery(PageQuery):
     status: OrderStatus | None = None
 
 
+class ExportFormat(StrEnum):
+    """How a box-office answer is wanted (issue 20.5); the gateway lays the files out."""
+
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"  # a play's report only
+
+
+class PlayReportQuery(Strict):
+    format: ExportFormat | None = None  # json (default), csv or xlsx; or an Accept header
+
+
 class _BoxOfficeFilters(Strict):
     group_by: GroupBy = GroupBy.play
+    format: ExportFormat | None = None  # json (default) or csv; or an Accept header
 
 
 # `from` is a Python keyword: the field names are the query parameters themselves (the gateway
@@ -111,9 +137,40 @@ class GetOrder(Command, name="order.get"):
     id: int
 
 
-class GetPlayBoxOffice(Command, name="order.box_office_play"):
+class GetPlayBoxOffice(PlayReportQuery, Command, name="order.box_office_play"):
     id: int  # play id
 
 
 class GetBoxOffice(BoxOfficeQuery, Command, name="order.box_office"):
+    pass
+
+
+# -- the audit log (issue 20.6) --------------------------------------------------------------
+
+class AuditAction(StrEnum):
+    clerk_sale = "clerk_sale"              # a hold made by staff on a customer's account
+    refund = "refund"                      # a ticket refunded by someone other than its buyer
+    show_cancelled = "show_cancelled"
+    show_changed = "show_changed"          # a show moved or re-priced (prices, cap)
+    user_changed = "user_changed"          # an account's role, disabled flag or email, by an admin
+    user_deleted = "user_deleted"
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: UtcDatetime                        # when the action happened (its event's time)
+    action: AuditAction
+    actor_id: int | None
+    actor_role: str | None
+    address: str | None                   # the client address the gateway saw
+    subject: str                           # "reservation 12", "ticket 7", "schedule 3", "user 9"
+    details: dict[str, Any]
+
+
+class AuditQuery(PageQuery):
+    action: AuditAction | None = None
+    actor_id: Id | None = None
+
+
+class ListAudit(AuditQuery, Command, name="order.audit"):
     pass

@@ -13,11 +13,13 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     create_model,
+    field_validator,
     model_validator,
 )
 
 from messages.contracts.base import (
     NOT_BLANK,
+    Actor,
     Command,
     Event,
     IsoDate,
@@ -26,7 +28,7 @@ from messages.contracts.base import (
     Strict,
     UtcDatetime,
 )
-from messages.contracts.studio import Seat
+from messages.contracts.studio import Seat, ZoneName
 
 PlayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                             max_length=200),
@@ -36,6 +38,36 @@ Description = Annotated[str, Field(max_length=4000)]
 Duration = Annotated[int, Field(ge=1, le=600)]
 Price = Annotated[int, Field(ge=0, le=1_000_000_000)]  # integer minor units
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]  # fits the database's BIGINT
+# The most tickets one account may hold or buy for a show (issue 20.3); null: no cap.
+TicketCap = Annotated[int, Field(ge=1, le=10_000)]
+# A show's price per zone of its seat map (issue 20.1); a seat of another zone, or of none,
+# costs the show's price.
+ZonePrices = Annotated[dict[ZoneName, Price], Field(max_length=50)]
+
+
+class TicketType(Strict):
+    """A concession a play offers (issue 20.2): a share of the seat's price (``percent``,
+    e.g. Child 50) or a fixed ``amount``, exactly one of them. A seat held without a type
+    costs its full price."""
+
+    name: ZoneName
+    percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    amount: Price | None = None
+
+    @model_validator(mode="after")
+    def _one_price(self):
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("a ticket type has either percent or amount")
+        return self
+
+
+def _distinct_types(types: list[TicketType] | None) -> list[TicketType] | None:
+    if types and len({t.name for t in types}) != len(types):
+        raise ValueError("ticket type names must be distinct")
+    return types
+
+
+TicketTypes = Annotated[list[TicketType], Field(max_length=20)]
 
 _EARLIEST, _LATEST = datetime(2000, 1, 1), datetime(9000, 1, 1)
 
@@ -84,6 +116,7 @@ class Play(BaseModel):
     starts_on: date
     ends_on: date
     price: int
+    ticket_types: list[TicketType] = []
 
 
 class Schedule(BaseModel):
@@ -98,6 +131,9 @@ class Schedule(BaseModel):
     ends_at: UtcDatetime  # starts_at + the play's duration
     price: int
     status: ScheduleStatus
+    max_tickets_per_customer: int | None = None  # null: no cap
+    prices: dict[str, int] = {}  # per zone; a seat of another zone or none costs `price`
+    ticket_types: list[TicketType] = []  # the play's
 
 
 class ScheduleInventory(BaseModel):
@@ -125,6 +161,9 @@ class CreatePlayBody(Strict):
     starts_on: IsoDate
     ends_on: IsoDate
     price: Price
+    ticket_types: TicketTypes = []
+
+    _types = field_validator("ticket_types")(_distinct_types)
 
     @model_validator(mode="after")
     def _run_in_order(self):
@@ -144,6 +183,9 @@ class UpdatePlayBody(Strict):
     starts_on: IsoDate = None  # type: ignore[assignment]
     ends_on: IsoDate = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
+    ticket_types: TicketTypes = None  # type: ignore[assignment]
+
+    _types = field_validator("ticket_types")(_distinct_types)
 
 
 class PlayQuery(PageQuery):
@@ -156,11 +198,15 @@ class CreateScheduleBody(Strict):
     studio_id: Id
     starts_at: ShowTime
     price: Price | None = None  # the play's price when absent
+    max_tickets_per_customer: TicketCap | None = None  # no cap when absent
+    prices: ZonePrices | None = None  # {zone: price}; none when absent
 
 
 class UpdateScheduleBody(Strict):
     starts_at: ShowTime = None  # type: ignore[assignment]
     price: Price = None  # type: ignore[assignment]
+    max_tickets_per_customer: TicketCap | None = None  # absent: unchanged; null: no cap
+    prices: ZonePrices | None = None  # absent: unchanged; null or {}: none
 
 
 class _ScheduleFilters(PageQuery):
@@ -274,9 +320,11 @@ class ScheduleUpdated(Event, type="schedule.updated"):
 
     schedule: Schedule
     schedule_version: int = 0  # the show's edit count after this edit
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)
 
 
 class ScheduleCancelled(Event, type="schedule.cancelled"):
     """The sales side releases the show's holds and refunds its sold tickets."""
 
     schedule: Schedule
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)

@@ -16,6 +16,9 @@ StudioName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
                        Field(json_schema_extra=NOT_BLANK)]
 Description = Annotated[str, Field(max_length=2000)]
 Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
+# A price zone of a seat map (issue 20.1): "Stalls", "Balcony", …
+ZoneName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+                     Field(json_schema_extra=NOT_BLANK)]
 
 
 class SeatKind(StrEnum):
@@ -25,19 +28,28 @@ class SeatKind(StrEnum):
 
 
 class Seat(Strict):
-    """One place of a seat map; rows and cols count from 1."""
+    """One place of a seat map; rows and cols count from 1. ``zone``: its price zone, listed
+    only when it has one; in an edit, absent leaves the zone as it is and null clears it."""
 
     row: Side
     col: Side
     kind: SeatKind
+    zone: ZoneName | None = None
 
 
-def full_map(rows: int, cols: int,
-             kinds: dict[tuple[int, int], str]) -> list[dict[str, Any]]:
+def full_map(rows: int, cols: int, kinds: dict[tuple[int, int], str],
+             zones: dict[tuple[int, int], str] | None = None) -> list[dict[str, Any]]:
     """Every place of a ``rows`` × ``cols`` map, row by row, as the contracts list them;
-    ``kinds`` holds only the places that are not a plain `seat`."""
-    return [{"row": r, "col": c, "kind": kinds.get((r, c), "seat")}
-            for r in range(1, rows + 1) for c in range(1, cols + 1)]
+    ``kinds`` holds only the places that are not a plain `seat`, ``zones`` only the places
+    that have a zone."""
+    places = [{"row": r, "col": c, "kind": kinds.get((r, c), "seat")}
+              for r in range(1, rows + 1) for c in range(1, cols + 1)]
+    if zones:
+        for place in places:
+            zone = zones.get((place["row"], place["col"]))
+            if zone is not None:
+                place["zone"] = zone
+    return places
 
 
 class Studio(BaseModel):

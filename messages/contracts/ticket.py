@@ -9,9 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from messages.contracts.base import Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import Actor, Command, Event, PageQuery, Strict, UtcDatetime
 
 MAX_SEATS_PER_HOLD = 10
 
@@ -43,19 +43,25 @@ class TicketStatus(StrEnum):
 class Seat(Strict):
     row: Position
     col: Position
+    # One of the play's ticket types (issue 20.2); absent: the full price.
+    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=40)] | None = None
 
 
 class PricedSeat(BaseModel):
     row: int
     col: int
     price: int
+    # The ticket type it was held as; listed only then (absent: full price).
+    type: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class SeatForSale(BaseModel):
     row: int
     col: int
     status: SeatStatus
-    price: int
+    price: int  # the price of the seat's zone, or the show's
+    zone: str | None = None
 
 
 class SeatsForSale(BaseModel):
@@ -87,6 +93,10 @@ class SeatSnapshot(BaseModel):
     version: int
     codes: str
     no_single_gaps: bool = False
+    # Price zones: each zone's positions (``(row-1) * cols + col-1``) and each zone's price; a
+    # seat in no zone, or in a zone the show gives no price, costs ``price``.
+    zones: dict[str, list[int]] = {}
+    prices: dict[str, int] = {}
 
 
 class Ticket(BaseModel):
@@ -98,6 +108,7 @@ class Ticket(BaseModel):
     col: int
     price: int
     status: TicketStatus
+    type: str | None = None  # the ticket type sold; null: full price
     sold_at: UtcDatetime
     refunded_at: UtcDatetime | None = None
     seats_version: int | None = None  # as in Reservation
@@ -268,6 +279,7 @@ class SoldTicket(BaseModel):
     col: int
     price: int
     code: str | None = None  # its check-in code (e-ticket), for the buyer's mail
+    type: str | None = None
 
 
 class TicketHeld(Event, type="ticket.held"):
@@ -286,6 +298,7 @@ class TicketHeld(Event, type="ticket.held"):
     # The show's seat-map version this change made (``ticket_svc.versions``); every ticket.*
     # event has one (None only from a ticket_svc older than it). Its seats: ``seats`` here.
     seats_version: int | None = None
+    actor: Actor | None = None  # a clerk's sale on the account: the clerk (audit log)
 
 
 class TicketSold(Event, type="ticket.sold"):
@@ -339,5 +352,51 @@ class TicketRefunded(Event, type="ticket.refunded"):
     price: int
     currency: str
     reason: Literal["requested", "show_cancelled"]
+    ticket_type: str | None = None  # the ticket type it was sold as
+    actor: Actor | None = None  # who refunded, when not the buyer (audit log)
     refunded_at: UtcDatetime
     seats_version: int | None = None  # its seat: ``row``, ``col``
+
+
+# -- the waiting list (issue 20.4) --------------------------------------------------------------
+
+class WaitlistStatus(StrEnum):
+    waiting = "waiting"
+    offered = "offered"   # seats held for the customer (``reservation_id``) until it expires
+    lapsed = "lapsed"     # the offer ended unpaid; the next in line was offered the seats
+
+
+class WaitlistEntry(BaseModel):
+    id: int
+    schedule_id: int
+    user_id: int
+    quantity: int
+    status: WaitlistStatus
+    position: int | None = None  # among those still waiting, 1 = next; None once offered
+    reservation_id: int | None = None
+    joined_at: UtcDatetime
+    offered_at: UtcDatetime | None = None
+
+
+class JoinWaitlistBody(Strict):
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)]
+
+
+class JoinWaitlist(JoinWaitlistBody, Command, name="ticket.join_waitlist"):
+    id: int  # schedule id
+
+
+class ListWaitlist(PageQuery, Command, name="ticket.waitlist"):
+    """The caller's own entries, newest first."""
+
+
+class WaitlistOffered(Event, type="waitlist.offered"):
+    """Seats came back and were held for the first in line: pay the reservation before
+    ``expires_at`` or they pass to the next."""
+
+    entry_id: int
+    user_id: int
+    schedule_id: int
+    reservation_id: int
+    seats: list[PricedSeat]
+    expires_at: UtcDatetime

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from messages.contracts.base import (
     SPACE,
+    Actor,
     Command,
     Event,
     JsonBool,
@@ -158,10 +159,12 @@ class UserRegistered(Event, type="user.registered"):
 
 class UserUpdated(Event, type="user.updated"):
     user: User
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)
 
 
 class UserDeleted(Event, type="user.deleted"):
     user_id: int
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)
 
 
 class AccessChanged(Access, Event, type="user.access_changed"):

@@ -61,6 +61,7 @@ export default {
   legend: "Legend", "legend.available": "Available", "legend.selected": "Selected",
   "legend.taken": "Taken", "legend.broken": "Broken", "legend.aisle": "Aisle",
   "legend.price": "Price per seat: {price}",
+  "legend.zone": "{zone}: {price}", "legend.nozone": "Other seats: {price}",
   "sale.your_seats": "Your seats", "sale.pick": "Pick up to 10 seats on the map.",
   "sale.selected": "{count} selected:", "sale.total": "Total {total}",
   "sale.available": "{count} seats available.",

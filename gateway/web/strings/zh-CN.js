@@ -61,6 +61,7 @@ export default {
   legend: "图例", "legend.available": "可选", "legend.selected": "已选",
   "legend.taken": "已售/已锁定", "legend.broken": "损坏", "legend.aisle": "过道",
   "legend.price": "每座票价：{price}",
+  "legend.zone": "{zone}：{price}", "legend.nozone": "其他座位：{price}",
   "sale.your_seats": "您的座位", "sale.pick": "在座位图上最多选择 10 个座位。",
   "sale.selected": "已选 {count} 个：", "sale.total": "合计 {total}",
   "sale.available": "尚有 {count} 个座位可选。",

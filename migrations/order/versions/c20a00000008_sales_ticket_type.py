@@ -1,0 +1,28 @@
+"""sales: ticket_type (issue 20.2)
+
+Revision ID: c20a00000008
+Revises: d2a9c4e7b310
+Create Date: 2026-12-01 16:00:00.000000
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision: str = 'c20a00000008'
+down_revision: Union[str, Sequence[str], None] = 'd2a9c4e7b310'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.add_column('sales', sa.Column('ticket_type', sa.String(length=40), nullable=True))
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_column('sales', 'ticket_type')

@@ -1,0 +1,84 @@
+"""Box-office exports (issue 20.5): CSV for the box-office answers (``?format=csv`` or
+``Accept: text/csv``), an Excel workbook for a play's report; decimal money with its currency,
+UTC times with the offset stated."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from openpyxl import load_workbook
+
+from tests.test_sales import eventually, hold, make_show
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+async def _sold_play(manager, customer) -> dict:
+    show = await make_show(manager, price=4550)
+    held = await hold(customer, show, (1, 1), (1, 2))
+    paid = await customer.post(f"/reservations/{held.body['id']}/pay", {})
+    assert paid.status == 200, paid.body
+    await customer.post(f"/tickets/{paid.body['tickets'][0]['id']}/refund")
+
+    async def counted():
+        answer = await manager.get(f"/box-office/plays/{show['play_id']}")
+        return answer.body["tickets_refunded"] == 1 or None
+    await eventually(counted)
+    return show
+
+
+async def _raw(client, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    async with client.session.get(client.base + "/api/v1" + path, headers={
+            "Authorization": f"Bearer {client.token}", **(headers or {})}) as response:
+        return response.status, dict(response.headers), await response.read()
+
+
+def _rows(body: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(body.decode())))
+
+
+async def test_a_plays_report_as_csv_and_as_a_workbook(manager, customer):
+    show = await _sold_play(manager, customer)
+    path = f"/box-office/plays/{show['play_id']}"
+    for query, headers in (("?format=csv", None), ("", {"Accept": "text/csv"})):
+        status, head, body = await _raw(manager, path + query, headers)
+        assert status == 200 and head["Content-Type"].startswith("text/csv"), (status, body)
+        assert "attachment" in head["Content-Disposition"]
+        (line,) = _rows(body)
+        assert line["schedule_id"] == str(show["id"])
+        assert line["starts_at_utc"].endswith("+00:00")
+        assert (line["sold"], line["refunded"], line["net"], line["currency"]) == \
+            ("2", "1", "45.50", "CNY")
+    for query, headers in (("?format=xlsx", None), ("", {"Accept": XLSX})):
+        status, head, body = await _raw(manager, path + query, headers)
+        assert status == 200 and head["Content-Type"] == XLSX, (status, body[:200])
+        book = load_workbook(io.BytesIO(body))
+        assert book.sheetnames == ["Shows", "Play", "Ticket types"]
+        play = list(book["Play"].values)
+        assert play[0] == ("play_id", "play_name", "tickets_sold", "tickets_refunded", "gross",
+                           "refunded", "net", "currency")
+        assert play[1][2:] == (2, 1, "91.00", "45.50", "45.50", "CNY")
+        shows = list(book["Shows"].values)
+        assert shows[1][0] == show["id"] and shows[1][1].endswith("+00:00")
+        types = list(book["Ticket types"].values)
+        assert types[1][0] == "full price" and types[1][1] == 2
+    # JSON stays the default
+    assert (await manager.get(path)).body["play_id"] == show["play_id"]
+
+
+async def test_the_box_office_report_as_csv(manager, customer, clerk):
+    show = await _sold_play(manager, customer)
+    status, head, body = await _raw(manager, "/box-office?format=csv&group_by=play")
+    assert status == 200 and head["Content-Type"].startswith("text/csv")
+    lines = {line["key"]: line for line in _rows(body)}
+    mine = lines[str(show["play_id"])]
+    assert (mine["tickets_sold"], mine["gross"], mine["refunded"], mine["net"],
+            mine["currency"]) == ("2", "91.00", "45.50", "45.50", "CNY")
+    # a workbook is only the play's report; an unknown format is refused; staff only
+    for query in ("?format=xlsx", "?format=pdf"):
+        refused = await manager.get("/box-office" + query)
+        assert refused.status == 422 and refused.code == "validation_error", refused.body
+    assert (await clerk.get("/box-office?format=csv")).code == "forbidden"
+    assert (await clerk.get(f"/box-office/plays/{show['play_id']}?format=xlsx")).code == \
+        "forbidden"

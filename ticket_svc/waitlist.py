@@ -1,0 +1,194 @@
+"""The waiting list of a sold-out show (issue 20.4), strictly first come, first served.
+
+A customer joins with a quantity while the show has fewer seats available than that. When
+seats come back (a hold expired or cancelled, a ticket refunded: ticket_svc's own
+``ticket.released`` and ``ticket.refunded`` events) the first in line is offered them: that
+many available seats are held for them in one transaction, like any hold (a reservation, the
+seats' conditional UPDATE, ``ticket.held``), with ``waitlist.offered`` for the customer. The
+offer lasts a hold's length (``TTMS_HOLD_SECONDS``); one that ends unpaid is ``lapsed`` and its
+seats, coming back, go to the next in line. The head of the line is locked while it is offered
+seats, so two offers of one show are made one after the other, whatever the number of
+ticket_svc processes; while the first in line wants more seats than there are, nobody behind
+them is served.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from messages import errors
+from messages.contracts import ticket as c
+from messages.contracts.base import utcnow
+from messages.db import Tx, as_utc, to_db
+from messages.service import App, Context
+from ticket_svc import domain, expiry, queries
+
+log = logging.getLogger("ttms.ticket.waitlist")
+
+WAITING, OFFERED, LAPSED = "waiting", "offered", "lapsed"
+_COLUMNS = ("id, schedule_id, user_id, quantity, status, reservation_id, joined_at, "
+            "offered_at")
+
+
+class _Raced(Exception):
+    """A seat picked for the offer was taken meanwhile: rolled back, tried again."""
+
+
+async def join(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
+    me = ctx.caller.require_signed_in()
+    app = ctx.app
+    async with app.db.transaction() as tx:
+        show = (await tx.execute(text(
+            "SELECT status, starts_at FROM schedules WHERE id = :id FOR UPDATE"),
+            {"id": cmd.id})).first()
+        if show is None:
+            raise errors.NotFound("no such show (or not on sale yet)")
+        domain.check_sales_open(show.status, as_utc(show.starts_at), utcnow(),
+                                app.settings.sales_cutoff_minutes)
+        available = (await tx.execute(text(
+            "SELECT COUNT(*) FROM seats WHERE schedule_id = :id AND status = 'available'"),
+            {"id": cmd.id})).scalar()
+        ahead = (await tx.execute(text(
+            f"SELECT COUNT(*) FROM waitlist WHERE schedule_id = :id AND status = '{WAITING}'"),
+            {"id": cmd.id})).scalar()
+        if available >= cmd.quantity and not ahead:
+            raise errors.Conflict(f"{available} seats are available: hold them instead")
+        mine = (await tx.execute(text(
+            f"SELECT id FROM waitlist WHERE schedule_id = :id AND user_id = :me "
+            f"AND status = '{WAITING}'"), {"id": cmd.id, "me": me})).first()
+        if mine is not None:
+            raise errors.Conflict("you are already on this show's waiting list")
+        now = utcnow()
+        result = await tx.execute(text(
+            "INSERT INTO waitlist (schedule_id, user_id, quantity, status, joined_at) "
+            f"VALUES (:id, :me, :n, '{WAITING}', :now)"),
+            {"id": cmd.id, "me": me, "n": cmd.quantity, "now": to_db(now)})
+        entry_id = result.lastrowid
+    await offer(app, cmd.id)  # seats may have come back since the count
+    return (await _entries(app, "w.id = :id", {"id": entry_id}))[0]
+
+
+async def mine(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
+    me = ctx.caller.require_signed_in()
+    async with ctx.app.db.read() as conn:
+        total = (await conn.execute(text("SELECT COUNT(*) FROM waitlist WHERE user_id = :me"),
+                                    {"me": me})).scalar()
+    items = await _entries(ctx.app, "w.user_id = :me ORDER BY w.id DESC LIMIT :limit "
+                           "OFFSET :offset", {"me": me, "limit": cmd.page_size,
+                                              "offset": cmd.offset})
+    return {"items": [i.model_dump(mode="json") for i in items], "total": total,
+            "page": cmd.page, "page_size": cmd.page_size}
+
+
+async def _entries(app: App, where: str, params: dict[str, Any]) -> list[c.WaitlistEntry]:
+    async with app.db.read() as conn:
+        rows = (await conn.execute(text(
+            f"SELECT w.id, w.schedule_id, w.user_id, w.quantity, w.status, w.reservation_id, "
+            f"w.joined_at, w.offered_at, (SELECT COUNT(*) FROM waitlist a WHERE "
+            f"a.schedule_id = w.schedule_id AND a.status = '{WAITING}' AND a.id <= w.id) "
+            f"AS position FROM waitlist w WHERE {where}"), params)).all()
+    return [c.WaitlistEntry(
+        id=r.id, schedule_id=r.schedule_id, user_id=r.user_id, quantity=r.quantity,
+        status=r.status, position=r.position if r.status == WAITING else None,
+        reservation_id=r.reservation_id, joined_at=as_utc(r.joined_at),
+        offered_at=as_utc(r.offered_at)) for r in rows]
+
+
+# -- seats came back ------------------------------------------------------------------------
+
+async def seats_returned(tx: Tx, app: App, schedule_id: int,
+                         reservation_id: int | None = None) -> None:
+    """A hold ended unpaid (``reservation_id``: if it was an offer, it lapses, in the event's
+    own transaction) or a ticket was refunded: serve the line, in the background, once that
+    transaction is done (its connection is not held while the offers take theirs)."""
+    if reservation_id is not None:
+        await tx.execute(text(
+            f"UPDATE waitlist SET status = '{LAPSED}' WHERE reservation_id = :rid "
+            f"AND status = '{OFFERED}'"), {"rid": reservation_id})
+    app.state.background.start(offer(app, schedule_id))
+
+
+async def offer(app: App, schedule_id: int) -> None:
+    """Offer the seats available now to the line, in order, while the first in line can be
+    served."""
+    for _ in range(50):  # each turn serves one customer
+        for _attempt in range(4):
+            try:
+                reservation_id = await _offer_once(app, schedule_id)
+                break
+            except _Raced:
+                continue
+            except DBAPIError as exc:
+                log.warning("offering seats of show %s failed: %s", schedule_id, exc.orig)
+                return
+            except errors.ServiceError as exc:  # the database away: the next return retries
+                log.warning("offering seats of show %s failed: %s", schedule_id, exc)
+                return
+        else:
+            return
+        if reservation_id is None:
+            return
+        expiry.enqueue(app, reservation_id)
+
+
+async def _offer_once(app: App, schedule_id: int) -> int | None:
+    settings = app.settings
+    now = utcnow()
+    async with app.db.transaction() as tx:
+        head = (await tx.execute(text(
+            f"SELECT id, user_id, quantity FROM waitlist WHERE schedule_id = :id "
+            f"AND status = '{WAITING}' ORDER BY id LIMIT 1 FOR UPDATE"),
+            {"id": schedule_id})).first()
+        if head is None:
+            return None
+        show = (await tx.execute(text(
+            "SELECT id, play_id, play_name, studio_id, starts_at, price, prices, status "
+            "FROM schedules WHERE id = :id LOCK IN SHARE MODE"), {"id": schedule_id})).first()
+        try:
+            domain.check_sales_open(show.status, as_utc(show.starts_at), now,
+                                    settings.sales_cutoff_minutes)
+        except errors.SalesClosed:
+            return None
+        free = (await tx.execute(text(
+            "SELECT seat_row, seat_col, zone FROM seats WHERE schedule_id = :id AND "
+            "status = 'available' ORDER BY seat_row, seat_col LIMIT :n"),
+            {"id": schedule_id, "n": head.quantity})).all()
+        if len(free) < head.quantity:
+            return None  # first come, first served: nobody behind them goes first
+        prices = domain.zone_prices(show.prices)
+        seats = [{"row": s.seat_row, "col": s.seat_col,
+                  "price": domain.seat_price(s.zone, prices, show.price)} for s in free]
+        keys = [(s["row"], s["col"]) for s in seats]
+        total = sum(s["price"] for s in seats)
+        expires_at = domain.hold_expires_at(now, settings.hold_seconds)
+        created = await tx.execute(queries.INSERT_RESERVATION, {
+            "schedule_id": schedule_id, "user_id": head.user_id,
+            "seats": orjson.dumps(seats).decode(), "total": total,
+            "currency": settings.currency, "expires_at": to_db(expires_at),
+            "created_at": to_db(now)})
+        reservation_id = created.lastrowid
+        claimed = await tx.execute(text(
+            f"UPDATE seats SET status = '{domain.HELD}', reservation_id = :rid "
+            "WHERE schedule_id = :sid AND " + queries.seats_sql(keys)
+            + " AND status = 'available'"), {"rid": reservation_id, "sid": schedule_id})
+        if claimed.rowcount != len(keys):
+            raise _Raced
+        await tx.execute(text(
+            f"UPDATE waitlist SET status = '{OFFERED}', reservation_id = :rid, "
+            "offered_at = :now WHERE id = :id"),
+            {"rid": reservation_id, "now": to_db(now), "id": head.id})
+        priced = [c.PricedSeat(**s) for s in seats]
+        tx.emit(c.TicketHeld(
+            reservation_id=reservation_id, user_id=head.user_id, schedule_id=schedule_id,
+            play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
+            starts_at=as_utc(show.starts_at), seats=priced, total=total,
+            currency=settings.currency, expires_at=expires_at, created_at=now))
+        tx.emit(c.WaitlistOffered(
+            entry_id=head.id, user_id=head.user_id, schedule_id=schedule_id,
+            reservation_id=reservation_id, seats=priced, expires_at=expires_at))
+    return reservation_id

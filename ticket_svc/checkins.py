@@ -25,7 +25,8 @@ from ticket_svc.domain import REFUNDED, SOLD
 
 _TICKET = (
     "SELECT t.id, t.reservation_id, t.schedule_id, t.user_id, t.seat_row, t.seat_col, "
-    "t.price, t.status, t.sold_at, t.refunded_at, t.code_version, t.checked_in_at, "
+    "t.price, t.ticket_type, t.status, t.sold_at, t.refunded_at, t.code_version, "
+    "t.checked_in_at, "
     "s.play_id, s.play_name, s.studio_id, s.starts_at, s.ends_at "
     "FROM tickets t JOIN schedules s ON s.id = t.schedule_id WHERE t.id = :id")
 TICKET = text(_TICKET)

@@ -168,8 +168,9 @@ def _responses(route: Route, keys: dict) -> dict[str, Any]:
         responses["204"] = {"description": "Done"}
     else:
         response: dict[str, Any] = {"description": "OK"}
-        if route.extra.get("content_type"):  # drawn, not JSON (a QR code)
-            response["content"] = {route.extra["content_type"]: {"schema": {"type": "string"}}}
+        if route.extra.get("content_type"):  # not JSON: a QR code, an event stream
+            response["content"] = {route.extra["content_type"]: {
+                "schema": route.extra.get("content_schema", {"type": "string"})}}
         elif (route.response, "serialization") in keys:
             response["content"] = {"application/json": {
                 "schema": keys[(route.response, "serialization")]}}

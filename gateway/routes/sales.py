@@ -10,6 +10,14 @@ from messages.contracts import ticket as c
 from messages.contracts.base import Page, PageQuery
 
 TAG = "Seats for sale, holds, tickets"
+# One event of the seat-map stream, as a client's SSE parser sees it: its data is JSON (the
+# seat map for `snapshot`, `{version, seats}` for `changes`), its id the version.
+SEAT_STREAM_EVENT = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"enum": ["snapshot", "changes"]},
+                   "data": {"type": "string", "contentMediaType": "application/json"},
+                   "id": {"type": "string", "pattern": "^[0-9]+$"},
+                   "retry": {"type": "integer"}}}
 SEAT_WRITE = {"seat_write": True}  # the answer's seats_version feeds read-your-writes
 
 ROUTES = [
@@ -26,7 +34,8 @@ ROUTES = [
           rules="`Last-Event-ID` (a version) resumes with the changes since when the gateway "
                 "still has them, else with a snapshot. A request whose `Accept` does not "
                 "name `text/event-stream` gets the `snapshot` event alone.",
-          extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream"}),
+          extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream",
+                 "content_schema": SEAT_STREAM_EVENT}),
     Route("PATCH", "/schedules/{id}/seat-rules", c.SetSeatRules, Who.manager,
           "A show's rules for holds: `no_single_gaps` refuses a hold that would leave one "
           "seat alone (409 `single_seat_gap`); the seat map shows the rule", TAG,

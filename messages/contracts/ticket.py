@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from messages.contracts.base import Actor, Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import Actor, Command, Event, JsonBool, PageQuery, Strict, UtcDatetime
 
 MAX_SEATS_PER_HOLD = 10
 
@@ -165,7 +165,7 @@ class HoldBody(Strict):
     seats: list[Seat] | None = Field(None, min_length=1, max_length=MAX_SEATS_PER_HOLD,
                                      json_schema_extra={"uniqueItems": True})  # distinct
     quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)] | None = None
-    together: bool = True  # with quantity: adjacent in one row, nothing between them
+    together: JsonBool = True  # with quantity: adjacent in one row, nothing between them
     customer_id: Id | None = None  # clerk+ only: sell on a customer's account
 
     @field_validator("seats")
@@ -185,7 +185,7 @@ class HoldBody(Strict):
 class SeatRulesBody(Strict):
     # A hold may not leave one free seat alone between taken seats, or between a taken seat
     # and an aisle or the row's end (409 single_seat_gap); best-available never leaves one.
-    no_single_gaps: bool
+    no_single_gaps: JsonBool
 
 
 class SeatRules(BaseModel):

@@ -152,6 +152,10 @@ def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
     expect(page).to_have_url(re.compile(f"#/show/{show['id']}$"))
     assert page.evaluate("sessionStorage.getItem('ttms.token')")  # never a cookie
     assert page.context.cookies() == []
+    # The show page has loaded all it asks for with the token before the token is revoked
+    # (else that load, not the click below, is the request answered 401).
+    expect(page.get_by_role("heading", name=show["play_name"])).to_be_visible()
+    expect(page.get_by_role("button", name="Row 1, seat 2")).to_be_visible()
 
     # Every token is revoked (a password change elsewhere): the page's next request (a
     # click: the seat map follows a public stream and no longer polls) is a 401, and the

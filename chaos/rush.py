@@ -150,9 +150,21 @@ class Api:
 
 # -- set-up through the API -----------------------------------------------------------------
 
+async def patiently(api: Api, kind: str, method: str, path: str, body: Any = None,
+                    token: str | None = None) -> tuple[int, Any]:
+    """A set-up request, again after a 503: sign-ups and sign-ins arrive in a burst, and
+    user_svc's hashing gate answers those it cannot start in time with 503 at once."""
+    for _ in range(40):
+        status, answer = await api.call(None, kind, method, path, body, token=token)
+        if status != 503:
+            break
+        await asyncio.sleep(0.25 + random.random() * 0.5)
+    return status, answer
+
+
 async def sign_in(api: Api, username: str, password: str) -> Customer:
-    status, body = await api.call(None, "login", "POST", "/auth/login",
-                                  {"username": username, "password": password})
+    status, body = await patiently(api, "login", "POST", "/auth/login",
+                                   {"username": username, "password": password})
     if status != 200:
         raise RuntimeError(f"login of {username}: {status} {body}")
     token = body["access_token"]
@@ -165,7 +177,7 @@ async def sign_in(api: Api, username: str, password: str) -> Customer:
 async def staff(api: Api, admin_password: str, role: str = "manager") -> Customer:
     admin = await sign_in(api, "admin", admin_password)
     username = f"chaos_{role}_{uuid.uuid4().hex[:8]}"
-    status, body = await api.call(None, "setup", "POST", "/users", {
+    status, body = await patiently(api, "setup", "POST", "/users", {
         "username": username, "password": "password123", "role": role}, token=admin.token)
     if status != 201:
         raise RuntimeError(f"create {role}: {status} {body}")
@@ -177,8 +189,8 @@ async def customers(api: Api, count: int) -> list[Customer]:
 
     async def one(i: int) -> Customer:
         username = f"chaos_{tag}_{i}"
-        status, body = await api.call(None, "setup", "POST", "/auth/register",
-                                      {"username": username, "password": "password123"})
+        status, body = await patiently(api, "setup", "POST", "/auth/register",
+                                       {"username": username, "password": "password123"})
         if status != 201:
             raise RuntimeError(f"register {username}: {status} {body}")
         return await sign_in(api, username, "password123")

@@ -153,13 +153,7 @@ async def second_gateway(api, system):
             await asyncio.sleep(0.3)
         yield client
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _stop(proc, log)
 
 
 async def test_another_gateway_sees_a_write_from_the_events(api, manager, customer,

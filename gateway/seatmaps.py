@@ -56,7 +56,7 @@ Changes = list[tuple[int, int, str]]  # (row, col, code)
 
 
 class Show:
-    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read",
+    __slots__ = ("bodies", "changed", "codes", "cols", "headers", "history", "id", "last_read",
                  "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers",
                  "zone_at", "zone_prices")
 
@@ -75,6 +75,7 @@ class Show:
         self.stale = False
         self.last_read = time.monotonic()
         self.bodies: dict[str, bytes] = {}        # "json"/"gzip" → the answer at `version`
+        self.headers: dict[str, dict[str, str]] = {}  # and its headers
         self.changed = asyncio.Event()            # set, and replaced, at each new version
         self.history: list[tuple[int, Changes]] = []
         self.watchers = 0                         # streams open on the show
@@ -88,7 +89,7 @@ class Show:
     def advanced(self, version: int, changes: Changes | None) -> None:
         """The show is now at ``version`` (``changes`` applied, or None: a snapshot)."""
         self.version = version
-        self.bodies = {}
+        self.bodies, self.headers = {}, {}
         if changes is None:
             self.history = []
         else:
@@ -113,6 +114,17 @@ class Show:
         return {"schedule_id": self.id, "rows": self.rows, "cols": self.cols,
                 "available": self.codes.count(b"a"), "version": self.version,
                 "no_single_gaps": self.no_single_gaps, "seats": self.seats()}
+
+    def answer(self, encoding: str) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of ``GET …/seats`` at this version in ``encoding``."""
+        headers = self.headers.get(encoding)
+        if headers is None:
+            headers = self.headers[encoding] = {
+                "Content-Type": "application/json", "ETag": f'"{self.id}.{self.version}"',
+                "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+            if encoding != "json":
+                headers["Content-Encoding"] = encoding
+        return self.body(encoding), headers
 
     def body(self, encoding: str) -> bytes:
         """The answer at this version, built once per version and encoding."""
@@ -220,6 +232,19 @@ class SeatMaps:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def current(self, sid: int) -> Show | None:
+        """The show when what this process holds may be answered as it is (read, fresh, no
+        write of this process's still to come), else None: ``get`` it."""
+        now = time.monotonic()
+        if now - self._last_sweep > 10:
+            self._sweep(now)
+        show = self.shows.get(sid)
+        if show is None or show.stale or sid in self.floor:
+            return None
+        show.last_read = now
+        self.shows.move_to_end(sid)
+        return show
+
     async def get(self, sid: int) -> Show:
         now = time.monotonic()
         if now - self._last_sweep > 10:
@@ -307,17 +332,25 @@ def content_coding(accept_encoding: str) -> str:
 
 
 async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
-    """``GET /schedules/{id}/seats`` from memory: ETag from the version, br or gzip when asked."""
-    show = await maps.get(int(request.match_info["id"]))
+    """``GET /schedules/{id}/seats`` from memory: ETag from the version, br or gzip when asked.
+    A show in memory and current is answered without a wait (``SeatMaps.current``), with its
+    body and headers built once per version and coding."""
+    sid = int(request.match_info["id"])
+    show = maps.current(sid) or await maps.get(sid)
     etag = f'"{show.id}.{show.version}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    encoding = content_coding(request.headers.get("Accept-Encoding", ""))
-    if encoding != "json":
-        headers["Content-Encoding"] = encoding
-    body = show.body(encoding)
-    return web.Response(body=body, headers=headers, content_type="application/json")
+        return web.Response(status=304, headers={
+            "ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"})
+    coding = _CODINGS.get(accept := request.headers.get("Accept-Encoding", ""))
+    if coding is None:
+        if len(_CODINGS) > 256:  # what clients send is a handful of strings
+            _CODINGS.clear()
+        coding = _CODINGS[accept] = content_coding(accept)
+    body, headers = show.answer(coding)
+    return web.Response(body=body, headers=headers)
+
+
+_CODINGS: dict[str, str] = {}  # Accept-Encoding as sent → the coding answered
 
 
 # -- the stream ------------------------------------------------------------------------------

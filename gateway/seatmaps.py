@@ -33,7 +33,6 @@ import orjson
 from aiohttp import web
 
 from gateway.auth import ANONYMOUS
-from messages import errors
 from messages.contracts import ticket as c
 from messages.contracts.base import Envelope
 
@@ -56,9 +55,9 @@ Changes = list[tuple[int, int, str]]  # (row, col, code)
 
 
 class Show:
-    __slots__ = ("bodies", "changed", "codes", "cols", "headers", "history", "id", "last_read",
-                 "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers",
-                 "zone_at", "zone_prices")
+    __slots__ = ("bodies", "broadcaster", "changed", "codes", "cols", "headers", "history", "id",
+                 "last_read", "no_single_gaps", "pending", "price", "rows", "stale", "streams",
+                 "version", "watchers", "zone_at", "zone_prices")
 
     def __init__(self, snap: c.SeatSnapshot) -> None:
         self.id = snap.schedule_id
@@ -79,6 +78,8 @@ class Show:
         self.changed = asyncio.Event()            # set, and replaced, at each new version
         self.history: list[tuple[int, Changes]] = []
         self.watchers = 0                         # streams open on the show
+        self.streams: set = set()                 # those live (gateway.seatstreams)
+        self.broadcaster: asyncio.Task | None = None  # the task that writes to them
 
     def apply(self, changes: Changes) -> None:
         cols = self.cols
@@ -351,97 +352,3 @@ async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
 
 
 _CODINGS: dict[str, str] = {}  # Accept-Encoding as sent → the coding answered
-
-
-# -- the stream ------------------------------------------------------------------------------
-
-COALESCE_SECONDS = 0.1   # at most one `changes` event per this long
-CHECK_SECONDS = 1.0      # how soon a closed page is noticed while nothing changes
-
-
-def _event(kind: str, version: int, data: Any) -> bytes:
-    return b"event: %s\nid: %d\ndata: %s\n\n" % (kind.encode(), version, orjson.dumps(data))
-
-
-def _changes_since(show: Show, sent: int) -> bytes | None:
-    """One ``changes`` event for every version after ``sent`` (each seat's last status), or
-    None when the show's history no longer reaches back to ``sent`` (a snapshot came between,
-    or too much happened): then the stream sends a snapshot."""
-    history = show.history
-    if not history or history[0][0] > sent + 1 or history[-1][0] != show.version:
-        return None
-    seats: dict[tuple[int, int], str] = {}
-    for version, changes in history:
-        if version > sent:
-            for row, col, code in changes:
-                seats[row, col] = code
-    return _event("changes", show.version, {"version": show.version, "seats": [
-        {"row": r, "col": col, "status": STATUS[ord(code)]} for (r, col), code in seats.items()]})
-
-
-async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamResponse:
-    """``GET /schedules/{id}/seats/stream`` (Server-Sent Events): a ``snapshot`` event (the
-    seat map, ``id`` its version), then ``changes`` events at most every 100 ms, a comment as
-    keep-alive every 15 s (``TTMS_SEAT_STREAM_KEEPALIVE_SECONDS``). ``Last-Event-ID`` (a
-    version) resumes with the changes since, when this gateway still has them; else a
-    snapshot. A closed page is noticed within ``CHECK_SECONDS`` and its stream released
-    (``ttms_seat_streams`` at ``/metrics`` counts those open). A request that does not accept
-    ``text/event-stream`` gets the snapshot event alone."""
-    sid = int(request.match_info["id"])
-    show = await maps.get(sid)
-    live = "text/event-stream" in request.headers.get("Accept", "")
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no"})
-    show.watchers += 1
-    try:
-        await response.prepare(request)
-        sent = -1
-        last = request.headers.get("Last-Event-ID", "")
-        if live and last.isdecimal() and int(last) <= show.version:
-            sent = int(last)
-            if sent < show.version:
-                resumed = _changes_since(show, sent)
-                if resumed is None:
-                    sent = -1
-                else:
-                    await response.write(resumed)
-                    sent = show.version
-        if sent < 0:
-            await response.write(_event("snapshot", show.version, show.document()))
-            sent = show.version
-        if not live:
-            await response.write_eof()
-            return response
-        quiet_since = time.monotonic()
-        while True:
-            if show.version == sent:
-                try:
-                    await asyncio.wait_for(show.changed.wait(), CHECK_SECONDS)
-                except TimeoutError:
-                    transport = request.transport
-                    if transport is None or transport.is_closing():
-                        break
-                    if show.stale:  # in doubt (e.g. the broker came back): a fresh snapshot
-                        try:
-                            await maps.get(sid)
-                        except errors.ServiceError:
-                            pass  # tried again in a second
-                    if time.monotonic() - quiet_since >= maps.keep_alive:
-                        await response.write(b": keep-alive\n\n")
-                        quiet_since = time.monotonic()
-                    continue
-                await asyncio.sleep(COALESCE_SECONDS)  # gather what comes with it
-            if show.stale and maps.shows.get(sid) is show:
-                await maps.get(sid)  # a fresh snapshot, shared with the readers
-            out = _changes_since(show, sent)
-            if out is None:
-                out = _event("snapshot", show.version, show.document())
-            sent = show.version
-            await response.write(out)
-            quiet_since = time.monotonic()
-    except ConnectionResetError:
-        pass  # the page was closed
-    finally:
-        show.watchers -= 1
-    return response

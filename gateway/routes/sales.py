@@ -4,7 +4,7 @@ Ownership ("owner or clerk+") is checked by ticket_svc, which knows the owner: a
 reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 """
 
-from gateway import seatmaps
+from gateway import seatmaps, seatstreams
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
 from messages.contracts.base import Page, PageQuery
@@ -34,7 +34,7 @@ ROUTES = [
           rules="`Last-Event-ID` (a version) resumes with the changes since when the gateway "
                 "still has them, else with a snapshot. A request whose `Accept` does not "
                 "name `text/event-stream` gets the `snapshot` event alone.",
-          extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream",
+          extra={"local": seatstreams.seat_stream, "content_type": "text/event-stream",
                  "content_schema": SEAT_STREAM_EVENT}),
     Route("PATCH", "/schedules/{id}/seat-rules", c.SetSeatRules, Who.manager,
           "A show's rules for holds: `no_single_gaps` refuses a hold that would leave one "

@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
+
+if TYPE_CHECKING:
+    from messages.settings import Names
 
 log = logging.getLogger("ttms.broker")
 
@@ -187,3 +191,22 @@ async def delete_namespace(url: str, names) -> list[str]:
                          names.delay_exchange):
             await channel.exchange_delete(exchange)
     return queues
+
+
+class BrokerClient:
+    """Base of the publishers and consumers that keep a channel of the process's connection:
+    ``_setup`` runs on every new connection (declares what it uses, opens ``_channel``),
+    ``_on_lost`` when the connection is gone (drops the channel and what was in flight on it)."""
+
+    def __init__(self, broker: Broker, names: Names) -> None:
+        self._broker = broker
+        self._names = names
+        self._channel: Any = None
+        broker.on_connect(self._setup)
+        broker.on_lost(self._on_lost)
+
+    async def _setup(self, connection: AbstractConnection) -> None:
+        raise NotImplementedError
+
+    def _on_lost(self) -> None:
+        self._channel = None

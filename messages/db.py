@@ -419,6 +419,18 @@ class Watch:
         return True
 
 
+async def run_on_server(settings: Settings, statements: list[str]) -> None:
+    """``statements``, in one transaction, on the database server outside any service's
+    database (creating, dropping and swapping databases: migrations, order_svc's replay)."""
+    engine = create_async_engine(settings.database_url("user", with_database=False))
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 class _Watching:
     """A plain context manager rather than a generator: it runs around every statement."""
 

@@ -282,7 +282,10 @@ class SoldTicket(BaseModel):
     type: str | None = None
 
 
-class TicketHeld(Event, type="ticket.held"):
+class ReservationEvent(Event):
+    """The first fields of ``ticket.held`` and ``ticket.sold``: whose reservation, of which
+    show."""
+
     reservation_id: int
     user_id: int
     schedule_id: int
@@ -290,6 +293,9 @@ class TicketHeld(Event, type="ticket.held"):
     play_name: str
     studio_id: int
     starts_at: UtcDatetime
+
+
+class TicketHeld(ReservationEvent, type="ticket.held"):
     seats: list[PricedSeat]
     total: int
     currency: str
@@ -301,14 +307,7 @@ class TicketHeld(Event, type="ticket.held"):
     actor: Actor | None = None  # a clerk's sale on the account: the clerk (audit log)
 
 
-class TicketSold(Event, type="ticket.sold"):
-    reservation_id: int
-    user_id: int
-    schedule_id: int
-    play_id: int
-    play_name: str
-    studio_id: int
-    starts_at: UtcDatetime
+class TicketSold(ReservationEvent, type="ticket.sold"):
     tickets: list[SoldTicket]
     total: int
     currency: str
@@ -338,8 +337,9 @@ class TicketShowChanged(Event, type="ticket.show_changed"):
     seats_version: int
 
 
-class TicketRefunded(Event, type="ticket.refunded"):
-    """One event per refunded ticket."""
+class SoldTicketEvent(Event):
+    """The first fields of the events of one sold ticket (``ticket.refunded``,
+    ``ticket.checked_in``): which ticket, whose, of which show, which seat at what price."""
 
     ticket_id: int
     reservation_id: int
@@ -350,6 +350,11 @@ class TicketRefunded(Event, type="ticket.refunded"):
     row: int
     col: int
     price: int
+
+
+class TicketRefunded(SoldTicketEvent, type="ticket.refunded"):
+    """One event per refunded ticket."""
+
     currency: str
     reason: Literal["requested", "show_cancelled"]
     ticket_type: str | None = None  # the ticket type it was sold as

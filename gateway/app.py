@@ -182,6 +182,7 @@ def route_handler(route: Route):
         raise ValueError(f"{route.path}: only public reads may share answers")
     local = route.extra.get("local")            # answered by the gateway (seatmaps)
     seat_write = route.extra.get("seat_write")  # its answer carries a seat-map version
+    refuse_taken = route.extra.get("refuse_taken")  # a hold: refused here if seats are taken
     if local is not None and route.who is Who.anyone and route.body is None \
             and route.query is None:
         return _local_handler(local)
@@ -228,6 +229,8 @@ def route_handler(route: Route):
             caller["address"] = request.remote
         if local is not None:
             return await local(request, app[seatmaps_key])
+        if refuse_taken:
+            app[seatmaps_key].refuse_taken(payload)
         if shared is not None:
             return await shared.answer(request.path_qs, lambda: call(app, payload, caller))
         return await call(app, payload, caller)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -64,6 +64,9 @@ rpc_latency = Histogram("ttms_rpc_seconds", "RPC latency by service and command"
                         ["service", "command"], registry=registry,
                         buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5))
 rpc_in_flight = Gauge("ttms_rpc_in_flight", "RPCs waiting for a reply", registry=registry)
+holds_refused_at_edge = Counter(
+    "ttms_holds_refused_at_edge", "Holds refused by the gateway from its seat maps (seats "
+    "taken), without asking ticket_svc", registry=registry)
 seat_streams = Gauge("ttms_seat_streams", "Seat-map streams open in this gateway process",
                      registry=registry)
 seat_shows = Gauge("ttms_seat_map_shows", "Shows whose seats this gateway process keeps",

@@ -60,7 +60,8 @@ ROUTES = [
                 "take the account (the buyer's, or `customer_id`'s) past the show's "
                 "`max_tickets_per_customer` is 409 `limit_reached`. A seat's `type` "
                 "must be one of the play's ticket types (422 `validation_error`).",
-          links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
+          links=(("GET /orders/{id}", "$response.body#/id"),),
+          extra={**SEAT_WRITE, "refuse_taken": True}),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),
     Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,

@@ -97,6 +97,28 @@ class SeatSnapshot(BaseModel):
     # seat in no zone, or in a zone the show gives no price, costs ``price``.
     zones: dict[str, list[int]] = {}
     prices: dict[str, int] = {}
+    # When holds start being refused as ``sales_closed`` (None: closed already, or cancelled):
+    # until then the gateway may refuse a hold of seats it knows are taken by itself.
+    sales_close_at: UtcDatetime | None = None
+
+
+NOTHING_HELD = "some of the seats are not available; nothing was held"
+
+
+def seats_not_available(found: dict[tuple[int, int], str | None],
+                        keys: list[tuple[int, int]]) -> list[dict]:
+    """The requested seats (``keys``: sorted (row, col)) that are not available, as the
+    ``errors`` of a ``seat_unavailable`` refusal: ticket_svc's and the gateway's, word for
+    word."""
+    details = []
+    for r, col in keys:
+        status = found.get((r, col), "not a seat")
+        if status == "unavailable":
+            status = "not a seat"
+        if status != "available":
+            details.append({"loc": ["body", "seats", {"row": r, "col": col}],
+                            "msg": f"row {r} col {col}: {status}"})
+    return details
 
 
 class Ticket(BaseModel):

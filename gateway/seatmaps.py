@@ -325,7 +325,11 @@ class SeatMaps:
             if sid not in self._fetching:
                 asyncio.ensure_future(self._keep(sid))
             return
-        if show.stale or sid in self.floor or show.sales_close_at is None \
+        if sid in self.floor:  # a write of this process's: known here once its event came
+            if show.version < self.floor[sid]:
+                return
+            del self.floor[sid]
+        if show.stale or show.sales_close_at is None \
                 or datetime.now(UTC) >= show.sales_close_at - SALES_CLOSE_MARGIN:
             return
         rows, cols, codes = show.rows, show.cols, show.codes

@@ -67,3 +67,90 @@ def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
     assert (saved["prices"], saved["max_tickets_per_customer"]) == ({"Stalls": 12000}, 2)
     assert api.get(f"/schedules/{show['id']}/seats")["no_single_gaps"] is True
     assert not page.errors
+
+
+def _priced_show(new_show, manager_api) -> dict:
+    """A 3×4 hall whose first row is the Stalls (90.00; others 80.00), a play with a Child
+    (50%) and a Student (55.00) ticket, at most 3 tickets per account, no single seats."""
+    show = new_show(rows=3, cols=4, price=8000, seats=[
+        {"row": 1, "col": c, "kind": "seat", "zone": "Stalls"} for c in range(1, 5)])
+    manager_api.patch(f"/plays/{show['play_id']}", {"ticket_types": [
+        {"name": "Child", "percent": 50}, {"name": "Student", "amount": 5500}]})
+    manager_api.patch(f"/schedules/{show['id']}", {"prices": {"Stalls": 9000},
+                                                   "max_tickets_per_customer": 3})
+    manager_api.patch(f"/schedules/{show['id']}/seat-rules", {"no_single_gaps": True})
+    return show
+
+
+def test_customer_sees_prices_buys_with_a_type_and_reads_refusals(person, new_show,
+                                                                   manager_api, staff):
+    show = _priced_show(new_show, manager_api)
+    name, password, api = staff("customer")
+    page = person()
+    sign_in(page, name, password, then=f"show/{show['id']}")
+    expect(page.get_by_text("At most 3 tickets per account for this show.")).to_be_visible()
+    expect(page.get_by_text("Pick seats that leave no single seat alone")).to_be_visible()
+    page.get_by_role("button", name="Row 1, seat 1", exact=True).click()
+    page.get_by_role("button", name="Row 2, seat 1", exact=True).click()
+    expect(page.get_by_text("Row 1, seat 1 · Stalls · CN¥90.00")).to_be_visible()
+    expect(page.get_by_text("Total CN¥170.00")).to_be_visible()
+    page.get_by_label("Ticket type for Row 1, seat 1").select_option("Child")
+    page.get_by_label("Ticket type for Row 2, seat 1").select_option("Student")
+    expect(page.get_by_text("Total CN¥100.00")).to_be_visible()
+    check_a11y(page, "a seat map with zones and ticket types")
+    page.get_by_role("button", name="Hold seats").click()
+    held = page.get_by_role("region", name="Held for you")
+    expect(held.get_by_role("listitem")).to_have_text(
+        ["Row 1, seat 1 — Child, CN¥45.00", "Row 2, seat 1 — Student, CN¥55.00"])
+    held.get_by_role("button", name="Pay").click()
+    expect(page.get_by_text("Paid. Your tickets:")).to_be_visible()
+    tickets = sorted((t["row"], t["type"], t["price"]) for t in api.get(
+        f"/tickets?schedule_id={show['id']}")["items"])
+    assert tickets == [(1, "Child", 4500), (2, "Student", 5500)]
+
+    # Row 2, seat 3 would leave seat 2 alone between the sold seat 1 and it, and seat 4 by
+    # the row's end.
+    page.get_by_role("button", name="Row 2, seat 3", exact=True).click()
+    page.get_by_role("button", name="Hold seats").click()
+    expect(page.get_by_role("alert").first).to_have_text(
+        "Holding these seats would leave Row 2, seat 2, Row 2, seat 4 alone. Nothing was "
+        "held; pick seats that leave no single seat.")
+    page.get_by_role("button", name="Row 2, seat 3", exact=True).click()
+    # Two more seats would be four for this account, past the cap of 3.
+    page.get_by_role("button", name="Row 3, seat 1", exact=True).click()
+    page.get_by_role("button", name="Row 3, seat 2", exact=True).click()
+    page.get_by_role("button", name="Hold seats").click()
+    expect(page.get_by_role("alert").first).to_have_text(
+        "This show sells at most 3 tickets per account, and these seats would take you past "
+        "it. Nothing was held.")
+    check_a11y(page, "a refusal in plain words")
+    assert not page.errors
+
+
+def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
+    show = new_show(rows=1, cols=2)
+    _, _, owner = staff("customer")
+    held = owner.post("/reservations", {"schedule_id": show["id"],
+                                        "seats": [{"row": 1, "col": 1}, {"row": 1, "col": 2}]})
+    sold = owner.post(f"/reservations/{held['id']}/pay", {})
+    name, password, api = staff("customer")
+    page = person()
+    sign_in(page, name, password, then=f"show/{show['id']}")
+    waitlist = page.get_by_role("region", name="Waiting list")
+    expect(waitlist.get_by_text("This show is sold out.")).to_be_visible()
+    check_a11y(page, "a sold-out show's waiting list")
+    fill_form(waitlist, {"Number of seats": "1"}, submit="Join the waiting list")
+    expect(waitlist.get_by_role("status")).to_have_text(
+        "You are number 1 in line (seats wanted: 1).")
+    # A ticket comes back: the seat is held for the first in line, and the page shows it.
+    owner.post(f"/tickets/{sold['tickets'][0]['id']}/refund")
+    offer = page.get_by_role("region", name="Held for you from the waiting list")
+    expect(offer).to_be_visible()
+    expect(waitlist.get_by_role("status")).to_contain_text("Seats came back and are held for you")
+    offer.get_by_role("button", name="Pay").click()
+    expect(page.get_by_text("Paid. Your tickets:")).to_be_visible()
+    assert [t["row"] for t in api.get(f"/tickets?schedule_id={show['id']}")["items"]] == [1]
+    expect(waitlist.get_by_role("status")).to_have_text(
+        "You bought the seats offered to you from the waiting list.")
+    check_a11y(page, "a waiting-list offer paid")
+    assert not page.errors

@@ -90,6 +90,10 @@ export function dateTime(iso) {
     .format(new Date(iso));
 }
 
+export function time(iso) {
+  return new Intl.DateTimeFormat(lang, { timeStyle: "medium" }).format(new Date(iso));
+}
+
 export function day(iso) {
   if (!iso) return "—";
   // A plain date (YYYY-MM-DD) is a calendar day, not an instant: format it in UTC.

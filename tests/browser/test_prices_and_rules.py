@@ -4,6 +4,7 @@ customer sees zone prices, picks a ticket type per seat and is told a refusal in
 a sold-out show's waiting list: join, the offer shown, paid."""
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
@@ -153,4 +154,35 @@ def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
     expect(waitlist.get_by_role("status")).to_have_text(
         "You bought the seats offered to you from the waiting list.")
     check_a11y(page, "a waiting-list offer paid")
+    assert not page.errors
+
+
+def test_an_offer_is_shown_on_every_page_and_in_my_waiting_lists(person, new_show, staff):
+    show = new_show(rows=1, cols=1)
+    _, _, owner = staff("customer")
+    held = owner.post("/reservations", {"schedule_id": show["id"],
+                                        "seats": [{"row": 1, "col": 1}]})
+    sold = owner.post(f"/reservations/{held['id']}/pay", {})
+    name, password, api = staff("customer")
+    api.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})
+    page = person()
+    sign_in(page, name, password, then="account")
+    waiting = page.get_by_role("region", name="Waiting lists")
+    expect(waiting.get_by_role("row").filter(has_text=show["play_name"])).to_contain_text(
+        "Number 1 in line")
+    owner.post(f"/tickets/{sold['tickets'][0]['id']}/refund")
+    deadline = time.monotonic() + 15
+    while api.get("/waitlist")["items"][0]["status"] != "offered":
+        assert time.monotonic() < deadline, "no offer"
+        time.sleep(0.2)
+    page.reload()  # the offer lasts a hold's length (6 s here): read it at once
+    notice = page.get_by_role("link", name=re.compile(
+        f"^Seats of {show['play_name']} came back from the waiting list"))
+    expect(notice).to_be_visible()
+    expect(waiting.get_by_role("row").filter(has_text=show["play_name"])).to_contain_text(
+        "Seats held for you")
+    check_a11y(page, "an offer on the account page")
+    notice.click()
+    expect(page.get_by_role("region", name="Held for you from the waiting list")).to_be_visible()
+    expect(notice).to_have_count(0)
     assert not page.errors

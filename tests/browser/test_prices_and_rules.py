@@ -128,12 +128,18 @@ def test_customer_sees_prices_buys_with_a_type_and_reads_refusals(person, new_sh
     assert not page.errors
 
 
-def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
-    show = new_show(rows=1, cols=2)
+def _sold_out(new_show, staff, cols: int) -> tuple[dict, object, dict]:
+    """A show of one row of ``cols`` seats, every one bought by one customer: (show, that
+    customer's Api, the paid reservation)."""
+    show = new_show(rows=1, cols=cols)
     _, _, owner = staff("customer")
-    held = owner.post("/reservations", {"schedule_id": show["id"],
-                                        "seats": [{"row": 1, "col": 1}, {"row": 1, "col": 2}]})
-    sold = owner.post(f"/reservations/{held['id']}/pay", {})
+    held = owner.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 1, "col": c} for c in range(1, cols + 1)]})
+    return show, owner, owner.post(f"/reservations/{held['id']}/pay", {})
+
+
+def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
+    show, owner, sold = _sold_out(new_show, staff, cols=2)
     name, password, api = staff("customer")
     page = person()
     sign_in(page, name, password, then=f"show/{show['id']}")
@@ -158,11 +164,7 @@ def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
 
 
 def test_an_offer_is_shown_on_every_page_and_in_my_waiting_lists(person, new_show, staff):
-    show = new_show(rows=1, cols=1)
-    _, _, owner = staff("customer")
-    held = owner.post("/reservations", {"schedule_id": show["id"],
-                                        "seats": [{"row": 1, "col": 1}]})
-    sold = owner.post(f"/reservations/{held['id']}/pay", {})
+    show, owner, sold = _sold_out(new_show, staff, cols=1)
     name, password, api = staff("customer")
     api.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})
     page = person()

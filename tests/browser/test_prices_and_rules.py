@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import check_a11y, fill_form, sign_in, unique
+from tests.browser.conftest import check_a11y, fill_form, shot, sign_in, unique
 
 
 def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
@@ -31,6 +31,7 @@ def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("Saved.")).to_be_visible()
     check_a11y(page, "seat-map editor with zones")
+    shot(page, "manager-price-zones")
     zones = {(s["row"], s["col"]): s.get("zone")
              for s in api.get(f"/studios/{studio['id']}/seats")["seats"]}
     assert [zones.get((1, c)) for c in range(1, 5)] == ["Stalls"] * 4
@@ -51,6 +52,7 @@ def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
         row = editing.get_by_role("group").last
         fill_form(row, {"Ticket type name": label, "Priced as": kind, "Percent or amount": value})
     check_a11y(page, "editing a play's ticket types")
+    shot(page, "manager-ticket-types")
     editing.get_by_role("button", name="Save").click()
     expect(editing).to_have_count(0)
     assert api.get(f"/plays/{play['id']}")["ticket_types"] == [
@@ -62,6 +64,7 @@ def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
     fill_form(moving, {"Price of Stalls": "120", "Most tickets per account (empty: no cap)": "2"})
     moving.get_by_label("Do not let a hold leave a single seat alone").check()
     check_a11y(page, "editing a show's zone prices and rules")
+    shot(page, "manager-show-prices-and-rules")
     moving.get_by_role("button", name="Save").click()
     expect(moving).to_have_count(0)
     saved = api.get(f"/schedules/{show['id']}")
@@ -99,6 +102,7 @@ def test_customer_sees_prices_buys_with_a_type_and_reads_refusals(person, new_sh
     page.get_by_label("Ticket type for Row 2, seat 1").select_option("Student")
     expect(page.get_by_text("Total CN¥100.00")).to_be_visible()
     check_a11y(page, "a seat map with zones and ticket types")
+    shot(page, "customer-ticket-types")
     page.get_by_role("button", name="Hold seats").click()
     held = page.get_by_role("region", name="Held for you")
     expect(held.get_by_role("listitem")).to_have_text(
@@ -125,6 +129,7 @@ def test_customer_sees_prices_buys_with_a_type_and_reads_refusals(person, new_sh
         "This show sells at most 3 tickets per account, and these seats would take you past "
         "it. Nothing was held.")
     check_a11y(page, "a refusal in plain words")
+    shot(page, "customer-limit-reached")
     assert not page.errors
 
 
@@ -154,6 +159,7 @@ def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
     offer = page.get_by_role("region", name="Held for you from the waiting list")
     expect(offer).to_be_visible()
     expect(waitlist.get_by_role("status")).to_contain_text("Seats came back and are held for you")
+    shot(page, "waitlist-offer")
     offer.get_by_role("button", name="Pay").click()
     expect(page.get_by_text("Paid. Your tickets:")).to_be_visible()
     assert [t["row"] for t in api.get(f"/tickets?schedule_id={show['id']}")["items"]] == [1]
@@ -184,6 +190,7 @@ def test_an_offer_is_shown_on_every_page_and_in_my_waiting_lists(person, new_sho
     expect(waiting.get_by_role("row").filter(has_text=show["play_name"])).to_contain_text(
         "Seats held for you")
     check_a11y(page, "an offer on the account page")
+    shot(page, "waitlist-offer-notice")
     notice.click()
     expect(page.get_by_role("region", name="Held for you from the waiting list")).to_be_visible()
     expect(notice).to_have_count(0)

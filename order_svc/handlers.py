@@ -61,6 +61,7 @@ AUDITED = {
     t.TicketHeld: audit.ticket_held,
     t.TicketRefunded: audit.ticket_refunded,
     p.ScheduleUpdated: audit.schedule_updated,
+    p.PlayUpdated: audit.play_updated,
     p.ScheduleCancelled: audit.schedule_cancelled,
     u.UserUpdated: audit.user_updated,
     u.UserDeleted: audit.user_deleted,

@@ -229,7 +229,7 @@ def route_handler(route: Route):
             caller["address"] = request.remote
         if local is not None:
             return await local(request, app[seatmaps_key])
-        if refuse_taken:
+        if refuse_taken and app[settings_key].edge_refusals:
             app[seatmaps_key].refuse_taken(payload)
         if shared is not None:
             return await shared.answer(request.path_qs, lambda: call(app, payload, caller))

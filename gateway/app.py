@@ -242,7 +242,7 @@ def route_handler(route: Route):
         finally:
             rpc_seconds.observe(time.perf_counter() - started)
         if seat_write:
-            app[seatmaps_key].wrote(result)
+            app[seatmaps_key].wrote(result, frees=seat_write == "frees")
         if route.status == 204:
             return web.Response(status=204)
         if render is not None:  # an answer drawn for people (a ticket's QR code)

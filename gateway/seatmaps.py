@@ -167,6 +167,7 @@ class SeatMaps:
         self.keep_alive = keep_alive             # seconds of a quiet stream before a comment
         self.shows: OrderedDict[int, Show] = OrderedDict()
         self.floor: dict[int, int] = {}          # versions this process's writes answered
+        self.freed: dict[int, int] = {}          # those of its writes that freed seats
         self._fetching: dict[int, asyncio.Future] = {}
         self._early: dict[int, dict[int, Changes]] = {}  # events during a first snapshot
         self._last_sweep = time.monotonic()
@@ -222,10 +223,13 @@ class SeatMaps:
     async def on_connect(self, connection: Any) -> None:
         self.in_doubt()
 
-    def wrote(self, result: Any) -> None:
+    def wrote(self, result: Any, frees: bool = False) -> None:
         """A write's answer through this process: its version is the least its next read
         of the show may show. The version is for the gateway only: it is taken out of the
-        answer (paying or refunding twice answers the same body, as before)."""
+        answer (paying or refunding twice answers the same body, as before). A write that
+        ``frees`` seats (a cancel, a refund) also holds off this process's refusals of holds
+        (``refuse_taken``) until it shows: a hold or a payment only takes seats, so a copy
+        that has not seen one yet refuses nothing it should not."""
         if not isinstance(result, dict):
             return
         version = result.pop("seats_version", None)
@@ -235,6 +239,9 @@ class SeatMaps:
         if version is not None and (sid in self.shows or sid in self._fetching) \
                 and version > self.floor.get(sid, 0):
             self.floor[sid] = version
+        if frees and version is not None and (sid in self.shows or sid in self._fetching) \
+                and version > self.freed.get(sid, 0):
+            self.freed[sid] = version
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -325,10 +332,10 @@ class SeatMaps:
             if sid not in self._fetching:
                 asyncio.ensure_future(self._keep(sid))
             return
-        if sid in self.floor:  # a write of this process's: known here once its event came
-            if show.version < self.floor[sid]:
+        if sid in self.freed:  # seats this process freed: known here once the event came
+            if show.version < self.freed[sid]:
                 return
-            del self.floor[sid]
+            del self.freed[sid]
         if show.stale or show.sales_close_at is None \
                 or datetime.now(UTC) >= show.sales_close_at - SALES_CLOSE_MARGIN:
             return
@@ -368,6 +375,7 @@ class SeatMaps:
             if not show.watchers and now - show.last_read > IDLE_SECONDS:
                 del self.shows[sid]
                 self.floor.pop(sid, None)
+                self.freed.pop(sid, None)
 
 
 def content_coding(accept_encoding: str) -> str:

@@ -19,6 +19,7 @@ SEAT_STREAM_EVENT = {
                    "id": {"type": "string", "pattern": "^[0-9]+$"},
                    "retry": {"type": "integer"}}}
 SEAT_WRITE = {"seat_write": True}  # the answer's seats_version feeds read-your-writes
+SEATS_FREED = {"seat_write": "frees"}  # and it may have made seats available again
 
 ROUTES = [
     # The most-read page of an on-sale rush: answered from the gateway's memory (seatmaps).
@@ -73,13 +74,13 @@ ROUTES = [
                  ("GET /reservations/{id}", "$response.body#/id")), extra=SEAT_WRITE),
     Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,
           "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204,
-          extra=SEAT_WRITE),
+          extra=SEATS_FREED),
     Route("GET", "/tickets", c.ListTickets, Who.signed_in,
           "Tickets: your own; clerks and above may pass ?user_id= and ?schedule_id=", TAG,
           query=c.TicketQuery, response=Page[c.Ticket]),
     Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
           "Refund a ticket until the show starts (owner or clerk+)", TAG,
-          response=c.Ticket, extra=SEAT_WRITE),
+          response=c.Ticket, extra=SEATS_FREED),
     Route("POST", "/schedules/{id}/waitlist", c.JoinWaitlist, Who.signed_in,
           "Join a sold-out show's waiting list: seats that come back are held for the first "
           "in line (waitlist.offered), who pays the reservation before it expires", TAG,

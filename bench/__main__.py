@@ -20,6 +20,10 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
 - watchers (issue 14): ``--watchers`` open seat-map streams on the show while the rush runs
   (on seats of its own); the delay from a hold's answer to its appearance in the streams, the
   rush's rate, the gateway's memory per 1,000 watchers (``bench/watchers.py``);
+- sellout (issue 17, part 3): a 5,000-seat house sold out to 2,000 signed-in buyers choosing
+  named seats, then **sellout-best**, the same with best-available holds, each on a show of its
+  own; 85% of the holds are paid, 15% left to expire (``bench/sellout.py``, an asyncio client:
+  a buyer keeps state across requests and follows the live seat map);
 - host: a bare aiohttp JSON hello in a process of its own (``bench/hello.py``), no TTMS at
   all: how fast this host is during the run, so that runs on different days (or hours: the
   host's speed drifts) can be compared.
@@ -49,7 +53,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import invariants, watchers
+from bench import invariants, sellout, watchers
 from bench.processes import cpu_seconds, watched_processes
 
 HERE = Path(__file__).parent
@@ -157,6 +161,8 @@ SCENARIOS = {
     "host": (None, "/"),
     "best": ("rush.lua", "/api/v1/reservations"),
     "watchers": ("rush.lua", "/api/v1/reservations"),
+    "sellout": (None, "/api/v1/reservations"),       # bench/sellout.py, not wrk
+    "sellout-best": (None, "/api/v1/reservations"),
 }
 
 
@@ -357,12 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seats", type=int, default=10, help="contested seats")
     parser.add_argument("--scenarios", default="host,ceiling,browse,rush,signin",
                         help="comma-separated, of: " + ", ".join(SCENARIOS)
-                        + " (signin is followed by after-signin)")
+                        + " (signin is followed by after-signin, sellout by sellout-best)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds, small, no results files: correctness only")
     parser.add_argument("--note", default="")
     parser.add_argument("--watchers", type=int, default=5000,
                         help="open streams in the watchers scenario")
+    parser.add_argument("--buyers", type=int, default=sellout.BUYERS,
+                        help="signed-in customers buying in the sellout scenarios")
+    parser.add_argument("--house", default="{}x{}".format(*sellout.HOUSE),
+                        help="rows x cols of the sellout scenarios' studio")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
@@ -374,11 +384,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.smoke:
         args.seconds, args.connections, args.users = 2, 16, 8
+        args.buyers, args.house = sellout.SMOKE_BUYERS, "{}x{}".format(*sellout.SMOKE_HOUSE)
 
     scenarios = args.scenarios.split(",")
     if "signin" in scenarios and "after-signin" not in scenarios:
         scenarios.insert(scenarios.index("signin") + 1, "after-signin")
+    if "sellout" in scenarios and "sellout-best" not in scenarios:
+        scenarios.insert(scenarios.index("sellout") + 1, "sellout-best")
     state = asyncio.run(set_up(args.url, args.users, args.seats))
+    if selling := [s for s in scenarios if s in sellout.VARIANTS]:
+        rows, cols = (int(n) for n in args.house.split("x"))
+        state.update(asyncio.run(sellout.set_up(
+            args.url, os.environ.get("TTMS_ADMIN_PASSWORD", "admin-dev-password"),
+            args.buyers, rows, cols, selling)))
     results = []
     for scenario in scenarios:
         if scenario == "watchers":
@@ -390,6 +408,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"watchers {result['streams_opened']} streams: hold → stream "
                   f"{result['probe_delay_ms']} ms, {result['probe_misses']} missed, gateway "
                   f"RSS {result['gateway_rss_kib']} KiB")
+        elif scenario in sellout.VARIANTS:
+            result = asyncio.run(sellout.run(args.url, state, scenario))
+            results.append(result)
+            print(f"{scenario}: {'sold out' if result['sold_out'] else 'NOT sold out'} in "
+                  f"{result['seconds']} s (all taken at {result['seconds_to_all_taken']} s), "
+                  f"{result['paid_seats']} seats paid, {result['paid_seats_per_second']}/s; "
+                  f"hold {result['hold']} (won {result['hold_won']}), pay {result['pay']}; "
+                  f"hold {result['hold_seconds']} s; {result['purchases']}\n"
+                  f"         {result['counts']}\n         cpu s: {result['cpu_seconds']}")
+            continue
         else:
             result = run_wrk(args.url, scenario, state, args.seconds, args.connections,
                              args.threads)
@@ -400,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['counts']}  socket errors {result['socket_errors']}")
         print(f"         cpu s: {result['cpu_seconds']}")
     failures = asyncio.run(invariants.check(args.url, state))
+    sold_out = {r["scenario"]: asyncio.run(sellout.check(args.url, r)) for r in results
+                if r["scenario"] in sellout.VARIANTS}
+    failures += [f for found in sold_out.values() for f in found]
     for failure in failures:
         print(f"INVARIANT BROKEN: {failure}")
     print("invariants:", "FAILED" if failures else "all hold")
@@ -419,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         if any(r["scenario"] == "signin" for r in results):
             text = add_row(text, "Sign-in storms, and the rush before and right after",
                            SIGNIN_HEADER, signin_row(results, failures, stamp, args))
+        host = next((r for r in results if r["scenario"] == "host"), None)
+        for r in results:
+            if r["scenario"] in sold_out:
+                text = add_row(text, "Sell-out (issue 17, part 3)", sellout.HEADER,
+                               sellout.row(r, host, sold_out[r["scenario"]], stamp, args.note))
         table.write_text(text)
     return 1 if failures else 0
 

@@ -64,6 +64,14 @@ async def check(url: str, state: dict, settle_seconds: float = 15) -> list[str]:
     return failures
 
 
+async def sold_seats(schedule_id: int) -> int:
+    """The show's tickets sold and not refunded, by ticket_svc's own rows."""
+    rows = await _rows(Settings(), "ticket", (
+        "SELECT COUNT(*) FROM tickets WHERE schedule_id = :s AND status = 'sold'"),
+        {"s": schedule_id})
+    return rows[0][0]
+
+
 async def _orders_disagree(settings: Settings, schedule_id: int) -> list[str]:
     """Every sold ticket has its order's sale row (refunded alike), and the show's box office
     equals ticket_svc's ledger (order_svc's reconcile comparison, for this show only: other

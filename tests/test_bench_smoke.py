@@ -105,3 +105,41 @@ async def test_the_live_seat_scenarios_run(system, monkeypatch):
     row = live_row([best, watched], "2026-12-01T16:00:00Z", Args)
     columns = LIVE_HEADER.splitlines()[0].strip().strip("|").split(" | ")
     assert len(row.strip().strip("|").split(" | ")) == len(columns)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by `make test`")
+def test_a_small_house_sells_out_named_and_best_available(system, monkeypatch, capsys):
+    """Issue 17's sell-out through `python -m bench --smoke`: a small house, a few buyers, the
+    walked-away holds expiring (the tests' holds last 6 s), the invariants after."""
+    from bench.__main__ import main
+
+    for key, value in system.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TTMS_RUN_DIR", str(system.run_dir))
+    assert main(["--url", system.url, "--smoke", "--scenarios", "sellout"]) == 0
+    out = capsys.readouterr().out
+    assert "sellout: sold out" in out and "sellout-best: sold out" in out, out
+    assert "invariants: all hold" in out, out
+
+
+def test_a_sellout_row_has_a_cell_for_every_column():
+    from bench.sellout import HEADER, row
+
+    result = {"variant": "named", "house": "50x100", "capacity": 5000, "buyers": 2000,
+              "hold_seconds": 10.0, "sold_out": True, "seconds": 61.2,
+              "seconds_to_all_taken": 20.5, "paid_seats": 5000, "paid_seats_per_second": 81.7,
+              "paid_seats_per_second_to_all_taken": 200.1,
+              "hold": {"p50_ms": 50.0, "p99_ms": 400.0},
+              "hold_won": {"p50_ms": 60.0, "p99_ms": 500.0},
+              "pay": {"p50_ms": 40.0, "p99_ms": 300.0},
+              "purchases": {"paid": 2000, "walked away": 350},
+              "counts": {"hold 201": 2350, "hold 409:seat_unavailable": 900, "pay 200": 2000},
+              "cpu_seconds": {"gateway": 10.5, "ticket_svc": 12.0, "bench": 8.0}}
+    line = row(result, {"requests_per_second": 30000}, [], "2026-12-01T18:00:00Z", "a note")
+    cells = line.strip().strip("|").split(" | ")
+    columns = HEADER.splitlines()[0].strip().strip("|").split(" | ")
+    assert len(cells) == len(columns)
+    by_column = dict(zip(columns, cells, strict=True))
+    assert by_column["seconds to sell out (all taken)"] == "61.2 (20.5)"
+    assert by_column["host req/s"] == "30000"
+    assert by_column["hold p50/p99 ms (won)"] == "50.0/400.0 (60.0/500.0)"

@@ -373,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="signed-in customers buying in the sellout scenarios")
     parser.add_argument("--house", default="{}x{}".format(*sellout.HOUSE),
                         help="rows x cols of the sellout scenarios' studio")
+    parser.add_argument("--sellout-seconds", type=float, default=600,
+                        help="the longest a sellout scenario runs if the house is not sold")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
@@ -409,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result['probe_delay_ms']} ms, {result['probe_misses']} missed, gateway "
                   f"RSS {result['gateway_rss_kib']} KiB")
         elif scenario in sellout.VARIANTS:
-            result = asyncio.run(sellout.run(args.url, state, scenario))
+            result = asyncio.run(sellout.run(args.url, state, scenario,
+                                             args.sellout_seconds))
             results.append(result)
             print(f"{scenario}: {'sold out' if result['sold_out'] else 'NOT sold out'} in "
                   f"{result['seconds']} s (all taken at {result['seconds_to_all_taken']} s), "

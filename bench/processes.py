@@ -1,10 +1,13 @@
 """CPU seconds of the processes a benchmark run loads: TTMS's own (from the launcher's pid
-files, with their children), RabbitMQ and MariaDB."""
+files, with their children), RabbitMQ and MariaDB (the servers listening on the ports TTMS
+uses: a shared machine may run other brokers and database servers, and ``rabbitmqctl`` is a
+``beam.smp`` too)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -38,6 +41,29 @@ def _named(executable: str) -> list[int]:
     return found
 
 
+def _listening(port: int) -> list[int]:
+    """The processes with a socket listening on ``port`` (TCP, IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and inodes:
+            try:
+                if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def watched_processes(run_dir: Path | None = None) -> dict[str, list[int]]:
     run_dir = run_dir or Path(os.environ.get("TTMS_RUN_DIR", ROOT / "run"))
     tree = _children()
@@ -50,8 +76,10 @@ def watched_processes(run_dir: Path | None = None) -> dict[str, list[int]]:
             family.append(current)
             todo.extend(tree.get(current, []))
         watched[pid_file.stem] = family
-    watched["rabbitmq"] = _named("beam.smp")
-    watched["mariadb"] = _named("mariadbd")
+    amqp_port = urlsplit(os.environ.get("TTMS_AMQP_URL", "amqp://127.0.0.1:5672/")).port
+    watched["rabbitmq"] = _listening(amqp_port or 5672) or _named("beam.smp")
+    watched["mariadb"] = (_listening(int(os.environ.get("TTMS_DB_PORT", 3306)))
+                          or _named("mariadbd"))
     return watched
 
 

@@ -152,7 +152,7 @@ class Plan:
     cols: int
     pay_share: float = PAY_SHARE
     stall_seconds: float = 60.0  # nothing paid this long: nothing more can sell
-    max_seconds: float = 900.0
+    max_seconds: float = 600.0
     seed: int = 17
 
 
@@ -379,27 +379,27 @@ async def set_up(url: str, admin_password: str, buyers: int, rows: int, cols: in
     return {"sellout_shows": shows, "sellout_buyers": people, "sellout_house": (rows, cols)}
 
 
-async def run(url: str, state: dict[str, Any], scenario: str) -> dict[str, Any]:
+async def run(url: str, state: dict[str, Any], scenario: str,
+              max_seconds: float = 600) -> dict[str, Any]:
     """One variant's sell-out against ``state`` from ``set_up``."""
     people = state["sellout_buyers"]
     rows, cols = state["sellout_house"]
     raise_open_files(watched_processes().get("gateway", []), len(people) + 1_000)
-    plan = Plan(VARIANTS[scenario], state["sellout_shows"][scenario], rows, cols)
+    plan = Plan(VARIANTS[scenario], state["sellout_shows"][scenario], rows, cols,
+                max_seconds=max_seconds)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         return await SellOut(Api(session, url), people, plan).run(session, url)
 
 
 async def check(url: str, result: dict[str, Any]) -> list[str]:
-    """The run's invariants on its show, and every seat paid to this client sold."""
+    """The run's invariants on its show, every seat paid to this client sold, and no server
+    error but 503 and 504. A house not sold out is a result (its row says so), not a failure."""
     failures = await invariants.check(url, {"schedule_id": result["schedule_id"]})
     sold = await invariants.sold_seats(result["schedule_id"])
     if sold < result["paid_seats"]:
         failures.append(f"{result['scenario']}: {result['paid_seats']} seats answered paid, "
                         f"{sold} sold")
-    if not result["sold_out"]:
-        failures.append(f"{result['scenario']}: not sold out, {sold} of "
-                        f"{result['capacity']} seats sold when nothing more sold")
     if errors := {k: v for k, v in result["counts"].items()
                   if k.split()[1][0] == "5" and not k.split()[1].startswith(("503", "504"))}:
         failures.append(f"{result['scenario']}: server errors {errors}")
@@ -433,4 +433,5 @@ def row(result: dict[str, Any], host: dict | None, failures: list[str], stamp: s
              ", ".join(f"{k}: {v}" for k, v in result["purchases"].items()),
              ", ".join(f"{k}: {v}" for k, v in result["counts"].items()), cpu,
              verdict, note]
+    cells = [c.replace("None", "–") for c in cells]
     return "| " + " | ".join(" ".join(c.split()).replace("|", "/") for c in cells) + " |\n"

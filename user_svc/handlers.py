@@ -222,12 +222,15 @@ async def confirm_password_reset(cmd: m.PasswordResetConfirm, ctx: Context) -> N
                                  lambda pw: _hashing(ctx, passwords(ctx.app).hash, pw))
 
 
-@handlers.event(t.TicketSold)
+# Every sale and refund of the theater passes here, most to buyers without a verified address:
+# plain asyncmy, the events that wait together in one transaction (SQLAlchemy per event cost
+# about 2 ms of CPU per sale in the sell-out bench).
+@handlers.event(t.TicketSold, plain=True)
 async def on_ticket_sold(event: t.TicketSold, tx: Tx, app: App) -> None:
     await ticket_mail.sold(event, tx, app)
 
 
-@handlers.event(t.TicketRefunded)
+@handlers.event(t.TicketRefunded, plain=True)
 async def on_ticket_refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
     await ticket_mail.refunded(event, tx, app)
 

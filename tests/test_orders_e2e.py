@@ -133,8 +133,36 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
     expected: dict[int, dict] = {}  # reservation id -> {"status", "tickets", "refunded"}
     operations = itertools.count()
 
+    def record(client, answer) -> int:
+        expected[answer.body["id"]] = {"status": "held", "tickets": [], "refunded": set(),
+                                       "client": client}
+        return answer.body["id"]
+
+    def record_paid(r: int, answer) -> None:
+        expected[r].update(status="paid", tickets=[t["id"] for t in answer.body["tickets"]])
+
+    async def steer(index: int, client) -> None:
+        """Every ending by construction: buyer ``index`` holds two seats of its own (rows 1-3)
+        and pays, cancels, leaves them to expire, or pays and refunds one ticket."""
+        row, col = 1 + index // 3, 1 + 2 * (index % 3)
+        answer = await hold(client, show, (row, col), (row, col + 1))
+        assert answer.status == 201, answer.body
+        r = record(client, answer)
+        ending = ("paid", "cancelled", "expired", "partially_refunded")[index % 4]
+        if ending in ("paid", "partially_refunded"):
+            answer = await client.post(f"/reservations/{r}/pay", {})
+            assert answer.status == 200, answer.body
+            record_paid(r, answer)
+        if ending == "partially_refunded":
+            t = expected[r]["tickets"][0]
+            assert (await client.post(f"/tickets/{t}/refund")).status == 200
+            expected[r]["refunded"].add(t)
+        elif ending == "cancelled":
+            assert (await client.delete(f"/reservations/{r}")).status == 204
+            expected[r]["status"] = "gone"
+
     async def buyer(client) -> None:
-        mine: list[int] = []
+        mine: list[int] = []  # the steered reservations are not in it: their ending stays
         while next(operations) < 200:
             choice = rng.random()
             held = [r for r in mine if expected[r]["status"] == "held"]
@@ -144,17 +172,14 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
                 pairs = {(rng.randint(1, 6), rng.randint(1, 6)) for _ in range(rng.randint(1, 3))}
                 answer = await hold(client, show, *pairs)
                 if answer.status == 201:
-                    mine.append(answer.body["id"])
-                    expected[answer.body["id"]] = {"status": "held", "tickets": [],
-                                                   "refunded": set(), "client": client}
+                    mine.append(record(client, answer))
                 else:
                     assert answer.code == "seat_unavailable", answer.body
             elif choice < 0.7 and held:
                 r = rng.choice(held)
                 answer = await client.post(f"/reservations/{r}/pay", {})
                 if answer.status == 200:
-                    expected[r].update(status="paid",
-                                       tickets=[t["id"] for t in answer.body["tickets"]])
+                    record_paid(r, answer)
                 else:
                     assert answer.code == "hold_expired", answer.body
                     expected[r]["status"] = "gone"
@@ -170,6 +195,7 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
                 expected[r]["refunded"].add(t)
             # else: leave the holds alone; some will expire
 
+    await asyncio.gather(*(steer(i, client) for i, client in enumerate(buyers)))
     await asyncio.gather(*(buyer(client) for client in buyers))
     sold = sum(len(e["tickets"]) for e in expected.values())
     refunded = sum(len(e["refunded"]) for e in expected.values())

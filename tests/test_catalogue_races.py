@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 import aio_pika
 import pytest
 
-from tests.catalogue import at, eventually, iso, listening, make_play, make_studio, rpc
+from tests.catalogue import at, iso, listening, make_play, make_show, make_studio, rpc
 from tests.conftest import ROOT
-from tests.test_sales import hold, make_show
+from tests.test_sales import hold
+from tests.waiting import eventually
 
 
 async def _consumers(system, queue: str) -> int:
@@ -46,7 +47,7 @@ async def second_processes(system, *services: str):
 
             async def consuming(queue=queue, before=before):
                 assert await _consumers(system, queue) > before
-            await eventually(consuming, within=30)
+            await eventually(consuming, timeout=30)
         yield
     finally:
         for process, log in started:
@@ -142,7 +143,7 @@ async def test_holds_during_a_show_edit_are_priced_and_timed_as_the_show_ends_up
             prices = sorted({s["price"] for h in held for s in h.body["seats"]})
             assert prices == [final["price"]], (round_, answer.status, prices)
             ids = {h.body["id"] for h in held}
-            announced = await eventually(lambda ids=ids: _all_held(events, ids), within=15)
+            announced = await eventually(lambda ids=ids: _all_held(events, ids), timeout=15)
             assert {parse(e["data"]["starts_at"]) for e in announced} == {
                 parse(final["starts_at"])}, (round_, answer.status)
             edited += answer.status == 200

@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from tests.test_sales import hold, make_show
+from tests.catalogue import make_show
+from tests.test_sales import hold
 from tests.test_sales_processes import _second_ticket_svc, _ticket_pids, bus  # noqa: F401
 
 

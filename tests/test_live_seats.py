@@ -23,8 +23,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.catalogue import make_show
 from tests.conftest import ROOT, TEST_ENV, Client
-from tests.test_sales import hold, make_show
+from tests.test_sales import hold
 
 
 async def seat_map(client, show: dict, **kw):

@@ -17,9 +17,9 @@ import pytest
 import launcher
 from messages.settings import Settings
 from tests import private_servers
+from tests.catalogue import make_show
 from tests.conftest import ADMIN_PASSWORD, NAMESPACE, ROOT, TEST_ENV, Client
 from tests.test_live_seats import open_stream, ticket_rows
-from tests.test_sales import make_show
 
 NS = f"{NAMESPACE}_brk"
 

@@ -13,10 +13,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.catalogue import make_show
 from tests.conftest import TEST_ENV
 from tests.test_door import SOON, bought, decode_qr_svg
 from tests.test_orders import NOW, Sale, Show, bus  # noqa: F401 (bus: a fixture)
-from tests.test_sales import make_show
 from user_svc.mailsink import MailSink
 
 SMTP_PORT = int(TEST_ENV["TTMS_SMTP_PORT"])

@@ -7,47 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from order_svc import tools
-from tests.conftest import TEST_ENV
-from tests.test_orders import eventually
-
-HOLD_SECONDS = int(TEST_ENV["TTMS_HOLD_SECONDS"])
-_shows = itertools.count()
-
-
-async def make_show(manager, *, rows: int, cols: int, price: int,
-                    broken: tuple[tuple[int, int], ...] = ()) -> dict:
-    n = f"{os.getpid()}_{next(_shows)}"
-    studio = await manager.post("/studios", {"name": f"Orders studio {n}", "rows": rows,
-                                             "cols": cols})
-    assert studio.status == 201, studio.body
-    if broken:
-        edit = await manager.patch(f"/studios/{studio.body['id']}/seats", {
-            "seats": [{"row": r, "col": c, "kind": "broken"} for r, c in broken]})
-        assert edit.status == 200, edit.body
-    starts_at = datetime.now(UTC) + timedelta(days=2)
-    day = starts_at.date()
-    play = await manager.post("/plays", {
-        "name": f"Orders play {n}", "kind": "opera", "rating": "all", "duration_minutes": 90,
-        "starts_on": str(day - timedelta(days=1)), "ends_on": str(day + timedelta(days=9)),
-        "price": price})
-    assert play.status == 201, play.body
-    show = await manager.post("/schedules", {"play_id": play.body["id"],
-                                             "studio_id": studio.body["id"],
-                                             "starts_at": starts_at.isoformat()})
-    assert show.status == 201, show.body
-    return show.body
-
-
-async def hold(client, show: dict, *pairs: tuple[int, int]):
-    return await client.post("/reservations", {
-        "schedule_id": show["id"], "seats": [{"row": r, "col": c} for r, c in pairs]})
+from tests.catalogue import make_show
+from tests.test_sales import HOLD_SECONDS, hold
+from tests.waiting import eventually
 
 
 async def order_of(client, reservation_id: int, status: str) -> dict:
@@ -88,7 +55,8 @@ async def assert_agrees_with_ledger(system, *shows: dict) -> None:
 
 
 async def test_orders_and_box_office_follow_real_sales(system, manager, clerk, customer):
-    show = await make_show(manager, rows=3, cols=4, price=4000, broken=((1, 1), (1, 2)))
+    show = await make_show(manager, rows=3, cols=4, price=4000,
+                           not_seats=((1, 1, "broken"), (1, 2, "broken")))
     paid = await hold(customer, show, (2, 1), (2, 2))
     assert paid.status == 201, paid.body
     order = await eventually(lambda: order_of(customer, paid.body["id"], "held"))

@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from messages.broker import Broker
 from messages.rpc import RpcClient
+from tests.catalogue import make_show
 from tests.conftest import ROOT
-from tests.test_sales import HOLD_SECONDS, eventually, hold, make_show, seat_status
+from tests.test_sales import HOLD_SECONDS, hold, seat_status
+from tests.waiting import wait_for
 
 SERVICE = {"user_id": None, "role": None}
 
@@ -103,7 +105,7 @@ async def test_ticket_svc_killed_between_hold_and_pay(system, api, manager, cust
     async def up():
         return (await api.get(f"/schedules/{show['id']}/seats")).status == 200
 
-    await eventually(up, timeout=30)
+    await wait_for(up, timeout=30)
     for _ in range(50):  # the gateway may still count no ticket_svc consumer for a second
         paid = await customer.post(f"/reservations/{to_pay.body['id']}/pay", {})
         if paid.status != 503:
@@ -120,7 +122,7 @@ async def test_ticket_svc_killed_between_hold_and_pay(system, api, manager, cust
     async def released():
         return (await seat_status(api, show))[(2, 1)] == "available"
 
-    await eventually(released, timeout=HOLD_SECONDS + 10)
+    await wait_for(released, timeout=HOLD_SECONDS + 10)
     after = await customer.get(f"/reservations/{to_expire.body['id']}")
     assert after.body["status"] == "expired"
 
@@ -134,7 +136,7 @@ async def test_each_hold_waits_in_the_delay_queue(system, manager, customer):
     names = system.settings.names
     waiting = f"{names.ns}.ticket.holds.wait.{HOLD_SECONDS * 1000}ms"
     show = await make_show(manager)
-    await eventually(lambda: _holds_work(customer, show))
+    await wait_for(lambda: _holds_work(customer, show))
     connection = await aio_pika.connect(system.settings.amqp_url)
     async with connection:
         channel = await connection.channel()
@@ -355,13 +357,13 @@ async def test_only_holds_naming_a_customer_ask_user_svc(system, api, manager, c
         async def ready():
             return (await api.get("/readyz")).status == 200
 
-        await eventually(ready, timeout=60, interval=0.5)
+        await wait_for(ready, timeout=60, interval=0.5)
 
     async def sold_on_account():
         answer = await hold(clerk, show, (1, 3), customer_id=customer.user["id"])
         return answer.status == 201
 
-    await eventually(sold_on_account, timeout=60, interval=0.5)
+    await wait_for(sold_on_account, timeout=60, interval=0.5)
     assert (await seat_status(api, show))[(1, 3)] == "held"
 
 
@@ -407,7 +409,7 @@ async def test_a_refund_or_cancel_chosen_as_a_deadlock_victim_is_run_again(syste
                     "AND t.trx_query LIKE '%UPDATE seats%'"), {"db": database})).scalar()
 
             # interval > 0.1 s: InnoDB refreshes INNODB_TRX only when unread for 0.1 s
-            await eventually(waits_for_the_seat, timeout=10, interval=0.25)
+            await wait_for(waits_for_the_seat, timeout=10, interval=0.25)
             await conn.execute(text(row_sql + " FOR UPDATE"))  # the deadlock: it loses
             await asyncio.sleep(0.3)
             await rival.rollback()

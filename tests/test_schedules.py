@@ -15,7 +15,6 @@ import aio_pika
 
 from tests.catalogue import (
     at,
-    eventually,
     iso,
     listening,
     make_play,
@@ -25,6 +24,7 @@ from tests.catalogue import (
     unique,
 )
 from tests.conftest import ROOT
+from tests.waiting import eventually
 
 
 def parse(value: str) -> datetime:
@@ -249,7 +249,7 @@ async def test_overlap_holds_with_two_play_svc_processes(manager, system, api):
     try:
         async def consuming():
             assert await _consumers(system, queue) > before
-        await eventually(consuming, within=20)
+        await eventually(consuming, timeout=20)
         play = await make_play(manager, duration_minutes=60)
         for round_ in range(3):
             studio = await make_studio(manager)
@@ -396,7 +396,7 @@ async def test_cancelling_a_show_refunds_and_is_idempotent(manager, customer, ap
     async def refunded():
         tickets = (await customer.get("/tickets", params={"schedule_id": show["id"]})).body
         assert [t["status"] for t in tickets["items"]] == ["refunded"]
-    await eventually(refunded)
+    await eventually(refunded, timeout=5)
 
 
 async def test_renaming_a_studio_renames_its_shows(manager, api):
@@ -408,7 +408,7 @@ async def test_renaming_a_studio_renames_its_shows(manager, api):
 
     async def renamed():
         assert (await api.get(f"/schedules/{show['id']}")).body["studio_name"] == name
-    await eventually(renamed)
+    await eventually(renamed, timeout=5)
     later = await make_schedule(manager, play, studio, at(days=3))
     assert later["studio_name"] == name
 
@@ -434,7 +434,7 @@ async def test_edits_wait_for_ticket_svc_rather_than_guess(manager, system, api)
     async def back():  # play_svc and the gateway see ticket_svc's consumer again in ~1 s
         assert (await manager.patch(f"/schedules/{show['id']}", {"price": 1})).status == 200
         assert (await api.get(f"/schedules/{show['id']}/seats")).status == 200
-    await eventually(back, within=30)
+    await eventually(back, timeout=30)
 
 
 async def test_catalogue_routes_are_documented(api):

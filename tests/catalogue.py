@@ -1,15 +1,15 @@
-"""Helpers for the catalogue tests (studios, plays, schedules): unique names, quick creation,
-waiting for eventually consistent answers, and listening to the catalogue's events."""
+"""Helpers for the catalogue tests (studios, plays, shows): unique names, quick creation (a
+show to sell in a studio of its own), listening to the catalogue's events and calling a
+service as another service would."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import aio_pika
 import orjson
@@ -62,16 +62,22 @@ async def make_schedule(manager: Client, play: dict, studio: dict, starts_at: da
     return answer.body
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -> Any:
-    """Retry ``check`` (an async function that asserts) until it passes or time is up."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+async def make_show(manager: Client, *, rows: int = 5, cols: int = 5, price: int = 4500,
+                    starts_in: timedelta = timedelta(days=2),
+                    not_seats: tuple[tuple[int, int, str], ...] = ()) -> dict:
+    """A show of a play of its own in a studio of its own (so shows never overlap), with
+    ``not_seats`` as (row, col, kind) places that are not plain seats."""
+    studio = await make_studio(manager, rows, cols)
+    if not_seats:
+        edit = await manager.patch(f"/studios/{studio['id']}/seats", {
+            "seats": [{"row": r, "col": c, "kind": k} for r, c, k in not_seats]})
+        assert edit.status == 200, edit.body
+    starts_at = datetime.now(UTC) + starts_in
+    day = starts_at.date()
+    play = await make_play(manager, duration_minutes=90, price=price,
+                           starts_on=str(day - timedelta(days=1)),
+                           ends_on=str(day + timedelta(days=30)))
+    return await make_schedule(manager, play, studio, starts_at)
 
 
 class Events:

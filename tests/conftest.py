@@ -26,7 +26,8 @@ import orjson
 import pytest
 
 import launcher
-from messages.broker import delete_namespace
+from messages.broker import Broker, delete_namespace
+from messages.rpc import RpcClient
 from messages.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,17 @@ def system(tmp_path_factory) -> System:
     url = launcher.up(run_dir, TEST_ENV, timeout=120)
     yield System(url, TEST_ENV, run_dir, settings)
     launcher.down(run_dir)
+
+
+@pytest.fixture
+async def service_rpc(system: System):
+    """An RPC client of the system's bus, to call a command as another service would (give
+    it a caller with no user and no role)."""
+    broker = Broker(system.settings.amqp_url, f"{system.settings.namespace}-test-rpc")
+    rpc = RpcClient(broker, system.settings.names, timeout=5)
+    await broker.start(wait=10)
+    yield rpc
+    await broker.stop()
 
 
 @dataclass

@@ -3,7 +3,9 @@ admins only through GET /audit, and never changed through the API."""
 
 from __future__ import annotations
 
-from tests.test_sales import eventually, hold, make_show
+from tests.catalogue import make_show
+from tests.test_sales import hold
+from tests.waiting import wait_for
 
 
 async def _entries(admin, **query) -> list[dict]:
@@ -47,7 +49,7 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
                   ("show_cancelled", f"schedule {other['id']}"),
                   ("play_repriced", f"play {show['play_id']}")}
         return found if wanted <= subjects else None
-    found = await eventually(all_there)
+    found = await wait_for(all_there)
     by = {(e["action"], e["subject"]): e for e in found}
     clerk_sale = by[("clerk_sale", f"reservation {sale.body['id']}")]
     assert clerk_sale["actor_id"] == clerk.user["id"] and clerk_sale["actor_role"] == "clerk"

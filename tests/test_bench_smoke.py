@@ -37,6 +37,15 @@ async def test_bench_scenarios_run_and_keep_the_invariants(system, monkeypatch):
     assert await check(system.url, state) == []
 
 
+def cells_by_column(row: str, header: str) -> dict[str, str]:
+    """A Markdown table row's cells by the column names of the header's first line; there
+    must be exactly one cell per column."""
+    cells = row.strip().strip("|").split(" | ")
+    columns = header.splitlines()[0].strip().strip("|").split(" | ")
+    assert len(cells) == len(columns)
+    return dict(zip(columns, cells, strict=True))
+
+
 def test_a_results_row_has_a_cell_for_every_column():
     class Args:
         seconds, connections, note = 15.0, 200, "a note"
@@ -44,11 +53,7 @@ def test_a_results_row_has_a_cell_for_every_column():
     results = [{"scenario": name, "requests_per_second": rps, "p50_us": 1000, "p99_us": 2000,
                 "max_us": 3000, "counts": {"200": 1, "409:seat_unavailable": 2}}
                for name, rps in (("host", 9000), ("ceiling", 5000), ("rush", 1500))]
-    row = report_row(results, [], "2026-11-26T06:00:00Z", Args)
-    cells = row.strip().strip("|").split(" | ")
-    columns = HEADER.splitlines()[0].strip().strip("|").split(" | ")
-    assert len(cells) == len(columns)
-    by_column = dict(zip(columns, cells, strict=True))
+    by_column = cells_by_column(report_row(results, [], "2026-11-26T06:00:00Z", Args), HEADER)
     assert by_column["host req/s"] == "9000"
     assert by_column["rush/ceiling"] == "30%"
     assert by_column["rush non-2xx"] == "409:seat_unavailable: 2"
@@ -66,11 +71,8 @@ def test_a_signin_row_has_a_cell_for_every_column():
                {**result("signin", 900, {"200": 80, "503:service_unavailable": 820}),
                 "signins_per_second": 8.0},
                result("after-signin", 1490, {"200": 1})]
-    row = signin_row(results, [], "2026-12-01T15:00:00Z", Args)
-    cells = row.strip().strip("|").split(" | ")
-    columns = SIGNIN_HEADER.splitlines()[0].strip().strip("|").split(" | ")
-    assert len(cells) == len(columns)
-    by_column = dict(zip(columns, cells, strict=True))
+    by_column = cells_by_column(signin_row(results, [], "2026-12-01T15:00:00Z", Args),
+                                SIGNIN_HEADER)
     assert by_column["sign-ins/s (200)"] == "8.0"
     assert by_column["signin answers"] == "200: 80, 503:service_unavailable: 820"
     assert by_column["rush after signin req/s"] == "1490"

@@ -7,7 +7,7 @@ import asyncio
 
 import orjson
 
-from tests.test_sales import make_show
+from tests.catalogue import make_show
 
 
 async def best(client, show: dict, quantity: int, together: bool = True):

@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,21 +253,28 @@ async def test_malformed_command_messages_are_dropped_without_wedging_the_server
     assert [r["text"] for r in replies] == [f"after {n}" for n in range(5)]
 
 
-async def test_concurrent_calls_are_batched_and_all_answered(bus):
+@contextmanager
+def calls_per_message(rpc: RpcClient) -> Iterator[list[int]]:
+    """How many calls each AMQP message that ``rpc`` publishes in the block carries."""
     published: list[int] = []
-    original = bus.rpc._publish
+    original = rpc._publish
 
     async def counting(service, calls):
         published.append(len(calls))
         await original(service, calls)
 
-    bus.rpc._publish = counting
+    rpc._publish = counting
     try:
+        yield published
+    finally:
+        del rpc._publish
+
+
+async def test_concurrent_calls_are_batched_and_all_answered(bus):
+    with calls_per_message(bus.rpc) as published:
         results = await asyncio.gather(*(
             bus.rpc.call("bt.echo", {"text": f"n{n}"}, {"user_id": n, "role": "customer"})
             for n in range(300)))
-    finally:
-        del bus.rpc._publish
     assert [r["text"] for r in results] == [f"n{n}" for n in range(300)]
     assert [r["user_id"] for r in results] == list(range(300))
     assert sum(published) == 300
@@ -290,19 +299,9 @@ async def test_a_slow_command_does_not_hold_back_the_others_in_its_message(bus):
         await bus.rpc.call("bt.echo", payload, ALICE, timeout=5)
         return time.monotonic() - started
 
-    published: list[int] = []
-    original = bus.rpc._publish
-
-    async def counting(service, calls):
-        published.append(len(calls))
-        await original(service, calls)
-
-    bus.rpc._publish = counting
-    try:
+    with calls_per_message(bus.rpc) as published:
         slow, *fast = await asyncio.gather(timed({"text": "slow", "sleep": 1.5}),
                                            *(timed({"text": f"f{n}"}) for n in range(5)))
-    finally:
-        del bus.rpc._publish
     assert published == [6]  # one message
     assert slow >= 1.5
     assert max(fast) < 0.7, fast
@@ -602,6 +601,30 @@ class Other(Event, type="bt.other"):
     key: str
 
 
+async def _applied_once_the_database_is_back(bus: Bus, db: Database, consumer: str,
+                                             handler: EventHandler, event: Event,
+                                             attempts: collections.Counter[str],
+                                             database_back) -> None:
+    """``event`` reaches the subscriber ``consumer`` (delivery limit 2) while its database
+    ``db`` is unreachable: no attempt gets through and nothing is dead-lettered however many
+    deliveries that takes; once ``database_back()`` ran, it is applied once."""
+    broker = Broker(SETTINGS.amqp_url, f"{NS}-{consumer}")
+    Subscriber(broker, NAMES, db, consumer, {event.type: handler}, delivery_limit=2)
+    await broker.start()
+    try:
+        await bus.publish_raw(orjson.dumps(Envelope.wrap(event, "bp").model_dump(mode="json")),
+                              routing_key=event.type)
+        await asyncio.sleep(3)  # several failed attempts, more than the delivery limit
+        assert attempts[event.key] == 0 and await bus.effects(f"{consumer}:{event.key}") == 0
+        await database_back()
+        await wait_for(lambda: bus.effects(f"{consumer}:{event.key}"), 10, 0.1, "the effect")
+        assert attempts[event.key] == 1
+        assert await _dead_letters_of(bus, consumer) == []
+    finally:
+        await broker.stop()
+        await db.dispose()
+
+
 async def test_database_outage_is_retried_in_place_not_dead_lettered(bus):
     """A subscriber whose database is unreachable keeps the event and tries again, without
     using up deliveries; once the database answers, the event is handled once."""
@@ -616,27 +639,13 @@ async def test_database_outage_is_retried_in_place_not_dead_lettered(bus):
     working = db.engine
     db.engine = create_async_engine(SETTINGS.database_url("bt").replace(
         f":{SETTINGS.db_port}/", ":1/"))  # nothing listens there
-    broker = Broker(SETTINGS.amqp_url, f"{NS}-bt3")
-    Subscriber(broker, NAMES, db, "bt3", {"bt.other": EventHandler(Other, on_other)},
-               delivery_limit=2)
-    await broker.start()
-    k = key()
-    try:
-        await bus.publish_raw(orjson.dumps(Envelope.wrap(Other(key=k), "bp").model_dump(
-            mode="json")), routing_key="bt.other")
-        await asyncio.sleep(3)  # several failed attempts, more than the delivery limit
-        assert attempts[k] == 0 and await bus.effects(f"bt3:{k}") == 0
+
+    async def database_back() -> None:
         await db.engine.dispose()
-        db.engine = working  # the database is back
-        await wait_for(lambda: bus.effects(f"bt3:{k}"), 10, 0.1, "the effect")
-        assert attempts[k] == 1
-        channel = await bus.amqp.channel()
-        dead = await channel.get_queue(NAMES.dead_letter_queue("bt3"))
-        assert await dead.get(fail=False) is None
-        await channel.close()
-    finally:
-        await broker.stop()
-        await db.dispose()
+        db.engine = working
+
+    await _applied_once_the_database_is_back(bus, db, "bt3", EventHandler(Other, on_other),
+                                             Other(key=key()), attempts, database_back)
 
 
 # -- events of plain handlers: several per transaction ----------------------------------------
@@ -853,23 +862,13 @@ async def test_plain_events_wait_out_a_database_outage(bus):
         tx.later("INSERT INTO effects (event_key) VALUES (:k)", {"k": f"bt5:{event.key}"})
 
     db = Database(SETTINGS.model_copy(update={"db_port": 1}), "bt")  # nothing listens there
-    broker = Broker(SETTINGS.amqp_url, f"{NS}-bt5")
-    Subscriber(broker, NAMES, db, "bt5",
-               {"bt.waited": EventHandler(Waited, on_waited, plain=True)}, delivery_limit=2)
-    await broker.start()
-    k = key()
-    try:
-        await bus.publish_raw(orjson.dumps(Envelope.wrap(Waited(key=k), "bp").model_dump(
-            mode="json")), routing_key="bt.waited")
-        await asyncio.sleep(3)  # several failed attempts, more than the delivery limit
-        assert attempts[k] == 0 and await bus.effects(f"bt5:{k}") == 0
-        db._settings = SETTINGS  # the database is back
-        await wait_for(lambda: bus.effects(f"bt5:{k}"), 10, 0.1, "the effect")
-        assert attempts[k] == 1
-        assert await _dead_letters_of(bus, "bt5") == []
-    finally:
-        await broker.stop()
-        await db.dispose()
+
+    async def database_back() -> None:
+        db._settings = SETTINGS
+
+    await _applied_once_the_database_is_back(
+        bus, db, "bt5", EventHandler(Waited, on_waited, plain=True), Waited(key=key()),
+        attempts, database_back)
 
 
 async def test_queued_statements_travel_with_the_next_and_fail_where_sent(bus):

@@ -5,58 +5,25 @@ while a show is being edited. Whatever wins, the catalogue and the sales must ag
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 
-import aio_pika
 import pytest
 
-from tests.catalogue import at, eventually, iso, listening, make_play, make_studio, rpc
-from tests.conftest import ROOT
-from tests.test_sales import hold, make_show
-
-
-async def _consumers(system, queue: str) -> int:
-    connection = await aio_pika.connect(system.settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return declared.declaration_result.consumer_count
+from tests.catalogue import at, iso, listening, make_play, make_show, make_studio, rpc
+from tests.processes import one_more_process
+from tests.test_sales import hold
+from tests.waiting import eventually
 
 
 @asynccontextmanager
 async def second_processes(system, *services: str):
     """One more process of each service, consuming from the same command queues."""
-    started = []
-    try:
+    async with AsyncExitStack() as stack:
         for service in services:
-            queue = system.settings.names.rpc_queue(service.removesuffix("_svc"))
-            before = await _consumers(system, queue)
-            log = open(system.run_dir / "logs" / f"{service}-race.log", "ab")  # noqa: ASYNC230
-            process = subprocess.Popen(  # noqa: ASYNC220 - waited for in the finally
-                [sys.executable, "-m", service], cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **system.env},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-            started.append((process, log))
-
-            async def consuming(queue=queue, before=before):
-                assert await _consumers(system, queue) > before
-            await eventually(consuming, within=30)
+            await stack.enter_async_context(one_more_process(system, service))
         yield
-    finally:
-        for process, log in started:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-            log.close()
 
 
 def parse(value: str) -> datetime:
@@ -142,7 +109,7 @@ async def test_holds_during_a_show_edit_are_priced_and_timed_as_the_show_ends_up
             prices = sorted({s["price"] for h in held for s in h.body["seats"]})
             assert prices == [final["price"]], (round_, answer.status, prices)
             ids = {h.body["id"] for h in held}
-            announced = await eventually(lambda ids=ids: _all_held(events, ids), within=15)
+            announced = await eventually(lambda ids=ids: _all_held(events, ids), timeout=15)
             assert {parse(e["data"]["starts_at"]) for e in announced} == {
                 parse(final["starts_at"])}, (round_, answer.status)
             edited += answer.status == 200

@@ -18,9 +18,10 @@ import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from messages.contracts.door import TicketCheckedIn
-from tests.catalogue import eventually
+from tests.catalogue import make_show
 from tests.test_orders import NOW, Sale, Show, bus, wrap  # noqa: F401 (bus: a fixture)
-from tests.test_sales import hold, make_show
+from tests.test_sales import hold
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 SOON = timedelta(minutes=30)  # inside the door window (it opens 2 h before the show)
@@ -117,7 +118,7 @@ async def test_a_sold_ticket_has_a_signed_code_that_checks_in_once(api, manager,
         assert office.status == 200, office.body
         [line] = [s for s in office.body["schedules"] if s["schedule_id"] == show["id"]]
         assert line["checked_in"] == 1 and line["no_show"] is None, line  # not ended yet
-    await eventually(attended)
+    await eventually(attended, timeout=5)
 
 
 async def test_every_refusal_at_the_door(manager, clerk, customer, new_user):
@@ -256,7 +257,7 @@ async def test_box_office_counts_check_ins_and_after_the_show_no_shows(
         [line] = office.body["schedules"]
         assert (line["sold"], line["refunded"], line["checked_in"], line["no_show"]) == (
             4, 1, 1, 2), line
-    await eventually(exact)
+    await eventually(exact, timeout=5)
 
 
 def test_production_refuses_the_development_signing_key():

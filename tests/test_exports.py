@@ -9,7 +9,9 @@ import io
 
 from openpyxl import load_workbook
 
-from tests.test_sales import eventually, hold, make_show
+from tests.catalogue import make_show
+from tests.test_sales import hold
+from tests.waiting import wait_for
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -24,7 +26,7 @@ async def _sold_play(manager, customer) -> dict:
     async def counted():
         answer = await manager.get(f"/box-office/plays/{show['play_id']}")
         return answer.body["tickets_refunded"] == 1 or None
-    await eventually(counted)
+    await wait_for(counted)
     return show
 
 

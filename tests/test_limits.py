@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from tests.test_sales import hold, make_show
-from tests.test_sales_processes import _second_ticket_svc, _ticket_pids, bus  # noqa: F401
+from tests.catalogue import make_show
+from tests.processes import second_ticket_svc
+from tests.test_sales import hold
 
 
 async def capped_show(manager, cap: int | None, **kw) -> dict:
@@ -82,12 +83,11 @@ async def test_a_show_without_a_cap_sells_without_limit(manager, customer):
 
 @pytest.mark.slow
 async def test_two_ticket_processes_cannot_pass_one_accounts_cap_together(
-        system, manager, new_user, bus):  # noqa: F811
+        system, manager, new_user, service_rpc):
     """Concurrent holds of one account, on distinct seats, spread over two ticket_svc
     processes: the account's row lock counts them one after another."""
     cap = 3
-    with _second_ticket_svc(system):
-        assert len(await _ticket_pids(bus)) == 2, "the second ticket_svc never answered"
+    async with second_ticket_svc(system, service_rpc):
         for _ in range(4):
             show = await capped_show(manager, cap, rows=4, cols=10)
             buyer = await new_user()

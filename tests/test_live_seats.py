@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
-import socket
-import subprocess
-import sys
 import time
 
 import aiohttp
@@ -23,8 +20,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import ROOT, TEST_ENV, Client
-from tests.test_sales import hold, make_show
+from tests.catalogue import make_show
+from tests.conftest import Client
+from tests.private_servers import free_port
+from tests.processes import another_gateway, extra_process, until_ready
+from tests.test_sales import hold
 
 
 async def seat_map(client, show: dict, **kw):
@@ -121,39 +121,11 @@ async def test_etag_304_and_br_or_gzip_once_per_version(api, manager, customer):
     assert statuses(changed)[(2, 2)] == "held"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_gateway(port: int, run_dir, **extra: str):
-    env = {**os.environ, **TEST_ENV, "TTMS_GATEWAY_PORT": str(port),
-           "TTMS_GATEWAY_PROCESSES": "1", **extra}
-    log = open(run_dir / "logs" / "gateway-second.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log
-
-
 @pytest.fixture(scope="module")
 async def second_gateway(api, system):
     """Another gateway process of the same deployment."""
-    port = _free_port()
-    proc, log = _start_gateway(port, system.run_dir)
-    client = Client(api.session, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if (await client.get("/readyz")).status == 200:
-                    break
-            except aiohttp.ClientError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "no second gateway"
-            await asyncio.sleep(0.3)
+    async with another_gateway(system, api) as client:
         yield client
-    finally:
-        _stop(proc, log)
 
 
 async def test_another_gateway_sees_a_write_from_the_events(api, manager, customer,
@@ -329,46 +301,23 @@ async def test_without_accepting_event_stream_the_stream_is_one_snapshot(api, ma
     assert answer.status == 200 and answer.body.startswith("event: snapshot\nid: 0\n")
 
 
-async def _ready(client, proc) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if (await client.get("/readyz")).status == 200:
-                return
-        except aiohttp.ClientError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
-        await asyncio.sleep(0.3)
-
-
-def _stop(proc, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-
-
 async def test_a_gateway_restart_with_watchers_ends_with_ticket_svcs_rows(api, system, manager,
                                                                          customer):
     """A watcher of a gateway that restarts reconnects (as EventSource does, with its
     Last-Event-ID) to a gateway that remembers nothing: it gets a snapshot equal to
     ticket_svc's rows, then the changes after it."""
     show = await make_show(manager, rows=3, cols=4)
-    port = _free_port()
+    port = free_port()
     client = Client(api.session, f"http://127.0.0.1:{port}")
-    proc, log = _start_gateway(port, system.run_dir)
-    try:
-        await _ready(client, proc)
+    env = {"TTMS_GATEWAY_PORT": str(port), "TTMS_GATEWAY_PROCESSES": "1"}
+    with extra_process(system, "gateway", "gateway-second", **env) as proc:
+        await until_ready(client, proc)
         response, stream = await open_stream(client, show)
         _, version, _ = await stream.next()
-        _stop(proc, log)
-        response.close()
-        assert (await hold(customer, show, (1, 2))).status == 201  # while it is away
-        proc, log = _start_gateway(port, system.run_dir)
-        await _ready(client, proc)
+    response.close()
+    assert (await hold(customer, show, (1, 2))).status == 201  # while it is away
+    with extra_process(system, "gateway", "gateway-second", **env) as proc:
+        await until_ready(client, proc)
         response, stream = await open_stream(client, show, last_id=version)
         kind, at, snap = await stream.next()
         truth_version, truth = await ticket_rows(system, show)
@@ -379,9 +328,6 @@ async def test_a_gateway_restart_with_watchers_ends_with_ticket_svcs_rows(api, s
         assert kind == "changes" and at == truth_version + 1
         assert changes["seats"] == [{"row": 3, "col": 4, "status": "held"}]
         response.close()
-    finally:
-        if proc.poll() is None:
-            _stop(proc, log)
 
 
 # -- keep-alive and release (a gateway of its own: a short keep-alive, its own /metrics) ------
@@ -398,14 +344,9 @@ async def _gauge(client, name: str) -> float:
 @pytest.fixture(scope="module")
 async def quick_gateway(api, system):
     """A gateway process whose streams send their keep-alive comment after 1 s of quiet."""
-    port = _free_port()
-    proc, log = _start_gateway(port, system.run_dir, TTMS_SEAT_STREAM_KEEPALIVE_SECONDS="1")
-    client = Client(api.session, f"http://127.0.0.1:{port}")
-    try:
-        await _ready(client, proc)
+    async with another_gateway(system, api, "gateway-quick",
+                               TTMS_SEAT_STREAM_KEEPALIVE_SECONDS="1") as client:
         yield client
-    finally:
-        _stop(proc, log)
 
 
 async def test_an_idle_stream_gets_keep_alive_comments(manager, quick_gateway):

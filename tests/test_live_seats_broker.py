@@ -17,9 +17,10 @@ import pytest
 import launcher
 from messages.settings import Settings
 from tests import private_servers
+from tests.catalogue import make_show
 from tests.conftest import ADMIN_PASSWORD, NAMESPACE, ROOT, TEST_ENV, Client
+from tests.processes import until_ready
 from tests.test_live_seats import open_stream, ticket_rows
-from tests.test_sales import make_show
 
 NS = f"{NAMESPACE}_brk"
 
@@ -32,18 +33,6 @@ def _migrations(env: dict[str, str], command: str) -> None:
 class _System:
     def __init__(self, settings: Settings, run_dir) -> None:
         self.settings, self.run_dir = settings, run_dir
-
-
-async def _ready(client: Client, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if (await client.get("/readyz")).status == 200:
-                return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline, "the system did not come back"
-        await asyncio.sleep(0.5)
 
 
 async def _retrying(send):
@@ -63,18 +52,19 @@ def test_a_broker_restart_with_a_watcher_ends_with_ticket_svcs_rows(tmp_path):
     env = {**TEST_ENV, "TTMS_NAMESPACE": NS, "TTMS_GATEWAY_PORT": str(port),
            "TTMS_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{server.port}/"}
     run_dir = tmp_path / "run"
+    servers = [server]  # the last one runs, also when the test fails after the restart
     try:
         _migrations(env, "drop")
         url = launcher.up(run_dir, env, timeout=120)
         settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in env.items()})
-        server = asyncio.run(_watch_through_a_restart(url, server, _System(settings, run_dir)))
+        asyncio.run(_watch_through_a_restart(url, servers, _System(settings, run_dir)))
     finally:
         launcher.down(run_dir)
-        server.stop()
+        servers[-1].stop()
         _migrations(env, "drop")
 
 
-async def _watch_through_a_restart(url: str, server, system: _System):
+async def _watch_through_a_restart(url: str, servers: list, system: _System) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         api = Client(session, url)
         login = await api.post("/auth/login", {"username": "admin",
@@ -103,10 +93,9 @@ async def _watch_through_a_restart(url: str, server, system: _System):
             apply(kind, data)
             assert seats[1, 1] == "held"
 
-            port = server.port
-            server.stop()  # the broker goes, and comes back empty on the same port
-            server = private_servers.start_rabbitmq(f"{NS}_rmq", port=port)
-            await _ready(api, 90)
+            servers[-1].stop()  # the broker goes, and comes back empty on the same port
+            servers.append(private_servers.start_rabbitmq(f"{NS}_rmq", port=servers[-1].port))
+            await until_ready(api, within=90, interval=0.5)
             held = await _retrying(lambda: buyer.post("/reservations", {
                 "schedule_id": show["id"], "seats": [{"row": 2, "col": 2}]}))
             assert held.status == 201, held.body
@@ -124,4 +113,3 @@ async def _watch_through_a_restart(url: str, server, system: _System):
             assert seats[2, 2] == "held"
         finally:
             response.close()
-    return server

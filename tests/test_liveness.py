@@ -148,26 +148,26 @@ async def _rows(db: Database, table: str, key: str) -> int:
     return n
 
 
-@pytest.fixture(scope="module")
-def private_broker():
-    server = private_servers.start_rabbitmq(f"{NS}_rmq")
+def _served(server: private_servers.PrivateServer | None, missing: str):
+    """The fixture's server until the module ends; the module is skipped without one."""
     if server is None:
-        pytest.skip("no RabbitMQ binaries (/usr/lib/rabbitmq/bin/rabbitmq-server, erl)")
+        pytest.skip(f"no {missing} binaries")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_broker():
+    yield from _served(private_servers.start_rabbitmq(f"{NS}_rmq"),
+                       "RabbitMQ (/usr/lib/rabbitmq/bin/rabbitmq-server, erl)")
 
 
 @pytest.fixture(scope="module")
 def private_database():
-    server = private_servers.start_mariadb(f"{NS}_db")
-    if server is None:
-        pytest.skip("no MariaDB binaries (mariadbd, mariadb-install-db)")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _served(private_servers.start_mariadb(f"{NS}_db"),
+                       "MariaDB (mariadbd, mariadb-install-db)")
 
 
 # -- a frozen broker ------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from sqlalchemy import event
 
 from messages.db import Database
 from messages.settings import Settings
+from tests.catalogue import make_show
 from tests.conftest import TEST_ENV
 from tests.test_door import SOON, bought, decode_qr_svg
 from tests.test_orders import NOW, Sale, Show, bus  # noqa: F401 (bus: a fixture)
-from tests.test_sales import make_show
 from user_svc import password_reset
 from user_svc.mailsink import MailSink
 

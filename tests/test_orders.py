@@ -20,6 +20,7 @@ from messages.contracts import play as p
 from messages.contracts import studio as st
 from messages.contracts import ticket as t
 from messages.contracts.base import Envelope, Event
+from tests.waiting import eventually
 
 _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -73,18 +74,6 @@ async def bus(system):
 
 def wrap(event: Event, producer: str = "ticket") -> Envelope:
     return Envelope.wrap(event, producer)
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.1):
-    """Retry ``check`` (an async callable raising AssertionError) until it passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(interval)
 
 
 # -- a show and its sales, as events --------------------------------------------------------

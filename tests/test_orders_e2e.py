@@ -7,47 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from order_svc import tools
-from tests.conftest import TEST_ENV
-from tests.test_orders import eventually
-
-HOLD_SECONDS = int(TEST_ENV["TTMS_HOLD_SECONDS"])
-_shows = itertools.count()
-
-
-async def make_show(manager, *, rows: int, cols: int, price: int,
-                    broken: tuple[tuple[int, int], ...] = ()) -> dict:
-    n = f"{os.getpid()}_{next(_shows)}"
-    studio = await manager.post("/studios", {"name": f"Orders studio {n}", "rows": rows,
-                                             "cols": cols})
-    assert studio.status == 201, studio.body
-    if broken:
-        edit = await manager.patch(f"/studios/{studio.body['id']}/seats", {
-            "seats": [{"row": r, "col": c, "kind": "broken"} for r, c in broken]})
-        assert edit.status == 200, edit.body
-    starts_at = datetime.now(UTC) + timedelta(days=2)
-    day = starts_at.date()
-    play = await manager.post("/plays", {
-        "name": f"Orders play {n}", "kind": "opera", "rating": "all", "duration_minutes": 90,
-        "starts_on": str(day - timedelta(days=1)), "ends_on": str(day + timedelta(days=9)),
-        "price": price})
-    assert play.status == 201, play.body
-    show = await manager.post("/schedules", {"play_id": play.body["id"],
-                                             "studio_id": studio.body["id"],
-                                             "starts_at": starts_at.isoformat()})
-    assert show.status == 201, show.body
-    return show.body
-
-
-async def hold(client, show: dict, *pairs: tuple[int, int]):
-    return await client.post("/reservations", {
-        "schedule_id": show["id"], "seats": [{"row": r, "col": c} for r, c in pairs]})
+from tests.catalogue import make_show
+from tests.test_sales import HOLD_SECONDS, hold
+from tests.waiting import eventually
 
 
 async def order_of(client, reservation_id: int, status: str) -> dict:
@@ -88,7 +55,8 @@ async def assert_agrees_with_ledger(system, *shows: dict) -> None:
 
 
 async def test_orders_and_box_office_follow_real_sales(system, manager, clerk, customer):
-    show = await make_show(manager, rows=3, cols=4, price=4000, broken=((1, 1), (1, 2)))
+    show = await make_show(manager, rows=3, cols=4, price=4000,
+                           not_seats=((1, 1, "broken"), (1, 2, "broken")))
     paid = await hold(customer, show, (2, 1), (2, 2))
     assert paid.status == 201, paid.body
     order = await eventually(lambda: order_of(customer, paid.body["id"], "held"))
@@ -133,8 +101,36 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
     expected: dict[int, dict] = {}  # reservation id -> {"status", "tickets", "refunded"}
     operations = itertools.count()
 
+    def record(client, answer) -> int:
+        expected[answer.body["id"]] = {"status": "held", "tickets": [], "refunded": set(),
+                                       "client": client}
+        return answer.body["id"]
+
+    def record_paid(r: int, answer) -> None:
+        expected[r].update(status="paid", tickets=[t["id"] for t in answer.body["tickets"]])
+
+    async def steer(index: int, client) -> None:
+        """Every ending by construction: buyer ``index`` holds two seats of its own (rows 1-3)
+        and pays, cancels, leaves them to expire, or pays and refunds one ticket."""
+        row, col = 1 + index // 3, 1 + 2 * (index % 3)
+        answer = await hold(client, show, (row, col), (row, col + 1))
+        assert answer.status == 201, answer.body
+        r = record(client, answer)
+        ending = ("paid", "cancelled", "expired", "partially_refunded")[index % 4]
+        if ending in ("paid", "partially_refunded"):
+            answer = await client.post(f"/reservations/{r}/pay", {})
+            assert answer.status == 200, answer.body
+            record_paid(r, answer)
+        if ending == "partially_refunded":
+            t = expected[r]["tickets"][0]
+            assert (await client.post(f"/tickets/{t}/refund")).status == 200
+            expected[r]["refunded"].add(t)
+        elif ending == "cancelled":
+            assert (await client.delete(f"/reservations/{r}")).status == 204
+            expected[r]["status"] = "gone"
+
     async def buyer(client) -> None:
-        mine: list[int] = []
+        mine: list[int] = []  # the steered reservations are not in it: their ending stays
         while next(operations) < 200:
             choice = rng.random()
             held = [r for r in mine if expected[r]["status"] == "held"]
@@ -144,17 +140,14 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
                 pairs = {(rng.randint(1, 6), rng.randint(1, 6)) for _ in range(rng.randint(1, 3))}
                 answer = await hold(client, show, *pairs)
                 if answer.status == 201:
-                    mine.append(answer.body["id"])
-                    expected[answer.body["id"]] = {"status": "held", "tickets": [],
-                                                   "refunded": set(), "client": client}
+                    mine.append(record(client, answer))
                 else:
                     assert answer.code == "seat_unavailable", answer.body
             elif choice < 0.7 and held:
                 r = rng.choice(held)
                 answer = await client.post(f"/reservations/{r}/pay", {})
                 if answer.status == 200:
-                    expected[r].update(status="paid",
-                                       tickets=[t["id"] for t in answer.body["tickets"]])
+                    record_paid(r, answer)
                 else:
                     assert answer.code == "hold_expired", answer.body
                     expected[r]["status"] = "gone"
@@ -170,6 +163,7 @@ async def test_totals_exact_after_200_random_operations_from_concurrent_clients(
                 expected[r]["refunded"].add(t)
             # else: leave the holds alone; some will expire
 
+    await asyncio.gather(*(steer(i, client) for i, client in enumerate(buyers)))
     await asyncio.gather(*(buyer(client) for client in buyers))
     sold = sum(len(e["tickets"]) for e in expected.values())
     refunded = sum(len(e["refunded"]) for e in expected.values())

@@ -13,6 +13,7 @@ from tests.catalogue import (
     play_body,
     unique,
 )
+from tests.test_sales import hold
 
 
 async def test_create_and_read_a_play_without_a_token(manager, api):
@@ -173,10 +174,9 @@ async def test_delete_a_play_refused_while_an_upcoming_show_has_tickets_sold(
     play = await make_play(manager)
     studio = await make_studio(manager, rows=2, cols=2)
     show = await make_schedule(manager, play, studio, at(days=2))
-    hold = await customer.post("/reservations", {"schedule_id": show["id"],
-                                                 "seats": [{"row": 1, "col": 1}]})
-    assert hold.status == 201, hold.body
-    paid = await customer.post(f"/reservations/{hold.body['id']}/pay", {})
+    held = await hold(customer, show, (1, 1))
+    assert held.status == 201, held.body
+    paid = await customer.post(f"/reservations/{held.body['id']}/pay", {})
     assert paid.status == 200, paid.body
     answer = await manager.delete(f"/plays/{play['id']}")
     assert answer.status == 409 and answer.code == "conflict"
@@ -191,8 +191,7 @@ async def test_delete_a_play_with_only_held_seats_releases_them(manager, custome
     play = await make_play(manager)
     studio = await make_studio(manager, rows=2, cols=2)
     show = await make_schedule(manager, play, studio, at(days=2))
-    hold = await customer.post("/reservations", {"schedule_id": show["id"],
-                                                 "seats": [{"row": 1, "col": 2}]})
-    assert hold.status == 201, hold.body
+    held = await hold(customer, show, (1, 2))
+    assert held.status == 201, held.body
     assert (await manager.delete(f"/plays/{play['id']}")).status == 204
     assert (await api.get(f"/schedules/{show['id']}")).body["status"] == "cancelled"

@@ -8,42 +8,16 @@ TTMS_SWEEP_INTERVAL_SECONDS=1.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random
 from datetime import UTC, datetime, timedelta
 
+from tests.catalogue import make_show
 from tests.conftest import TEST_ENV
+from tests.waiting import wait_for
 
 HOLD_SECONDS = int(TEST_ENV["TTMS_HOLD_SECONDS"])
 CUTOFF = timedelta(minutes=int(TEST_ENV["TTMS_SALES_CUTOFF_MINUTES"]))
-_shows = itertools.count()
-
-
-async def make_show(manager, *, rows: int = 5, cols: int = 5, price: int = 4500,
-                    starts_in: timedelta = timedelta(days=2),
-                    not_seats: tuple[tuple[int, int, str], ...] = ()) -> dict:
-    """A show in a studio of its own (so shows never overlap)."""
-    n = f"{os.getpid()}_{next(_shows)}"
-    studio = await manager.post("/studios", {"name": f"Sales studio {n}", "rows": rows,
-                                             "cols": cols})
-    assert studio.status == 201, studio.body
-    if not_seats:
-        edit = await manager.patch(f"/studios/{studio.body['id']}/seats", {
-            "seats": [{"row": r, "col": c, "kind": k} for r, c, k in not_seats]})
-        assert edit.status == 200, edit.body
-    starts_at = datetime.now(UTC) + starts_in
-    today = starts_at.date()
-    play = await manager.post("/plays", {
-        "name": f"Sales play {n}", "kind": "drama", "rating": "all", "duration_minutes": 90,
-        "starts_on": str(today - timedelta(days=1)), "ends_on": str(today + timedelta(days=30)),
-        "price": price})
-    assert play.status == 201, play.body
-    show = await manager.post("/schedules", {"play_id": play.body["id"],
-                                             "studio_id": studio.body["id"],
-                                             "starts_at": starts_at.isoformat()})
-    assert show.status == 201, show.body
-    return show.body
 
 
 def seats(*pairs: tuple[int, int]) -> list[dict]:
@@ -61,17 +35,6 @@ async def seat_status(api, show: dict) -> dict[tuple[int, int], str]:
     answer = await api.get(f"/schedules/{show['id']}/seats")
     assert answer.status == 200, answer.body
     return {(s["row"], s["col"]): s["status"] for s in answer.body["seats"]}
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.2):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 # -- seat map and inventory -------------------------------------------------------------------
@@ -289,7 +252,7 @@ async def test_an_unpaid_hold_expires_and_cannot_be_paid(api, manager, customer)
     async def released():
         return (await seat_status(api, show))[(2, 2)] == "available"
 
-    await eventually(released, timeout=HOLD_SECONDS + 5)
+    await wait_for(released, timeout=HOLD_SECONDS + 5)
     after = await customer.get(f"/reservations/{r['id']}")
     assert after.body["status"] == "expired"
     pay = await customer.post(f"/reservations/{r['id']}/pay", {})
@@ -439,7 +402,7 @@ async def test_show_edits_are_refused_once_seats_are_held(manager, customer):
         m = await customer.get(f"/schedules/{show['id']}/seats")
         return m.body["seats"][0]["price"] == 5000
 
-    await eventually(repriced)
+    await wait_for(repriced)
     assert (await hold(customer, show, (1, 1))).status == 201
     refused = await manager.patch(f"/schedules/{show['id']}", {"price": 6000})
     assert refused.status == 409, refused.body
@@ -460,7 +423,7 @@ async def test_a_cancelled_show_releases_holds_and_refunds_tickets(api, manager,
         t = await other.get("/tickets", params={"schedule_id": show["id"]})
         return r.body["status"] == "cancelled" and t.body["items"][0]["status"] == "refunded"
 
-    await eventually(settled)
+    await wait_for(settled)
     late = await hold(customer, show, (3, 3))
     assert late.status == 409 and late.code == "sales_closed"
 
@@ -474,13 +437,13 @@ async def test_each_step_reaches_the_order(manager, customer):
         answer = await customer.get(f"/orders/{r['id']}")
         return answer.body if answer.status == 200 and answer.body["status"] == status else None
 
-    held = await eventually(lambda: order_is("held"))
+    held = await wait_for(lambda: order_is("held"))
     assert held["total"] == 5000 and held["play_id"] == show["play_id"]
     paid = await customer.post(f"/reservations/{r['id']}/pay", {})
-    await eventually(lambda: order_is("paid"))
+    await wait_for(lambda: order_is("paid"))
     refund = await customer.post(f"/tickets/{paid.body['tickets'][0]['id']}/refund")
     assert refund.status == 200
-    partly = await eventually(lambda: order_is("partially_refunded"))
+    partly = await wait_for(lambda: order_is("partially_refunded"))
     assert partly["refunded_total"] == 2500
 
 

@@ -4,11 +4,8 @@ call (ticket.sales_activity, ticket.ledger) and the delay queue, seen from the b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import aio_pika
@@ -16,59 +13,31 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from messages.broker import Broker
-from messages.rpc import RpcClient
-from tests.conftest import ROOT
-from tests.test_sales import HOLD_SECONDS, eventually, hold, make_show, seat_status
+from tests.catalogue import make_show
+from tests.processes import second_ticket_svc
+from tests.test_sales import HOLD_SECONDS, hold, seat_status
+from tests.waiting import wait_for
 
 SERVICE = {"user_id": None, "role": None}
 
 
-@pytest.fixture
-async def bus(system):
-    broker = Broker(system.settings.amqp_url, "test-sales-bus")
-    rpc = RpcClient(broker, system.settings.names, 5)
-    await broker.start()
-    yield rpc
-    await broker.stop()
-
-
-async def _ticket_pids(bus, tries: int = 40) -> set[int]:
-    pids = set()
-    for _ in range(tries):
-        answers = await asyncio.gather(*(bus.ping("ticket") for _ in range(8)),
-                                       return_exceptions=True)
-        pids |= {a["pid"] for a in answers if isinstance(a, dict)}
-        if len(pids) > 1:
-            break
-        await asyncio.sleep(0.25)
-    return pids
-
-
-@contextlib.contextmanager
-def _second_ticket_svc(system):
-    """A second ticket_svc process beside the session's one, stopped on the way out."""
-    log = open(system.run_dir / "logs" / "ticket_svc-2.log", "ab")
-    second = subprocess.Popen(
-        [sys.executable, "-m", "ticket_svc"], cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **system.env},
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield second
-    finally:
-        second.terminate()
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait(5)
-        log.close()
+async def tickets_of(clerk, show: dict) -> list[dict]:
+    """Every ticket of the show, sold or refunded, from all pages of GET /tickets."""
+    tickets, page = [], 1
+    while True:
+        answer = await clerk.get("/tickets", params={"schedule_id": show["id"],
+                                                     "page_size": 100, "page": page})
+        assert answer.status == 200, answer.body
+        tickets += answer.body["items"]
+        if len(tickets) >= answer.body["total"]:
+            return tickets
+        page += 1
 
 
 @pytest.mark.slow
-async def test_two_ticket_processes_sell_each_seat_once(system, api, manager, new_user, bus):
-    with _second_ticket_svc(system):
-        assert len(await _ticket_pids(bus)) == 2, "the second ticket_svc never answered"
+async def test_two_ticket_processes_sell_each_seat_once(system, api, manager, new_user,
+                                                        service_rpc):
+    async with second_ticket_svc(system, service_rpc):
         show = await make_show(manager, rows=2, cols=6)
         buyers = await asyncio.gather(*(new_user() for _ in range(40)))
         wanted = [[(1 + i % 2, 1 + (i + k) % 6) for k in range(1 + i % 3)] for i in range(40)]
@@ -87,7 +56,8 @@ async def test_two_ticket_processes_sell_each_seat_once(system, api, manager, ne
                                       for _ in range(6)))
         assert {p.status for p in paid} == {200}, [p.body for p in paid]
         assert len({tuple(t["id"] for t in p.body["tickets"]) for p in paid}) == 1
-        sold = await bus.call("ticket.sales_activity", {"schedule_ids": [show["id"]]}, SERVICE)
+        sold = await service_rpc.call("ticket.sales_activity", {"schedule_ids": [show["id"]]},
+                                      SERVICE)
         assert sold["schedules"][0]["sold"] == len(target["seats"])
 
 
@@ -103,7 +73,7 @@ async def test_ticket_svc_killed_between_hold_and_pay(system, api, manager, cust
     async def up():
         return (await api.get(f"/schedules/{show['id']}/seats")).status == 200
 
-    await eventually(up, timeout=30)
+    await wait_for(up, timeout=30)
     for _ in range(50):  # the gateway may still count no ticket_svc consumer for a second
         paid = await customer.post(f"/reservations/{to_pay.body['id']}/pay", {})
         if paid.status != 503:
@@ -120,7 +90,7 @@ async def test_ticket_svc_killed_between_hold_and_pay(system, api, manager, cust
     async def released():
         return (await seat_status(api, show))[(2, 1)] == "available"
 
-    await eventually(released, timeout=HOLD_SECONDS + 10)
+    await wait_for(released, timeout=HOLD_SECONDS + 10)
     after = await customer.get(f"/reservations/{to_expire.body['id']}")
     assert after.body["status"] == "expired"
 
@@ -134,7 +104,7 @@ async def test_each_hold_waits_in_the_delay_queue(system, manager, customer):
     names = system.settings.names
     waiting = f"{names.ns}.ticket.holds.wait.{HOLD_SECONDS * 1000}ms"
     show = await make_show(manager)
-    await eventually(lambda: _holds_work(customer, show))
+    await wait_for(lambda: _holds_work(customer, show))
     connection = await aio_pika.connect(system.settings.amqp_url)
     async with connection:
         channel = await connection.channel()
@@ -146,7 +116,7 @@ async def test_each_hold_waits_in_the_delay_queue(system, manager, customer):
         assert queue.declaration_result.message_count >= before + 2 - 1  # one may be due
 
 
-async def test_sales_activity_and_ledger(manager, customer, bus):
+async def test_sales_activity_and_ledger(manager, customer, service_rpc):
     show = await make_show(manager, price=1000)
     paid = (await hold(customer, show, (1, 1), (1, 2))).body
     answer = await customer.post(f"/reservations/{paid['id']}/pay", {})
@@ -155,12 +125,12 @@ async def test_sales_activity_and_ledger(manager, customer, bus):
     refund = await customer.post(f"/tickets/{answer.body['tickets'][0]['id']}/refund")
     assert refund.status == 200
 
-    activity = await bus.call("ticket.sales_activity",
+    activity = await service_rpc.call("ticket.sales_activity",
                               {"schedule_ids": [show["id"], 999999999]}, SERVICE)
     assert activity == {"schedules": [
         {"schedule_id": show["id"], "held": 1, "sold": 1},
         {"schedule_id": 999999999, "held": 0, "sold": 0}]}
-    ledger = await bus.call("ticket.ledger", {}, SERVICE)
+    ledger = await service_rpc.call("ticket.ledger", {}, SERVICE)
     line = next(s for s in ledger["schedules"] if s["schedule_id"] == show["id"])
     assert line == {"schedule_id": show["id"], "play_id": show["play_id"],
                     "studio_id": show["studio_id"], "tickets_sold": 2, "tickets_refunded": 1,
@@ -195,14 +165,7 @@ async def test_holds_payments_cancels_and_refunds_at_once_stay_consistent(api, m
 
     await asyncio.gather(*(buyer(b, n) for n, b in enumerate(buyers)))
     assert set(statuses) <= {200, 201, 204, 409}, sorted(set(statuses))
-    tickets, page = [], 1
-    while True:
-        answer = await clerk.get("/tickets", params={"schedule_id": show["id"],
-                                                     "page_size": 100, "page": page})
-        tickets += answer.body["items"]
-        if len(tickets) >= answer.body["total"]:
-            break
-        page += 1
+    tickets = await tickets_of(clerk, show)
     sold_seats = [(t["row"], t["col"]) for t in tickets if t["status"] == "sold"]
     assert len(sold_seats) == len(set(sold_seats))  # never sold twice
     status = await seat_status(api, show)
@@ -272,13 +235,12 @@ async def test_an_idempotency_key_left_pending_or_a_day_old_is_taken_over(system
 
 @pytest.mark.slow
 async def test_refunds_holds_and_payments_of_the_same_seats_at_once_never_answer_503(
-        system, api, manager, clerk, new_user, bus):
+        system, api, manager, clerk, new_user, service_rpc):
     """Issue 16 point 7: many buyers, two ticket_svc processes, six seats: each buyer holds,
     pays, cancels or lets the hold expire, and refunds what it paid at once, so refunds free
     seats that holds and payments are fighting for. No answer is a 5xx (a deadlock is
     retried, not answered 503), and afterwards seats agree with tickets and the ledger."""
-    with _second_ticket_svc(system):
-        assert len(await _ticket_pids(bus)) == 2, "the second ticket_svc never answered"
+    async with second_ticket_svc(system, service_rpc):
         show = await make_show(manager, rows=1, cols=6)
         places = [(1, c) for c in range(1, 7)]
         buyers = await asyncio.gather(*(new_user() for _ in range(64)))
@@ -315,20 +277,13 @@ async def test_refunds_holds_and_payments_of_the_same_seats_at_once_never_answer
     assert {a.status for got in answers.values() for a in got} <= {200, 201, 204, 409}
     refunded = sum(a.status == 200 for a in answers["refund"])
     assert refunded >= 10, {k: len(v) for k, v in answers.items()}
-    tickets, page = [], 1
-    while True:
-        listed = await clerk.get("/tickets", params={"schedule_id": show["id"],
-                                                     "page_size": 100, "page": page})
-        tickets += listed.body["items"]
-        if len(tickets) >= listed.body["total"]:
-            break
-        page += 1
+    tickets = await tickets_of(clerk, show)
     sold = [(t["row"], t["col"]) for t in tickets if t["status"] == "sold"]
     assert len(sold) == len(set(sold))  # never sold twice
     assert sum(t["status"] == "refunded" for t in tickets) == refunded
     status = await seat_status(api, show)
     assert {k for k, v in status.items() if v == "sold"} == set(sold)
-    ledger = await bus.call("ticket.ledger", {}, SERVICE)
+    ledger = await service_rpc.call("ticket.ledger", {}, SERVICE)
     line = next(s for s in ledger["schedules"] if s["schedule_id"] == show["id"])
     assert (line["tickets_sold"], line["tickets_refunded"]) == (len(tickets), refunded)
 
@@ -355,13 +310,13 @@ async def test_only_holds_naming_a_customer_ask_user_svc(system, api, manager, c
         async def ready():
             return (await api.get("/readyz")).status == 200
 
-        await eventually(ready, timeout=60, interval=0.5)
+        await wait_for(ready, timeout=60, interval=0.5)
 
     async def sold_on_account():
         answer = await hold(clerk, show, (1, 3), customer_id=customer.user["id"])
         return answer.status == 201
 
-    await eventually(sold_on_account, timeout=60, interval=0.5)
+    await wait_for(sold_on_account, timeout=60, interval=0.5)
     assert (await seat_status(api, show))[(1, 3)] == "held"
 
 
@@ -407,7 +362,7 @@ async def test_a_refund_or_cancel_chosen_as_a_deadlock_victim_is_run_again(syste
                     "AND t.trx_query LIKE '%UPDATE seats%'"), {"db": database})).scalar()
 
             # interval > 0.1 s: InnoDB refreshes INNODB_TRX only when unread for 0.1 s
-            await eventually(waits_for_the_seat, timeout=10, interval=0.25)
+            await wait_for(waits_for_the_seat, timeout=10, interval=0.25)
             await conn.execute(text(row_sql + " FOR UPDATE"))  # the deadlock: it loses
             await asyncio.sleep(0.3)
             await rival.rollback()
@@ -424,15 +379,14 @@ async def test_a_refund_or_cancel_chosen_as_a_deadlock_victim_is_run_again(syste
 
 @pytest.mark.slow
 async def test_two_holds_never_leave_a_single_seat_together(system, api, manager, new_user,
-                                                             bus):
+                                                             service_rpc):
     """Issue 14: ``no_single_gaps`` is decided in the database. In each 3-seat row two buyers
     at once hold the two ends, through two ticket_svc processes: each alone leaves no lone
     seat, both together would leave the middle one alone, so at most one of them (here: exactly
     one) holds, the other is 409 ``single_seat_gap``. (When the rule read without locking,
     both could pass and leave the gap.)"""
     rows = 16
-    with _second_ticket_svc(system):
-        assert len(await _ticket_pids(bus)) == 2, "the second ticket_svc never answered"
+    async with second_ticket_svc(system, service_rpc):
         show = await make_show(manager, rows=rows, cols=3)
         on = await manager.patch(f"/schedules/{show['id']}/seat-rules",
                                  {"no_single_gaps": True})

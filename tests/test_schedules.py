@@ -4,18 +4,11 @@ for the seat map, → ticket_svc for sales activity)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import date, datetime, timedelta
 
-import aio_pika
-
 from tests.catalogue import (
     at,
-    eventually,
     iso,
     listening,
     make_play,
@@ -24,7 +17,9 @@ from tests.catalogue import (
     rpc,
     unique,
 )
-from tests.conftest import ROOT
+from tests.processes import one_more_process
+from tests.test_sales import hold
+from tests.waiting import eventually
 
 
 def parse(value: str) -> datetime:
@@ -229,27 +224,10 @@ async def test_concurrent_overlapping_creates_exactly_one_wins(manager, new_user
     assert listed.body["total"] == 1
 
 
-async def _consumers(system, queue: str) -> int:
-    connection = await aio_pika.connect(system.settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return declared.declaration_result.consumer_count
-
-
 async def test_overlap_holds_with_two_play_svc_processes(manager, system, api):
     """A second play_svc process competes for the same command queue; the studio's lock row
     in the database still lets exactly one of many overlapping creates win."""
-    queue = system.settings.names.rpc_queue("play")
-    before = await _consumers(system, queue)
-    second = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "play_svc", cwd=ROOT, env={**os.environ, **system.env},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    try:
-        async def consuming():
-            assert await _consumers(system, queue) > before
-        await eventually(consuming, within=20)
+    async with one_more_process(system, "play_svc", within=20):
         play = await make_play(manager, duration_minutes=60)
         for round_ in range(3):
             studio = await make_studio(manager)
@@ -257,13 +235,6 @@ async def test_overlap_holds_with_two_play_svc_processes(manager, system, api):
             assert sorted(a.status for a in answers) == [201] + [409] * 11, \
                 [(a.status, a.body) for a in answers]
             assert {a.code for a in answers if a.status == 409} == {"schedule_conflict"}
-    finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(second.wait(), 10)
-        except TimeoutError:
-            os.killpg(second.pid, signal.SIGKILL)
-            await second.wait()
 
 
 async def test_list_filters_and_paging(manager, api):
@@ -359,20 +330,18 @@ async def test_editing_is_refused_once_tickets_are_held_or_sold(manager, custome
     play = await make_play(manager)
     studio = await make_studio(manager, rows=2, cols=3)
     held_show = await make_schedule(manager, play, studio, at(days=2))
-    hold = await customer.post("/reservations", {"schedule_id": held_show["id"],
-                                                 "seats": [{"row": 1, "col": 1}]})
-    assert hold.status == 201, hold.body
+    held = await hold(customer, held_show, (1, 1))
+    assert held.status == 201, held.body
     for change in ({"price": 1}, {"starts_at": iso(at(days=3))}):
         answer = await manager.patch(f"/schedules/{held_show['id']}", change)
         assert answer.status == 409 and answer.code == "conflict", change
     # the hold is cancelled: editing is allowed again
-    assert (await customer.delete(f"/reservations/{hold.body['id']}")).status == 204
+    assert (await customer.delete(f"/reservations/{held.body['id']}")).status == 204
     assert (await manager.patch(f"/schedules/{held_show['id']}", {"price": 1})).status == 200
 
     sold_show = await make_schedule(manager, play, studio, at(days=5))
-    hold = await customer.post("/reservations", {"schedule_id": sold_show["id"],
-                                                 "seats": [{"row": 2, "col": 3}]})
-    assert (await customer.post(f"/reservations/{hold.body['id']}/pay", {})).status == 200
+    held = await hold(customer, sold_show, (2, 3))
+    assert (await customer.post(f"/reservations/{held.body['id']}/pay", {})).status == 200
     answer = await manager.patch(f"/schedules/{sold_show['id']}", {"price": 10})
     assert answer.status == 409 and answer.code == "conflict"
 
@@ -381,9 +350,8 @@ async def test_cancelling_a_show_refunds_and_is_idempotent(manager, customer, ap
     play = await make_play(manager)
     studio = await make_studio(manager, rows=2, cols=2)
     show = await make_schedule(manager, play, studio, at(days=2))
-    hold = await customer.post("/reservations", {"schedule_id": show["id"],
-                                                 "seats": [{"row": 1, "col": 1}]})
-    assert (await customer.post(f"/reservations/{hold.body['id']}/pay", {})).status == 200
+    held = await hold(customer, show, (1, 1))
+    assert (await customer.post(f"/reservations/{held.body['id']}/pay", {})).status == 200
     async with listening(system, "schedule.cancelled") as events:
         assert (await manager.delete(f"/schedules/{show['id']}")).status == 204
         cancelled = await events.wait_for(lambda e: e["data"]["schedule"]["id"] == show["id"])
@@ -396,7 +364,7 @@ async def test_cancelling_a_show_refunds_and_is_idempotent(manager, customer, ap
     async def refunded():
         tickets = (await customer.get("/tickets", params={"schedule_id": show["id"]})).body
         assert [t["status"] for t in tickets["items"]] == ["refunded"]
-    await eventually(refunded)
+    await eventually(refunded, timeout=5)
 
 
 async def test_renaming_a_studio_renames_its_shows(manager, api):
@@ -408,7 +376,7 @@ async def test_renaming_a_studio_renames_its_shows(manager, api):
 
     async def renamed():
         assert (await api.get(f"/schedules/{show['id']}")).body["studio_name"] == name
-    await eventually(renamed)
+    await eventually(renamed, timeout=5)
     later = await make_schedule(manager, play, studio, at(days=3))
     assert later["studio_name"] == name
 
@@ -434,7 +402,7 @@ async def test_edits_wait_for_ticket_svc_rather_than_guess(manager, system, api)
     async def back():  # play_svc and the gateway see ticket_svc's consumer again in ~1 s
         assert (await manager.patch(f"/schedules/{show['id']}", {"price": 1})).status == 200
         assert (await api.get(f"/schedules/{show['id']}/seats")).status == 200
-    await eventually(back, within=30)
+    await eventually(back, timeout=30)
 
 
 async def test_catalogue_routes_are_documented(api):

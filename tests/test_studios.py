@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from tests.catalogue import (
     at,
-    eventually,
     listening,
     make_play,
     make_schedule,
     make_studio,
     unique,
 )
+from tests.waiting import eventually
 
 
 async def test_new_studio_has_every_place_a_seat(manager, customer):
@@ -253,5 +253,5 @@ async def test_resize_and_delete_wait_for_play_svc_rather_than_guess(manager, sy
             assert answer.status != 503, answer.body
             deleted.append(answer.status)
         assert (await api.get("/plays")).status == 200
-    await eventually(back, within=30)
+    await eventually(back, timeout=30)
     assert deleted == [204]

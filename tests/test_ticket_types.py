@@ -3,8 +3,10 @@ reservation and on each ticket, and the play's box office by type."""
 
 from __future__ import annotations
 
-from tests.test_sales import eventually, hold, make_show
+from tests.catalogue import make_show
+from tests.test_sales import hold
 from tests.test_zones import zoned_show, zoned_studio
+from tests.waiting import wait_for
 
 TYPES = [{"name": "Child", "percent": 50}, {"name": "Student", "percent": 70},
          {"name": "Friends", "amount": 1000}]
@@ -41,7 +43,7 @@ async def test_a_hold_names_a_type_per_seat_and_tickets_keep_it(api, manager, cu
             {"row": 2, "col": 3, "type": "Student"}]})
         await customer.delete(f"/reservations/{answer.body['id']}")
         return held if held.status == 201 else None
-    held = await eventually(typed_hold)
+    held = await wait_for(typed_hold)
     assert held.body["seats"] == [
         {"row": 2, "col": 1, "price": 2001, "type": "Child"},      # 50%, rounded half up
         {"row": 2, "col": 2, "price": 1000, "type": "Friends"},    # a fixed amount
@@ -64,7 +66,7 @@ async def test_a_hold_names_a_type_per_seat_and_tickets_keep_it(api, manager, cu
         lines = {t["type"]: t for t in report.body.get("by_type", [])}
         return lines if sum(t["tickets_sold"] for t in lines.values()) == 4 and \
             lines.get("Child", {}).get("tickets_refunded") == 1 else None
-    lines = await eventually(by_type)
+    lines = await wait_for(by_type)
     assert lines[None] == {"type": None, "tickets_sold": 1, "tickets_refunded": 0,
                            "gross": 4001, "refunded": 0, "net": 4001}
     assert lines["Child"] == {"type": "Child", "tickets_sold": 1, "tickets_refunded": 1,
@@ -92,5 +94,5 @@ async def test_a_type_applies_to_the_seats_zone_price(manager, customer):
         held = await customer.post("/reservations", {"schedule_id": show["id"], "seats": [
             {"row": 1, "col": 1, "type": "Child"}]})
         return held if held.status == 201 else None
-    held = await eventually(typed)
+    held = await wait_for(typed)
     assert held.body["seats"] == [{"row": 1, "col": 1, "price": 4000, "type": "Child"}]

@@ -17,7 +17,8 @@ import pytest
 from messages.contracts.base import Envelope
 from order_svc import tools
 from tests.conftest import ROOT
-from tests.test_orders import Bus, Sale, Show, eventually, exact, figures
+from tests.test_orders import Bus, Sale, Show, exact, figures
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")

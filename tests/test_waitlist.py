@@ -3,7 +3,9 @@ seats coming back by refund, cancellation and expiry."""
 
 from __future__ import annotations
 
-from tests.test_sales import HOLD_SECONDS, eventually, hold, make_show
+from tests.catalogue import make_show
+from tests.test_sales import HOLD_SECONDS, hold
+from tests.waiting import wait_for
 
 
 async def _entry(client, show: dict) -> dict:
@@ -46,7 +48,7 @@ async def test_the_line_is_served_first_come_first_served(manager, new_user):
             offered = await _offered(line, show)
             assert offered == list(range(len(offered))), offered
             return len(offered) > n or None
-        await eventually(served, timeout=15)
+        await wait_for(served, timeout=15)
     offers = [await _entry(c, show) for c in line[:3]]
     assert all(o["status"] != "waiting" and o["reservation_id"] for o in offers)
     # the first pays; the second cancels (its seat goes to the fourth, who pays); the third
@@ -60,7 +62,7 @@ async def test_the_line_is_served_first_come_first_served(manager, new_user):
             offered = await _offered(line, show)
             assert offered == list(range(len(offered))), offered
             return await _entry(line[i], show) if i in offered else None
-        entry = await eventually(offered_to_them, timeout=HOLD_SECONDS + 20)
+        entry = await wait_for(offered_to_them, timeout=HOLD_SECONDS + 20)
         paid = await line[i].post(f"/reservations/{entry['reservation_id']}/pay", {})
         assert paid.status == 200, paid.body
         assert {t["user_id"] for t in paid.body["tickets"]} == {line[i].user["id"]}
@@ -89,7 +91,7 @@ async def test_the_first_in_line_is_not_skipped_for_a_smaller_want(manager, new_
 
     async def big_served():
         return await _offered([big, small], show) == [0] or None
-    await eventually(big_served, timeout=15)
+    await wait_for(big_served, timeout=15)
     offer = await _entry(big, show)
     reservation = await big.get(f"/reservations/{offer['reservation_id']}")
     assert len(reservation.body["seats"]) == 2

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from messages import errors
 from messages.contracts.base import Envelope
-from messages.db import Database, PlainTx
+from messages.db import Database, PlainTx, run_on_server
 from messages.events import Delivery, EventHandler, apply_once
 from messages.service import App
 from order_svc import domain, tools
@@ -30,7 +30,7 @@ from tests.test_orders import Sale, Show
 async def order_db(system):
     settings = system.settings
     live, scratch = (f"`{settings.database_name(s)}`" for s in ("order", "order_conc"))
-    await tools._server(settings, [
+    await run_on_server(settings, [
         f"DROP DATABASE IF EXISTS {scratch}",
         f"CREATE DATABASE {scratch} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
         *(f"CREATE TABLE {scratch}.{t} LIKE {live}.{t}" for t in PROJECTION)])
@@ -39,7 +39,7 @@ async def order_db(system):
         yield db
     finally:
         await db.dispose()
-        await tools._server(settings, [f"DROP DATABASE IF EXISTS {scratch}"])
+        await run_on_server(settings, [f"DROP DATABASE IF EXISTS {scratch}"])
 
 
 @pytest.fixture(scope="module")

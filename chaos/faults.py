@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import launcher
 from chaos import checks
 from chaos.rush import Api, Customer, Record, Rush, RushPlan, make_show
+from messages import broker
 from messages.settings import Settings
 from messages.streams import EventLog
 
@@ -253,7 +254,7 @@ def _listeners(target: Target) -> int:
 
 async def _consumers(settings: Settings) -> dict[str, int]:
     found = {}
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await broker.connect(settings.amqp_url)
     async with connection:
         for svc in ("user", "studio", "play", "ticket", "order"):
             channel = await connection.channel()
@@ -269,7 +270,7 @@ async def _depths(settings: Settings, dead: bool) -> dict[str, int]:
     """Ready messages in each consumer's event queue (or dead-letter queue) that exists."""
     names = settings.names
     found = {}
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await broker.connect(settings.amqp_url)
     async with connection:
         for consumer in CONSUMERS:
             name = names.dead_letter_queue(consumer) if dead else names.event_queue(consumer)
@@ -296,7 +297,7 @@ def duplicated_events(since: datetime, copies: int = 2, replay: bool = False) ->
             logged = [e async for e in event_log.read(since)]
         batch = [e for e in logged for _ in range(copies)]
         random.shuffle(batch)
-        connection = await aio_pika.connect(target.settings.amqp_url)
+        connection = await broker.connect(target.settings.amqp_url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.get_exchange(names.events_exchange, ensure=False)

@@ -90,6 +90,16 @@ def kill(name: str, down_for: float = 2.0) -> Fault:
     return fault
 
 
+NO_FAULT = "no fault (the rush's own rate)"
+
+
+async def nothing(target: Target, window: Window) -> None:
+    """No fault: a phase that measures the rush's rate (and its time to the first sale)."""
+    window.began = time.monotonic()
+    await asyncio.sleep(1.0)
+    window.ended = time.monotonic()
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
@@ -355,7 +365,8 @@ class PhaseResult:
     verdict: checks.Verdict
     notes: list[str]
     error: str | None = None
-
+    back_in: float | None = None     # restore → accepted holds and pays at 80% of the rate
+    rate: float = 0.0                # requests sent per second over the phase
     @property
     def ok(self) -> bool:
         return self.error is None and self.verdict.ok and self.summary["hangs"] == 0
@@ -390,7 +401,9 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
 
     rush.released.clear()
 
+    rush_began = time.monotonic()
     results = await asyncio.gather(rush.run(), inject(), return_exceptions=True)
+    rush_ended = time.monotonic()
     for result in results:
         if isinstance(result, BaseException):
             error = f"{type(result).__name__}: {result}"
@@ -400,6 +413,9 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
     ready_in = window.ready_at - window.ended if window.ready_at else None
     first = record.first_accepted_after(window.ended) if window.ended else None
     recovered_in = None if first is None else first - window.ended
+    # the rate before the fault (its first second left out: the rush warming up)
+    back_in = (record.back_to_rate_after(window.ended, (rush_began + 1, window.began))
+               if window.ended and window.began > rush_began + 2 else None)
     # let every hold of the phase expire and one sweep pass, then check
     hold_seconds = target.settings.hold_seconds
     await asyncio.sleep(hold_seconds + target.settings.sweep_interval_seconds + 1.5)
@@ -409,7 +425,8 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
                        record.slowest(window.began, window.ended or time.monotonic(),
                                       in_flight=True),
                        record.slowest(), recovered_in, ready_in,
-                       verdict, window.notes, error)
+                       verdict, window.notes, error, back_in,
+                       record.summary()["sent"] / max(rush_ended - rush_began, 0.001))
 
 
 def describe(result: PhaseResult) -> list[str]:
@@ -427,7 +444,10 @@ def describe(result: PhaseResult) -> list[str]:
         "- after the restore: /readyz 200 in "
         + (f"{result.ready_in:.1f}s" if result.ready_in is not None else "?")
         + ", first accepted hold or pay in "
-        + (f"{result.recovered_in:.1f}s" if result.recovered_in is not None else "? (none)"),
+        + (f"{result.recovered_in:.1f}s" if result.recovered_in is not None else "? (none)")
+        + ", back to 80% of the rate before the fault in "
+        + (f"{result.back_in:.1f}s" if result.back_in is not None else "? (not within the rush)"),
+        f"- rush rate over the phase: {result.rate:.0f} requests/s",
     ]
     lines += [f"- {n}" for n in result.notes + result.verdict.notes]
     if result.error:

@@ -97,6 +97,23 @@ class Record:
         return [f"unexpected answer {label} x{n}: {example[label][:200]}"
                 for label, n in odd.most_common()]
 
+    def back_to_rate_after(self, moment: float, baseline: tuple[float, float],
+                           share: float = 0.8, window: float = 2.0) -> float | None:
+        """Seconds from ``moment`` until the accepted holds and pays in a ``window`` are
+        back to ``share`` of their rate in ``baseline`` (a span before the fault)."""
+        accepted = sorted(o.started + o.elapsed for o in self.outcomes
+                          if o.kind in ("hold", "pay") and 200 <= o.status < 300)
+        span = baseline[1] - baseline[0]
+        if span <= 0:
+            return None
+        rate = sum(baseline[0] <= t < baseline[1] for t in accepted) / span
+        start = moment
+        while start + window <= (accepted[-1] if accepted else moment):
+            if sum(start <= t < start + window for t in accepted) / window >= share * rate:
+                return start - moment
+            start += 0.25
+        return None
+
     def first_accepted_after(self, moment: float) -> float | None:
         times = [o.started + o.elapsed for o in self.outcomes
                  if o.started >= moment and o.kind in ("hold", "pay") and 200 <= o.status < 300]

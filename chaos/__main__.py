@@ -139,8 +139,8 @@ def write_results(results: list[PhaseResult], args: argparse.Namespace, took: fl
              f"{lost} requests lost.", "",
              "| fault | sent | accepted | refused | lost | hangs | slowest during fault "
              "| ready after restore | first sale after restore | back to 80% of the rate "
-             "| rush req/s | invariants |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| rush req/s | sales while in force | invariants |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = r.summary
         refused = sum(s["refused"].values())
@@ -150,6 +150,7 @@ def write_results(results: list[PhaseResult], args: argparse.Namespace, took: fl
             f"| {'?' if r.ready_in is None else f'{r.ready_in:.1f}s'} "
             f"| {'?' if r.recovered_in is None else f'{r.recovered_in:.1f}s'} "
             f"| {'?' if r.back_in is None else f'{r.back_in:.1f}s'} | {r.rate:.0f} "
+            f"| {r.during[0]} in {r.during[1]:.0f}s "
             f"| {'ok' if r.verdict.ok and not r.error else 'BROKEN'} |")
     lines += ["", f"Whole-namespace `python -m order_svc.tools reconcile --wait 10`: {reconcile}",
               ""]

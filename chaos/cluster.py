@@ -132,7 +132,7 @@ def _running(cluster: Cluster) -> str:
 
 def plan(cluster: Cluster, seconds: float) -> list[tuple[str, Fault, dict]]:
     s = seconds
-    return [
+    phases = [
         (faults.NO_FAULT, faults.nothing, {"fault_at": s / 2}),
         ("RabbitMQ node c2 SIGKILLed, restarted after 3 s",
          killed(cluster, lambda c: c.rabbits[1], "RabbitMQ"), {"fault_at": s / 3}),
@@ -143,3 +143,5 @@ def plan(cluster: Cluster, seconds: float) -> list[tuple[str, Fault, dict]]:
         ("partition: ticket_svc's broker node and the Galera writer frozen 20 s",
          frozen(cluster, "ticket"), {"fault_at": s / 4, "seconds": max(s, 30)}),
     ]
+    # the rush goes on 8 s past the restore, to see its rate come back
+    return [(name, fault, {**options, "after": 8.0}) for name, fault, options in phases]

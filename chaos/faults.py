@@ -367,6 +367,7 @@ class PhaseResult:
     error: str | None = None
     back_in: float | None = None     # restore → accepted holds and pays at 80% of the rate
     rate: float = 0.0                # requests sent per second over the phase
+    during: tuple[int, float] = (0, 0.0)  # holds and pays accepted while the fault lasted, s
     @property
     def ok(self) -> bool:
         return self.error is None and self.verdict.ok and self.summary["hangs"] == 0
@@ -426,7 +427,9 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
                                       in_flight=True),
                        record.slowest(), recovered_in, ready_in,
                        verdict, window.notes, error, back_in,
-                       record.summary()["sent"] / max(rush_ended - rush_began, 0.001))
+                       record.summary()["sent"] / max(rush_ended - rush_began, 0.001),
+                       (record.accepted_between(window.began, window.ended),
+                        window.ended - window.began))
 
 
 def describe(result: PhaseResult) -> list[str]:
@@ -447,7 +450,8 @@ def describe(result: PhaseResult) -> list[str]:
         + (f"{result.recovered_in:.1f}s" if result.recovered_in is not None else "? (none)")
         + ", back to 80% of the rate before the fault in "
         + (f"{result.back_in:.1f}s" if result.back_in is not None else "? (not within the rush)"),
-        f"- rush rate over the phase: {result.rate:.0f} requests/s",
+        f"- rush rate over the phase: {result.rate:.0f} requests/s; while the fault lasted "
+        f"({result.during[1]:.1f}s) {result.during[0]} holds and pays accepted",
     ]
     lines += [f"- {n}" for n in result.notes + result.verdict.notes]
     if result.error:

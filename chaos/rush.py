@@ -97,6 +97,10 @@ class Record:
         return [f"unexpected answer {label} x{n}: {example[label][:200]}"
                 for label, n in odd.most_common()]
 
+    def accepted_between(self, began: float, ended: float) -> int:
+        return sum(began <= o.started + o.elapsed < ended for o in self.outcomes
+                   if o.kind in ("hold", "pay") and 200 <= o.status < 300)
+
     def back_to_rate_after(self, moment: float, baseline: tuple[float, float],
                            share: float = 0.8, window: float = 2.0) -> float | None:
         """Seconds from ``moment`` until the accepted holds and pays in a ``window`` are

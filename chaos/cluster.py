@@ -52,6 +52,14 @@ def _broker_of(cluster: Cluster, connection_name: str) -> RabbitNode:
     return cluster.rabbits[0]
 
 
+async def _nodes_of(cluster: Cluster, target: Target,
+                    service: str) -> tuple[RabbitNode, GaleraNode]:
+    """The broker node ``service``'s first process is on, and the Galera writer."""
+    rabbit = await asyncio.to_thread(
+        _broker_of, cluster, f"{target.settings.namespace}-{service}")
+    return rabbit, _galera_writer(cluster)
+
+
 def killed(cluster: Cluster, pick, what: str, down_for: float = 3.0) -> Fault:
     """SIGKILL one node (``pick(cluster)``), leave it down ``down_for`` s, start it again."""
 
@@ -76,9 +84,7 @@ def stopped(cluster: Cluster, service: str, down_for: float = 3.0) -> Fault:
     connections, MariaDB leaves the group) at once, then started again."""
 
     async def fault(target: Target, window: Window) -> None:
-        rabbit = await asyncio.to_thread(
-            _broker_of, cluster, f"{target.settings.namespace}-{service}")
-        galera = _galera_writer(cluster)
+        rabbit, galera = await _nodes_of(cluster, target, service)
         window.began = time.monotonic()
         try:
             took = await asyncio.gather(asyncio.to_thread(rabbit.stop, signal.SIGTERM),
@@ -101,9 +107,7 @@ def frozen(cluster: Cluster, service: str, seconds: float = 20.0) -> Fault:
     then continued: what the others see of a node whose network link is cut."""
 
     async def fault(target: Target, window: Window) -> None:
-        rabbit = await asyncio.to_thread(
-            _broker_of, cluster, f"{target.settings.namespace}-{service}")
-        galera = _galera_writer(cluster)
+        rabbit, galera = await _nodes_of(cluster, target, service)
         window.began = time.monotonic()
         try:
             rabbit.send(signal.SIGSTOP)

@@ -102,29 +102,40 @@ def stopped(cluster: Cluster, service: str, down_for: float = 3.0) -> Fault:
     return fault
 
 
-def frozen(cluster: Cluster, service: str, seconds: float = 20.0) -> Fault:
-    """``service``'s broker node and the Galera writer frozen (SIGSTOP) for ``seconds``,
-    then continued: what the others see of a node whose network link is cut."""
+def frozen(cluster: Cluster, service: str, broker: bool, seconds: float = 20.0) -> Fault:
+    """``service``'s broker node (``broker``) or the Galera writer frozen (SIGSTOP) for
+    ``seconds``, then continued: what the others see of a node whose network link is cut."""
 
     async def fault(target: Target, window: Window) -> None:
         rabbit, galera = await _nodes_of(cluster, target, service)
+        node = rabbit if broker else galera
+        what = f"{service}'s broker node" if broker else "the Galera writer"
         window.began = time.monotonic()
         try:
-            rabbit.send(signal.SIGSTOP)
-            galera.send(signal.SIGSTOP)
-            window.notes.append(f"{service}'s broker node {rabbit.name} and the Galera writer "
-                                f"{galera.name} frozen {seconds:.0f}s")
+            node.send(signal.SIGSTOP)
+            window.notes.append(f"{what} {node.name} frozen {seconds:.0f}s")
             await asyncio.sleep(seconds)
             window.notes.append(f"Galera writer while frozen: {cluster.proxy.writer()}")
         finally:
-            rabbit.send(signal.SIGCONT)
-            galera.send(signal.SIGCONT)
+            node.send(signal.SIGCONT)
             took = await asyncio.to_thread(galera.wait_synced)
             window.ended = time.monotonic()
-            window.notes.append(f"continued; {galera.name} synced again after {took:.1f}s; "
-                                f"RabbitMQ running nodes: " + await asyncio.to_thread(
-                                    _running, cluster))
+            window.notes.append(f"continued; {galera.name} synced {took:.1f}s after; RabbitMQ "
+                                f"running nodes: " + await asyncio.to_thread(_running, cluster)
+                                + "; leaders of the RPC queues: "
+                                + await asyncio.to_thread(_rpc_leaders, cluster, target))
     return fault
+
+
+def _rpc_leaders(cluster: Cluster, target: Target) -> str:
+    try:
+        listed = cluster.rabbits[0].ctl("list_queues", "name", "leader", "-q",
+                                        "--no-table-headers")
+    except Exception as exc:  # noqa: BLE001 - a note only
+        return f"? ({exc})"
+    prefix = f"{target.settings.namespace}.rpc."
+    return ", ".join(f"{line.split()[0].removeprefix(prefix)} {line.split()[1].split('@')[0]}"
+                     for line in listed.splitlines() if line.startswith(prefix))
 
 
 def _running(cluster: Cluster) -> str:
@@ -144,8 +155,10 @@ def plan(cluster: Cluster, seconds: float) -> list[tuple[str, Fault, dict]]:
          killed(cluster, _galera_writer, "Galera"), {"fault_at": s / 3}),
         ("ticket_svc's broker node and the Galera writer stopped gracefully, restarted",
          stopped(cluster, "ticket"), {"fault_at": s / 3}),
-        ("partition: ticket_svc's broker node and the Galera writer frozen 20 s",
-         frozen(cluster, "ticket"), {"fault_at": s / 4, "seconds": max(s, 30)}),
+        ("partition (simulated): ticket_svc's broker node frozen 20 s",
+         frozen(cluster, "ticket", broker=True), {"fault_at": s / 4, "seconds": max(s, 30)}),
+        ("partition (simulated): the Galera writer frozen 20 s",
+         frozen(cluster, "ticket", broker=False), {"fault_at": s / 4, "seconds": max(s, 30)}),
     ]
     # the rush goes on 8 s past the restore, to see its rate come back
     return [(name, fault, {**options, "after": 8.0}) for name, fault, options in phases]

@@ -64,12 +64,19 @@ class Api:
     async def call(self, method: str, path: str, body=None, token: str | None = None,
                    expect: tuple[int, ...] = (200, 201, 204)):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.request(method, self.url + path, json=body,
-                                        headers=headers) as response:
-            data = await response.json(content_type=None)
-            if response.status not in expect:
-                raise RuntimeError(f"{method} {path} → {response.status}: {data}")
-            return data
+        for _ in range(30):
+            async with self.session.request(method, self.url + path, json=body,
+                                            headers=headers) as response:
+                data = await response.json(content_type=None)
+                # A busy host: user_svc's hashing gate refuses a burst of sign-ups with
+                # 503 and Retry-After; set-up waits and tries again, as a client should.
+                if response.status == 503 and "Retry-After" in response.headers:
+                    await asyncio.sleep(float(response.headers["Retry-After"]))
+                    continue
+                if response.status not in expect:
+                    raise RuntimeError(f"{method} {path} → {response.status}: {data}")
+                return data
+        raise RuntimeError(f"{method} {path} → still 503 after 30 tries: {data}")
 
 
 async def set_up(url: str, users: int, seats: int) -> dict:
@@ -185,13 +192,13 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
         state = {**state, "seats": state["keyed_seats"]}
     elif scenario == "after-signin":
         state = {**state, "seats": state["after_signin_seats"]}
+    elif scenario == "watchers":
+        state = {**state, "seats": state["watchers_seats"]}
     body = lua_globals(state)
     if scenario == "keyed":  # keys unique to this run: a key of an earlier run answers again
         body += f'KEYED = "{time.time_ns()}"\n'
     if scenario == "best":  # a show of its own, every seat free for the picking
         body += f'BEST = {state["best_schedule_id"]}\n'
-    elif scenario == "watchers":
-        state = {**state, "seats": state["watchers_seats"]}
     if script_name:
         body += (HERE / script_name).read_text()
     body += (HERE / "common.lua").read_text()

@@ -7,15 +7,21 @@ function setup(thread)
   table.insert(threads_all, thread)
 end
 
+-- Counts one answer in `counts` by status, and problem code (a scenario's own `response`
+-- calls it too).
+function count_answer(status, body)
+  local key = tostring(status)
+  if status >= 400 then
+    local code = body:match('"code":"([%w_]+)"')
+    if code then key = key .. ":" .. code end
+  end
+  counts[key] = (counts[key] or 0) + 1
+end
+
 if response == nil then
   counts = {}
   function response(status, headers, body)
-    local key = tostring(status)
-    if status >= 400 then
-      local code = body:match('"code":"([%w_]+)"')
-      if code then key = key .. ":" .. code end
-    end
-    counts[key] = (counts[key] or 0) + 1
+    count_answer(status, body)
   end
 end
 

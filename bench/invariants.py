@@ -7,6 +7,7 @@ reconcile comparison; services themselves never do this.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -24,31 +25,33 @@ async def _rows(settings: Settings, service: str, sql: str, params: dict | None 
         await engine.dispose()
 
 
+# ticket_svc's own invariants: each a query of its database whose rows break it (``:s`` the
+# show of the run, ``:grace`` a sweep and two seconds), and what to say about those rows.
+TICKET_RULES: tuple[tuple[str, Callable[[list], str]], ...] = (
+    ("SELECT seat_row, seat_col, COUNT(*) FROM tickets WHERE schedule_id = :s "
+     "AND status = 'sold' GROUP BY seat_row, seat_col HAVING COUNT(*) > 1",
+     lambda rows: f"seats sold twice: {[tuple(r) for r in rows]}"),
+    ("SELECT s.seat_row, s.seat_col FROM seats s LEFT JOIN tickets t "
+     "ON t.schedule_id = s.schedule_id AND t.seat_row = s.seat_row "
+     "AND t.seat_col = s.seat_col AND t.status = 'sold' "
+     "WHERE s.schedule_id = :s AND (s.status = 'sold') <> (t.id IS NOT NULL)",
+     lambda rows: f"seat status and sold tickets disagree: {len(rows)} seats"),
+    ("SELECT id FROM reservations WHERE status = 'held' "
+     "AND expires_at < UTC_TIMESTAMP(6) - INTERVAL :grace SECOND",
+     lambda rows: f"{len(rows)} holds outlived their expiry by more than a sweep"),
+)
+
+
 async def check(url: str, state: dict, settle_seconds: float = 15) -> list[str]:
     """Every broken invariant, described; an empty list when all hold."""
     settings = Settings()
     failures: list[str] = []
-    schedule = {"s": state["schedule_id"]}
 
-    doubles = await _rows(settings, "ticket", (
-        "SELECT seat_row, seat_col, COUNT(*) FROM tickets WHERE schedule_id = :s "
-        "AND status = 'sold' GROUP BY seat_row, seat_col HAVING COUNT(*) > 1"), schedule)
-    if doubles:
-        failures.append(f"seats sold twice: {[tuple(r) for r in doubles]}")
-    mismatched = await _rows(settings, "ticket", (
-        "SELECT s.seat_row, s.seat_col FROM seats s LEFT JOIN tickets t "
-        "ON t.schedule_id = s.schedule_id AND t.seat_row = s.seat_row "
-        "AND t.seat_col = s.seat_col AND t.status = 'sold' "
-        "WHERE s.schedule_id = :s AND (s.status = 'sold') <> (t.id IS NOT NULL)"), schedule)
-    if mismatched:
-        failures.append(f"seat status and sold tickets disagree: {len(mismatched)} seats")
-
-    overdue = await _rows(settings, "ticket", (
-        "SELECT COUNT(*) FROM reservations WHERE status = 'held' "
-        "AND expires_at < UTC_TIMESTAMP(6) - INTERVAL :grace SECOND"),
-        {"grace": int(settings.sweep_interval_seconds) + 2})
-    if overdue[0][0]:
-        failures.append(f"{overdue[0][0]} holds outlived their expiry by more than a sweep")
+    params = {"s": state["schedule_id"], "grace": int(settings.sweep_interval_seconds) + 2}
+    for sql, broken in TICKET_RULES:
+        rows = await _rows(settings, "ticket", sql, params)
+        if rows:
+            failures.append(broken(rows))
 
     # order_svc lags writes a little: give it time to agree with ticket_svc.
     deadline = asyncio.get_running_loop().time() + settle_seconds

@@ -43,12 +43,7 @@ function request()
 end
 
 function response(status, headers, body)
-  local key = tostring(status)
-  if status >= 400 then
-    local code = body:match('"code":"([%w_]+)"')
-    if code then key = key .. ":" .. code end
-  end
-  counts[key] = (counts[key] or 0) + 1
+  count_answer(status, body)  -- bench/common.lua
   if status ~= 200 and status ~= 201 then return end
   local user = tonumber(body:match('"user_id":(%d+)'))
   local token = user and TOKEN_OF[user]

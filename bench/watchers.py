@@ -9,7 +9,9 @@ rush's rate beside the rush without watchers (if it ran in the same run), and th
 memory (RSS) before and after the streams opened, per 1,000 watchers.
 
 One Python process reads every stream: on a small host it is itself a load, so the delays
-are an upper bound of what the gateway adds.
+are an upper bound of what the gateway adds. To keep that load to what a watcher elsewhere
+would cost this host (its connection, not its parsing), only the probed streams are read
+with an HTTP client and parsed; the others are bare connections whose bytes are counted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +28,37 @@ import orjson
 PROBE_STREAMS = 50
 PROBE_EVERY = 0.25
 PROBE_ROW = 10   # a row no scenario contests
+
+
+class Silent(asyncio.Protocol):
+    """A stream kept open by a bare connection: what arrives is counted, not parsed."""
+
+    def __init__(self) -> None:
+        self.answered: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.received = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.answered.done():
+            self.answered.set_result(data.startswith(b"HTTP/1.1 200"))
+        self.received += len(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_result(False)
+
+
+async def open_silent(url: str, path: str) -> Silent:
+    where = urllib.parse.urlsplit(url)
+    watcher = Silent()
+    await asyncio.get_running_loop().create_connection(
+        lambda: watcher, where.hostname, where.port)
+    watcher.transport.write(f"GET {path} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                            "Accept: text/event-stream\r\n\r\n".encode())
+    return watcher
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -68,15 +102,27 @@ async def run(url: str, state: dict, watchers: int, seconds: float, gateway_pids
         rss_before = rss_kib(gateway_pids)
         all_open = asyncio.Event()
 
-        async def watch(i: int) -> None:
+        path = f"/api/v1/schedules/{sid}/seats/stream"
+        silent: list[Silent] = []
+
+        def counted() -> None:
             nonlocal opened
-            async with session.get(f"{url}/api/v1/schedules/{sid}/seats/stream",
+            opened += 1
+            if opened == watchers:
+                all_open.set()
+
+        async def watch(i: int) -> None:
+            if i >= PROBE_STREAMS:
+                watcher = await open_silent(url, path)
+                silent.append(watcher)
+                if await watcher.answered:
+                    counted()
+                return
+            async with session.get(f"{url}{path}",
                                    headers={"Accept": "text/event-stream"}) as response:
-                opened += 1
-                if opened == watchers:
-                    all_open.set()
+                counted()
                 async for line in response.content:
-                    if i >= PROBE_STREAMS or not line.startswith(b"data: {\"version\""):
+                    if not line.startswith(b"data: {\"version\""):
                         continue
                     now = time.monotonic()
                     for seat in orjson.loads(line[6:])["seats"]:
@@ -123,6 +169,8 @@ async def run(url: str, state: dict, watchers: int, seconds: float, gateway_pids
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, prober, return_exceptions=True)
+        for watcher in silent:
+            watcher.transport.close()
     delays, missed = [], 0
     for (row, col), at in answered.items():
         for i in range(min(PROBE_STREAMS, watchers)):

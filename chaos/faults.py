@@ -10,7 +10,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -174,14 +173,6 @@ def database_freeze(down_for: float = 10.0) -> Fault:
                             f"3306 answered a query {took:.1f}s after")
     fault.__name__ = "database stopped 10s"
     return fault
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _start_copies(target: Target) -> tuple[dict[str, subprocess.Popen], dict[str, int]]:

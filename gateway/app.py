@@ -49,7 +49,8 @@ def edge_middleware(settings: Settings, limiter: RateLimiter):
     errors as problem+json, CORS on every answer (problems too), metrics."""
     allowed = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}
     any_origin = "*" in allowed
-    recorders: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+    recorders: dict[tuple[Any, Any, int], tuple[list[int], list[float]]] = {}
+    record = metrics.Requests.record
 
     @web.middleware
     async def edge(request: web.Request, handler) -> web.StreamResponse:
@@ -92,11 +93,9 @@ def edge_middleware(settings: Settings, limiter: RateLimiter):
         if recorder is None:
             resource = key[1]
             route = resource.canonical if resource is not None else "unmatched"
-            recorder = recorders[key] = (
-                metrics.requests.labels(request.method, route, response.status),
-                metrics.latency.labels(request.method, route))
-        recorder[0].inc()
-        recorder[1].observe(time.perf_counter() - started)
+            recorder = recorders[key] = metrics.requests.recorder(
+                request.method, route, response.status)
+        record(recorder, time.perf_counter() - started)
         return response
 
     return edge
@@ -183,6 +182,10 @@ def route_handler(route: Route):
         raise ValueError(f"{route.path}: only public reads may share answers")
     local = route.extra.get("local")            # answered by the gateway (seatmaps)
     seat_write = route.extra.get("seat_write")  # its answer carries a seat-map version
+    refuse_taken = route.extra.get("refuse_taken")  # a hold: refused here if seats are taken
+    if local is not None and route.who is Who.anyone and route.body is None \
+            and route.query is None:
+        return _local_handler(local)
 
     async def handle(request: web.Request) -> web.Response:
         app = request.app
@@ -226,6 +229,8 @@ def route_handler(route: Route):
             caller["address"] = request.remote
         if local is not None:
             return await local(request, app[seatmaps_key])
+        if refuse_taken and app[settings_key].edge_refusals:
+            app[seatmaps_key].refuse_taken(payload)
         if shared is not None:
             return await shared.answer(request.path_qs, lambda: call(app, payload, caller))
         return await call(app, payload, caller)
@@ -237,12 +242,26 @@ def route_handler(route: Route):
         finally:
             rpc_seconds.observe(time.perf_counter() - started)
         if seat_write:
-            app[seatmaps_key].wrote(result)
+            app[seatmaps_key].wrote(result, frees=seat_write == "frees")
         if route.status == 204:
             return web.Response(status=204)
         if render is not None:  # an answer drawn for people (a ticket's QR code)
             return render(result)
         return json_response(result, route.status)
+
+    return handle
+
+
+def _local_handler(local):
+    """A public read the gateway answers from memory (a seat map during an on-sale rush): no
+    command to build, so none of the generic handler's steps but the token check (a token,
+    if sent, must be valid)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        if "Authorization" in request.headers:
+            app[auth_key].caller(request.headers["Authorization"])
+        return await local(request, app[seatmaps_key])
 
     return handle
 

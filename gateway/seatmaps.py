@@ -26,12 +26,14 @@ import gzip
 import logging
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import brotli
 import orjson
 from aiohttp import web
 
+from gateway import metrics
 from gateway.auth import ANONYMOUS
 from messages import errors
 from messages.contracts import ticket as c
@@ -46,6 +48,7 @@ MAX_SHOWS = 2_000
 SNAPSHOT_TIMEOUT = 10.0
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 5      # once per version: ~8 ms for 10,000 places here (gzip 6: ~12 ms)
+SALES_CLOSE_MARGIN = timedelta(seconds=5)  # this near the cutoff, ticket_svc answers every hold
 HISTORY = 1_000         # changes kept per show, for streams that resume (Last-Event-ID)
 
 STATUS = {ord(k): v for k, v in c.SEAT_CODES.items()}
@@ -56,14 +59,15 @@ Changes = list[tuple[int, int, str]]  # (row, col, code)
 
 
 class Show:
-    __slots__ = ("bodies", "changed", "codes", "cols", "history", "id", "last_read",
-                 "no_single_gaps", "pending", "price", "rows", "stale", "version", "watchers",
-                 "zone_at", "zone_prices")
+    __slots__ = ("bodies", "broadcaster", "changed", "codes", "cols", "headers", "history", "id",
+                 "last_read", "no_single_gaps", "pending", "price", "rows", "sales_close_at",
+                 "stale", "streams", "version", "watchers", "zone_at", "zone_prices")
 
     def __init__(self, snap: c.SeatSnapshot) -> None:
         self.id = snap.schedule_id
         self.rows, self.cols, self.price = snap.rows, snap.cols, snap.price
         self.no_single_gaps = snap.no_single_gaps
+        self.sales_close_at = snap.sales_close_at
         # Zones change only with a snapshot (a show's prices: ticket.show_changed), so they
         # are kept as they came: each position's zone, and each zone's price.
         self.zone_at: dict[int, str] = {at: zone for zone, ats in snap.zones.items()
@@ -75,9 +79,12 @@ class Show:
         self.stale = False
         self.last_read = time.monotonic()
         self.bodies: dict[str, bytes] = {}        # "json"/"gzip" → the answer at `version`
+        self.headers: dict[str, dict[str, str]] = {}  # and its headers
         self.changed = asyncio.Event()            # set, and replaced, at each new version
         self.history: list[tuple[int, Changes]] = []
         self.watchers = 0                         # streams open on the show
+        self.streams: set = set()                 # those live (gateway.seatstreams)
+        self.broadcaster: asyncio.Task | None = None  # the task that writes to them
 
     def apply(self, changes: Changes) -> None:
         cols = self.cols
@@ -88,7 +95,7 @@ class Show:
     def advanced(self, version: int, changes: Changes | None) -> None:
         """The show is now at ``version`` (``changes`` applied, or None: a snapshot)."""
         self.version = version
-        self.bodies = {}
+        self.bodies, self.headers = {}, {}
         if changes is None:
             self.history = []
         else:
@@ -113,6 +120,17 @@ class Show:
         return {"schedule_id": self.id, "rows": self.rows, "cols": self.cols,
                 "available": self.codes.count(b"a"), "version": self.version,
                 "no_single_gaps": self.no_single_gaps, "seats": self.seats()}
+
+    def answer(self, encoding: str) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of ``GET …/seats`` at this version in ``encoding``."""
+        headers = self.headers.get(encoding)
+        if headers is None:
+            headers = self.headers[encoding] = {
+                "Content-Type": "application/json", "ETag": f'"{self.id}.{self.version}"',
+                "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+            if encoding != "json":
+                headers["Content-Encoding"] = encoding
+        return self.body(encoding), headers
 
     def body(self, encoding: str) -> bytes:
         """The answer at this version, built once per version and encoding."""
@@ -149,6 +167,7 @@ class SeatMaps:
         self.keep_alive = keep_alive             # seconds of a quiet stream before a comment
         self.shows: OrderedDict[int, Show] = OrderedDict()
         self.floor: dict[int, int] = {}          # versions this process's writes answered
+        self.freed: dict[int, int] = {}          # those of its writes that freed seats
         self._fetching: dict[int, asyncio.Future] = {}
         self._early: dict[int, dict[int, Changes]] = {}  # events during a first snapshot
         self._last_sweep = time.monotonic()
@@ -204,10 +223,13 @@ class SeatMaps:
     async def on_connect(self, connection: Any) -> None:
         self.in_doubt()
 
-    def wrote(self, result: Any) -> None:
+    def wrote(self, result: Any, frees: bool = False) -> None:
         """A write's answer through this process: its version is the least its next read
         of the show may show. The version is for the gateway only: it is taken out of the
-        answer (paying or refunding twice answers the same body, as before)."""
+        answer (paying or refunding twice answers the same body, as before). A write that
+        ``frees`` seats (a cancel, a refund) also holds off this process's refusals of holds
+        (``refuse_taken``) until it shows: a hold or a payment only takes seats, so a copy
+        that has not seen one yet refuses nothing it should not."""
         if not isinstance(result, dict):
             return
         version = result.pop("seats_version", None)
@@ -217,8 +239,24 @@ class SeatMaps:
         if version is not None and (sid in self.shows or sid in self._fetching) \
                 and version > self.floor.get(sid, 0):
             self.floor[sid] = version
+        if frees and version is not None and (sid in self.shows or sid in self._fetching) \
+                and version > self.freed.get(sid, 0):
+            self.freed[sid] = version
 
     # -- reading ----------------------------------------------------------------------------
+
+    def current(self, sid: int) -> Show | None:
+        """The show when what this process holds may be answered as it is (read, fresh, no
+        write of this process's still to come), else None: ``get`` it."""
+        now = time.monotonic()
+        if now - self._last_sweep > 10:
+            self._sweep(now)
+        show = self.shows.get(sid)
+        if show is None or show.stale or sid in self.floor:
+            return None
+        show.last_read = now
+        self.shows.move_to_end(sid)
+        return show
 
     async def get(self, sid: int) -> Show:
         now = time.monotonic()
@@ -268,11 +306,57 @@ class SeatMaps:
             show.codes = bytearray(snap.codes.encode())
             show.rows, show.cols, show.price = snap.rows, snap.cols, snap.price
             show.no_single_gaps = snap.no_single_gaps
+            show.sales_close_at = snap.sales_close_at
             show.stale = False
             show.advanced(snap.version, None)
         show.pending.update({v: ch for v, ch in early.items() if v > snap.version})
         self._drain(show)
         return show
+
+    # -- holds refused at the edge -----------------------------------------------------------
+
+    def refuse_taken(self, hold: dict[str, Any]) -> None:
+        """Most holds of an on-sale rush ask for seats already taken: refuse those here, with
+        ticket_svc's own answer (409 ``seat_unavailable``, the same ``errors``), when this
+        process's copy of the show is current and says a seat asked for is not available. A
+        hold that may win, or whose answer could be another one (an Idempotency-Key that may
+        replay an earlier answer, a clerk's sale on an account, sales about to close), goes on
+        to ticket_svc, which decides every seat that is won. A hold of a show not kept here
+        starts keeping it, for the holds after it."""
+        seats = hold.get("seats")
+        if not seats or "customer_id" in hold or "idempotency_key" in hold:
+            return
+        sid = hold["schedule_id"]
+        show = self.shows.get(sid)
+        if show is None:
+            if sid not in self._fetching:
+                asyncio.ensure_future(self._keep(sid))
+            return
+        if sid in self.freed:  # seats this process freed: known here once the event came
+            if show.version < self.freed[sid]:
+                return
+            del self.freed[sid]
+        if show.stale or show.sales_close_at is None \
+                or datetime.now(UTC) >= show.sales_close_at - SALES_CLOSE_MARGIN:
+            return
+        rows, cols, codes = show.rows, show.cols, show.codes
+        keys = sorted({(seat["row"], seat["col"]) for seat in seats})
+        found = {}
+        for row, col in keys:
+            if 1 <= row <= rows and 1 <= col <= cols and (
+                    code := codes[(row - 1) * cols + col - 1]) != 45:  # "-": no position
+                found[row, col] = STATUS[code]
+        if any(found.get(key) != "available" for key in keys):
+            show.last_read = time.monotonic()
+            metrics.holds_refused_at_edge.inc()
+            raise errors.SeatUnavailable(c.NOTHING_HELD,
+                                         details=c.seats_not_available(found, keys))
+
+    async def _keep(self, sid: int) -> None:
+        try:
+            await self.get(sid)
+        except Exception:  # noqa: BLE001 - no such show, or ticket_svc busy: holds go on
+            pass
 
     def streams(self) -> int:
         """Streams open now (the ``ttms_seat_streams`` gauge)."""
@@ -291,6 +375,7 @@ class SeatMaps:
             if not show.watchers and now - show.last_read > IDLE_SECONDS:
                 del self.shows[sid]
                 self.floor.pop(sid, None)
+                self.freed.pop(sid, None)
 
 
 def content_coding(accept_encoding: str) -> str:
@@ -307,108 +392,22 @@ def content_coding(accept_encoding: str) -> str:
 
 
 async def seat_map(request: web.Request, maps: SeatMaps) -> web.Response:
-    """``GET /schedules/{id}/seats`` from memory: ETag from the version, br or gzip when asked."""
-    show = await maps.get(int(request.match_info["id"]))
-    etag = f'"{show.id}.{show.version}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
-    if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    encoding = content_coding(request.headers.get("Accept-Encoding", ""))
-    if encoding != "json":
-        headers["Content-Encoding"] = encoding
-    body = show.body(encoding)
-    return web.Response(body=body, headers=headers, content_type="application/json")
-
-
-# -- the stream ------------------------------------------------------------------------------
-
-COALESCE_SECONDS = 0.1   # at most one `changes` event per this long
-CHECK_SECONDS = 1.0      # how soon a closed page is noticed while nothing changes
-
-
-def _event(kind: str, version: int, data: Any) -> bytes:
-    return b"event: %s\nid: %d\ndata: %s\n\n" % (kind.encode(), version, orjson.dumps(data))
-
-
-def _changes_since(show: Show, sent: int) -> bytes | None:
-    """One ``changes`` event for every version after ``sent`` (each seat's last status), or
-    None when the show's history no longer reaches back to ``sent`` (a snapshot came between,
-    or too much happened): then the stream sends a snapshot."""
-    history = show.history
-    if not history or history[0][0] > sent + 1 or history[-1][0] != show.version:
-        return None
-    seats: dict[tuple[int, int], str] = {}
-    for version, changes in history:
-        if version > sent:
-            for row, col, code in changes:
-                seats[row, col] = code
-    return _event("changes", show.version, {"version": show.version, "seats": [
-        {"row": r, "col": col, "status": STATUS[ord(code)]} for (r, col), code in seats.items()]})
-
-
-async def seat_stream(request: web.Request, maps: SeatMaps) -> web.StreamResponse:
-    """``GET /schedules/{id}/seats/stream`` (Server-Sent Events): a ``snapshot`` event (the
-    seat map, ``id`` its version), then ``changes`` events at most every 100 ms, a comment as
-    keep-alive every 15 s (``TTMS_SEAT_STREAM_KEEPALIVE_SECONDS``). ``Last-Event-ID`` (a
-    version) resumes with the changes since, when this gateway still has them; else a
-    snapshot. A closed page is noticed within ``CHECK_SECONDS`` and its stream released
-    (``ttms_seat_streams`` at ``/metrics`` counts those open). A request that does not accept
-    ``text/event-stream`` gets the snapshot event alone."""
+    """``GET /schedules/{id}/seats`` from memory: ETag from the version, br or gzip when asked.
+    A show in memory and current is answered without a wait (``SeatMaps.current``), with its
+    body and headers built once per version and coding."""
     sid = int(request.match_info["id"])
-    show = await maps.get(sid)
-    live = "text/event-stream" in request.headers.get("Accept", "")
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no"})
-    show.watchers += 1
-    try:
-        await response.prepare(request)
-        sent = -1
-        last = request.headers.get("Last-Event-ID", "")
-        if live and last.isdecimal() and int(last) <= show.version:
-            sent = int(last)
-            if sent < show.version:
-                resumed = _changes_since(show, sent)
-                if resumed is None:
-                    sent = -1
-                else:
-                    await response.write(resumed)
-                    sent = show.version
-        if sent < 0:
-            await response.write(_event("snapshot", show.version, show.document()))
-            sent = show.version
-        if not live:
-            await response.write_eof()
-            return response
-        quiet_since = time.monotonic()
-        while True:
-            if show.version == sent:
-                try:
-                    await asyncio.wait_for(show.changed.wait(), CHECK_SECONDS)
-                except TimeoutError:
-                    transport = request.transport
-                    if transport is None or transport.is_closing():
-                        break
-                    if show.stale:  # in doubt (e.g. the broker came back): a fresh snapshot
-                        try:
-                            await maps.get(sid)
-                        except errors.ServiceError:
-                            pass  # tried again in a second
-                    if time.monotonic() - quiet_since >= maps.keep_alive:
-                        await response.write(b": keep-alive\n\n")
-                        quiet_since = time.monotonic()
-                    continue
-                await asyncio.sleep(COALESCE_SECONDS)  # gather what comes with it
-            if show.stale and maps.shows.get(sid) is show:
-                await maps.get(sid)  # a fresh snapshot, shared with the readers
-            out = _changes_since(show, sent)
-            if out is None:
-                out = _event("snapshot", show.version, show.document())
-            sent = show.version
-            await response.write(out)
-            quiet_since = time.monotonic()
-    except ConnectionResetError:
-        pass  # the page was closed
-    finally:
-        show.watchers -= 1
-    return response
+    show = maps.current(sid) or await maps.get(sid)
+    etag = f'"{show.id}.{show.version}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers={
+            "ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"})
+    coding = _CODINGS.get(accept := request.headers.get("Accept-Encoding", ""))
+    if coding is None:
+        if len(_CODINGS) > 256:  # what clients send is a handful of strings
+            _CODINGS.clear()
+        coding = _CODINGS[accept] = content_coding(accept)
+    body, headers = show.answer(coding)
+    return web.Response(body=body, headers=headers)
+
+
+_CODINGS: dict[str, str] = {}  # Accept-Encoding as sent → the coding answered

@@ -12,7 +12,8 @@ and returns once the gateway's /readyz answers 200. `down` stops exactly what th
 Standard library only, and it imports nothing of TTMS: `make` runs `deps` with the system
 python3, before the venv exists (tests/test_tools.py checks it). Tooling, like `bench/` and
 `chaos/`; it lives beside them.
-The test suite imports `up`, `down`, `start_one` and `kill_one` to run its own deployment.
+The test suite imports `up`, `down`, `start_one` and `kill_one` to run its own deployment,
+and `port_open` to wait for its private servers.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def up(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 90) ->
     url = gateway_url(env)
     address = urllib.parse.urlsplit(url)
     # Otherwise another deployment's gateway would answer /readyz in place of ours.
-    if _port_open(address.port, address.hostname):
+    if port_open(address.port, address.hostname):
         raise LaunchError(f"something already listens on {address.netloc}; set TTMS_GATEWAY_PORT")
     deadline = time.monotonic() + timeout
     migrate(run_dir, env, timeout)
@@ -74,7 +75,7 @@ def up(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 90) ->
         environment = _environment(env)
         smtp_port = int(environment.get("TTMS_SMTP_PORT") or 8025)
         # A real server configured, or a sink already listening (another `up`): none of ours.
-        wanted = SERVICES if environment.get("TTMS_SMTP_HOST") or _port_open(smtp_port) \
+        wanted = SERVICES if environment.get("TTMS_SMTP_HOST") or port_open(smtp_port) \
             else PROCESSES
         copies = int(environment.get("TTMS_SERVICE_PROCESSES") or 1)
         wanted = (*wanted, *(f"{name}-{n}" for name in SERVICES[:-1]
@@ -314,7 +315,7 @@ def ensure_deps() -> None:
 
     Starts whichever is installed but down; on Debian as root installs what is missing.
     """
-    rabbit_up, maria_up = _port_open(5672), _port_open(3306)
+    rabbit_up, maria_up = port_open(5672), port_open(3306)
     if rabbit_up and maria_up:
         print("deps: RabbitMQ (127.0.0.1:5672) and MariaDB (127.0.0.1:3306) answer")
         return
@@ -325,11 +326,11 @@ def ensure_deps() -> None:
         missing.append("mariadb-server")
     if missing:
         _apt_install(missing)
-    if not rabbit_up and not _port_open(5672):  # the package may have started it already
+    if not rabbit_up and not port_open(5672):  # the package may have started it already
         print("deps: starting RabbitMQ: rabbitmq-server -detached")
         subprocess.run([_which("rabbitmq-server"), "-detached"], check=True)
         _wait_port("RabbitMQ", 5672, DEPS_WAIT)
-    if not maria_up and not _port_open(3306):
+    if not maria_up and not port_open(3306):
         _start_mariadb()
     if "mariadb-server" in missing:
         _allow_root_over_tcp()
@@ -381,7 +382,8 @@ def _which(program: str) -> str | None:
     return shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/local/sbin")
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on ``host:port`` (within half a second)."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
@@ -391,7 +393,7 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def _wait_port(what: str, port: int, timeout: float, fail: bool = True) -> bool:
     deadline = time.monotonic() + timeout
-    while not _port_open(port):
+    while not port_open(port):
         if time.monotonic() > deadline:
             if fail:
                 raise LaunchError(

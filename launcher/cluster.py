@@ -95,7 +95,7 @@ class Node:
 
     def wait_up(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not launcher._port_open(self.port):
+        while not launcher.port_open(self.port):
             if self.pid() is None or time.monotonic() > deadline:
                 raise launcher.LaunchError(f"{self.name} did not answer on {self.port}:\n"
                                            + self.log_tail())
@@ -348,7 +348,7 @@ class Cluster:
 
     def start_servers(self) -> None:
         ports = [RABBIT_PORT + n for n in NODES] + [GALERA_PORT + n for n in (0, *NODES)]
-        taken = [p for p in ports if launcher._port_open(p)]
+        taken = [p for p in ports if launcher.port_open(p)]
         if taken:
             raise launcher.LaunchError(f"ports already in use: {taken} (`make cluster-down`?)")
         shutil.rmtree(self.directory, ignore_errors=True)

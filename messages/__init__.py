@@ -8,7 +8,8 @@ The contracts (what crosses a service boundary):
 
 The bus (the only code in TTMS that knows AMQP):
 
-- ``broker``: one AMQP connection per process, rebuilt by itself after the broker goes away.
+- ``broker``: one AMQP connection per process, rebuilt by itself after the broker goes away;
+  ``BrokerClient``, the base of whatever keeps a channel on it.
 - ``rpc``: commands to a service and their replies (client and server), several per AMQP
   message under load; ``RpcClient.ask`` sends a typed command.
 - ``events``: the event envelope's topology, the transactional outbox and its relay, the
@@ -22,7 +23,8 @@ The runtime of a service process:
 - ``service``: ``Handlers`` (a service's commands, events, start-up tasks and per-process
   state) and ``Service`` (the one place that wires them to the broker and the database).
 - ``db``: the database (transactions that carry their events into the outbox, plain asyncmy
-  on hot paths, the deadlock retry, the watch that answers 503 while the server is frozen).
+  on hot paths, the deadlock retry, the watch that answers 503 while the server is frozen,
+  ``run_on_server`` for statements outside any service's database).
 - ``settings``: the one settings object (``TTMS_*``), and the list of services.
 - ``tokens``: access tokens, minted by user_svc and verified by the gateway.
 

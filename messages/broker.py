@@ -10,7 +10,8 @@ aio-pika's robust connection restores channels and consumers only partly after a
 restart (direct reply-to consumers and channels closed by the broker are the known gaps), so
 this is a plain supervisor instead: connect, run every registered set-up on the fresh
 connection, wait for it to close, tell everyone it is gone, back off, repeat. Every consumer
-and publisher in TTMS is (re)built by such a set-up, so nothing needs a process restart.
+and publisher in TTMS is (re)built by such a set-up (``BrokerClient``), so nothing needs a
+process restart.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
+
+if TYPE_CHECKING:
+    from messages.settings import Names
 
 log = logging.getLogger("ttms.broker")
 
@@ -212,6 +216,25 @@ def _host(url: str) -> str:
     return url.rsplit("@", 1)[-1]
 
 
+class BrokerClient:
+    """Base of the publishers and consumers that keep a channel of the process's connection:
+    ``_setup`` runs on every new connection (declares what it uses, opens ``_channel``),
+    ``_on_lost`` when the connection is gone (drops the channel and what was in flight on it)."""
+
+    def __init__(self, broker: Broker, names: Names) -> None:
+        self._broker = broker
+        self._names = names
+        self._channel: Any = None
+        broker.on_connect(self._setup)
+        broker.on_lost(self._on_lost)
+
+    async def _setup(self, connection: AbstractConnection) -> None:
+        raise NotImplementedError
+
+    def _on_lost(self) -> None:
+        self._channel = None
+
+
 def _cancelled(task: asyncio.Task | None) -> bool:
     """True when ``task`` itself is being cancelled (by stop()), not merely handed a
     CancelledError by a library whose connection closed under it."""
@@ -238,3 +261,4 @@ async def delete_namespace(url: str, names) -> list[str]:
                          names.delay_exchange):
             await channel.exchange_delete(exchange)
     return queues
+

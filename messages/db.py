@@ -324,7 +324,7 @@ TICK_SECONDS = 0.25
 
 class Watch:
     """Knows whether the database server answers (see STALL_SECONDS). Every statement or
-    transaction of ``Database`` runs between ``enter`` and ``leave``."""
+    transaction of ``Database`` runs between ``enter`` and ``leave`` (``with watching()``)."""
 
     def __init__(self, settings: Settings, name: str) -> None:
         self._settings = settings
@@ -357,6 +357,11 @@ class Watch:
                                                 retry_after=1) from None
         elif exc is None or not isinstance(exc, asyncio.CancelledError | errors.ServiceError):
             self._answered = time.monotonic()
+
+    def watching(self) -> _Watching:
+        """``with watch.watching():`` around a statement or transaction: ``enter`` before it,
+        ``leave`` after it, however it ended."""
+        return _Watching(self)
 
     def stop(self) -> None:
         if self._monitor is not None:
@@ -414,6 +419,33 @@ class Watch:
         return True
 
 
+async def run_on_server(settings: Settings, statements: list[str]) -> None:
+    """``statements``, in one transaction, on the database server outside any service's
+    database (creating, dropping and swapping databases: migrations, order_svc's replay)."""
+    engine = create_async_engine(settings.database_url("user", with_database=False))
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+class _Watching:
+    """A plain context manager rather than a generator: it runs around every statement."""
+
+    __slots__ = ("_watch", "_token")
+
+    def __init__(self, watch: Watch) -> None:
+        self._watch = watch
+
+    def __enter__(self) -> None:
+        self._token = self._watch.enter()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        self._watch.leave(self._token, exc)
+
+
 class Database:
     def __init__(self, settings: Settings, service: str) -> None:
         self.service = service
@@ -434,17 +466,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        token = self.watch.enter()
-        try:
+        with self.watch.watching():
             async with self.engine.begin() as conn:
                 tx = Tx(conn, self.service)
                 yield tx
                 if tx.events:
                     await conn.execute(text(OUTBOX_INSERT), _outbox_rows(tx))
-        except BaseException as exc:
-            self.watch.leave(token, exc)
-            raise
-        self.watch.leave(token, None)
         if tx.events:
             self.outbox_written.set()
 
@@ -456,8 +483,7 @@ class Database:
         COMMIT: a transaction of one read and some writes is two round trips.
         ``read_committed``: this one transaction runs in READ COMMITTED (no gap locks), for a
         locking scan that must not hold off other transactions' inserts (the outbox relay)."""
-        token = self.watch.enter()
-        try:
+        with self.watch.watching():
             pool = self._plain_pool or await self._open_plain_pool()
             async with pool.acquire() as conn:
                 tx = PlainTx(conn, self.service)
@@ -486,38 +512,24 @@ class Database:
                 except BaseException:
                     await _quietly(conn.rollback())
                     raise
-        except BaseException as exc:
-            self.watch.leave(token, exc)
-            raise
-        self.watch.leave(token, None)
         if tx.events:
             self.outbox_written.set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        token = self.watch.enter()
-        try:
+        with self.watch.watching():
             async with self.engine.connect() as conn:
                 yield conn
-        except BaseException as exc:
-            self.watch.leave(token, exc)
-            raise
-        self.watch.leave(token, None)
 
     async def fetch(self, sql: str, args: Any = None) -> tuple[tuple, ...]:
         """A read on a hot path, in plain asyncmy: through SQLAlchemy the same one-row query
         costs several times the CPU of the query itself (PERFORMANCE.md). ``%s`` parameters,
         tuples back, autocommit (no transaction is left open)."""
-        token = self.watch.enter()
-        try:
+        with self.watch.watching():
             pool = self._plain_pool or await self._open_plain_pool()
             async with pool.acquire() as conn, conn.cursor() as cursor:
                 await cursor.execute(sql, args)
                 rows = await cursor.fetchall()
-        except BaseException as exc:
-            self.watch.leave(token, exc)
-            raise
-        self.watch.leave(token, None)
         return rows
 
     async def autocommit(self, sql: Any, args: Any = None) -> int:
@@ -527,16 +539,11 @@ class Database:
         sql = sql.text if hasattr(sql, "text") else sql
         if isinstance(args, dict):
             sql = _pyformat(sql)
-        token = self.watch.enter()
-        try:
+        with self.watch.watching():
             pool = self._plain_pool or await self._open_plain_pool()
             async with pool.acquire() as conn, conn.cursor() as cursor:
                 await cursor.execute(sql, args)
                 count = cursor.rowcount
-        except BaseException as exc:
-            self.watch.leave(token, exc)
-            raise
-        self.watch.leave(token, None)
         return count
 
     async def _open_plain_pool(self):

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from messages import errors
-from messages.broker import Broker
+from messages.broker import Broker, BrokerClient
 from messages.contracts.base import Envelope, Event, utcnow
 from messages.db import Database, Tx, to_db
 from messages.settings import Names
@@ -56,7 +56,7 @@ async def declare_topology(channel: AbstractChannel,
     return exchange
 
 
-class OutboxRelay:
+class OutboxRelay(BrokerClient):
     """Publishes the outbox: rows claimed with ``FOR UPDATE SKIP LOCKED``, published with
     publisher confirms, marked sent in the same transaction. On plain asyncmy and the raw AMQP
     channel: it runs after every commit that wrote events, so its cost is paid per sale."""
@@ -65,23 +65,16 @@ class OutboxRelay:
 
     def __init__(self, broker: Broker, names: Names, db: Database, poll: float = 1.0,
                  batch: int = 500) -> None:
-        self._broker = broker
-        self._names = names
+        super().__init__(broker, names)  # _channel: the raw (aiormq) one, in confirm mode
         self._db = db
         self._poll = poll
         self._batch = batch
-        self._channel = None  # the raw (aiormq) channel, in confirm mode
-        broker.on_connect(self._setup)
-        broker.on_lost(self._on_lost)
 
     async def _setup(self, connection) -> None:
         channel = await self._broker.channel(connection, confirms=True)
         await declare_topology(channel, self._names)
         self._channel = await channel.get_underlay_channel()
         self._db.outbox_written.set()  # catch up on whatever waited for the broker
-
-    def _on_lost(self) -> None:
-        self._channel = None
 
     async def run(self) -> None:
         cleaned = 0.0
@@ -218,7 +211,7 @@ async def _apply_once(db: Database, batch: Sequence[Delivery], claim_together: b
     return applied
 
 
-class Subscriber:
+class Subscriber(BrokerClient):
     """Consumes one service's event queue, applying each event once (the inbox).
 
     Events of ``plain`` handlers share transactions: the events waiting when a transaction
@@ -240,8 +233,7 @@ class Subscriber:
     def __init__(self, broker: Broker, names: Names, db: Database, consumer: str,
                  handlers: dict[str, EventHandler], delivery_limit: int = 5,
                  prefetch: int = 32, batch: int = 32, batches: int = 1) -> None:
-        self._broker = broker
-        self._names = names
+        super().__init__(broker, names)
         self._db = db
         self.consumer = consumer
         self._handlers = handlers
@@ -249,14 +241,11 @@ class Subscriber:
         self._prefetch = prefetch
         self._batch = batch
         self._batches = batches
-        self._channel = None
         self._unsettled: set[int] = set()  # delivery tags of the channel not acked yet
         self._waiting: list[Delivery] = []
         self._flush_scheduled = False
         self._applying = 0
         self._batch_tasks: set[asyncio.Task] = set()
-        broker.on_connect(self._setup)
-        broker.on_lost(self._on_lost)
 
     async def _setup(self, connection) -> None:
         channel = await self._broker.channel(connection, prefetch=self._prefetch)
@@ -279,7 +268,7 @@ class Subscriber:
         await self._channel.basic_consume(queue.name, self._on_message)
 
     def _on_lost(self) -> None:
-        self._channel = None
+        super()._on_lost()
         self._unsettled = set()
         self._waiting.clear()  # never acked: the broker delivers them again
 

@@ -46,7 +46,7 @@ from pamqp.header import ContentHeader
 from pydantic import BaseModel, ValidationError
 
 from messages import errors
-from messages.broker import Broker
+from messages.broker import Broker, BrokerClient
 from messages.contracts.base import Caller, Command
 from messages.settings import Names
 
@@ -71,14 +71,12 @@ def _dump(result: Any) -> Any:
     return result
 
 
-class RpcClient:
+class RpcClient(BrokerClient):
     """Calls commands on services. One per process; safe to use from many tasks at once."""
 
     def __init__(self, broker: Broker, names: Names, timeout: float = 5.0) -> None:
-        self.names = names
+        super().__init__(broker, names)  # _channel: aiormq's; publish and replies share it
         self.timeout = timeout
-        self._broker = broker
-        self._channel = None  # aiormq channel: publish and the reply consumer share it
         self._pending: dict[str, asyncio.Future] = {}
         self._queued: dict[str, list[list[Any]]] = {}
         self._flush_scheduled = False
@@ -89,8 +87,6 @@ class RpcClient:
         self._watch_channel = None
         self._learning: dict[str, asyncio.Future] = {}
         self._checked: dict[str, float] = {}  # service -> when its consumer count was seen
-        broker.on_connect(self._setup)
-        broker.on_lost(self._on_lost)
 
     async def _setup(self, connection) -> None:
         channel = await self._broker.channel(connection)
@@ -101,7 +97,7 @@ class RpcClient:
         await self._refresh_consumers()
 
     def _on_lost(self) -> None:
-        self._channel = None
+        super()._on_lost()
         self._consumers.clear()
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -194,7 +190,7 @@ class RpcClient:
             # wait=False: queued for the socket without waiting for it to drain (a drain per
             # frame cost a task switch each); the frames still go out in order.
             await channel.basic_publish(orjson.dumps(calls),
-                                        routing_key=self.names.rpc_queue(service),
+                                        routing_key=self._names.rpc_queue(service),
                                         properties=properties, wait=False)
         except Exception as exc:  # noqa: BLE001 - each caller gets the failure
             failure = exc if isinstance(exc, errors.ServiceError) else errors.ServiceUnavailable(
@@ -218,7 +214,8 @@ class RpcClient:
         for service in list(self._watch):
             try:
                 queue = await self._watch_channel.declare_queue(
-                    self.names.rpc_queue(service), durable=True, arguments=self.names.transient())
+                    self._names.rpc_queue(service), durable=True,
+                    arguments=self._names.transient())
                 self._consumers[service] = queue.declaration_result.consumer_count
                 self._checked[service] = time.monotonic()
             except Exception:  # noqa: BLE001 - the connection supervisor handles the rest
@@ -243,7 +240,8 @@ class RpcClient:
             return
         try:
             queue = await channel.declare_queue(
-                self.names.rpc_queue(service), durable=True, arguments=self.names.transient())
+                self._names.rpc_queue(service), durable=True,
+                arguments=self._names.transient())
             if self._watch_channel is channel:  # not a count from a connection since lost
                 self._consumers[service] = queue.declaration_result.consumer_count
                 self._checked[service] = time.monotonic()
@@ -311,26 +309,22 @@ class Handler:
     fn: Callable[..., Awaitable[Any]]
 
 
-class RpcServer:
+class RpcServer(BrokerClient):
     """Consumes one service's command queue: dispatch by command name, reply, then ack."""
 
     def __init__(self, broker: Broker, names: Names, service: str,
                  handlers: dict[str, Handler], context: Callable[[Caller, int], Any],
                  prefetch: int = 64) -> None:
+        super().__init__(broker, names)
         self.service = service
-        self._broker = broker
-        self._names = names
         self._handlers = handlers
         self._context = context
         self._prefetch = prefetch
-        self._channel = None
         self._replies: dict[str, list[list[Any]]] = {}
         self._acks: list[int] = []
         self._flush_scheduled = False
         self._in_flight: set[asyncio.Task] = set()
         self.paused = False
-        broker.on_connect(self._setup)
-        broker.on_lost(self._on_lost)
 
     async def _setup(self, connection) -> None:
         channel = await self._broker.channel(connection, prefetch=self._prefetch)
@@ -341,7 +335,7 @@ class RpcServer:
         await raw.basic_consume(self._names.rpc_queue(self.service), self._on_message)
 
     def _on_lost(self) -> None:
-        self._channel = None
+        super()._on_lost()
         self._replies.clear()
         self._acks.clear()  # unacked commands come back to another consumer
 

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     login_attempts_per_address_per_minute: int = 300
     rpc_timeout_seconds: float = 5.0
     seat_stream_keepalive_seconds: float = Field(15.0, gt=0)  # a quiet seat-map stream's comment
+    edge_refusals: bool = True  # holds of seats the gateway's seat map says are taken: 409 there
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_ttl_seconds: int = 3600

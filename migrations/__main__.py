@@ -9,9 +9,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from messages.db import run_on_server
 from messages.settings import SERVICES, Settings
 
 HERE = Path(__file__).parent
@@ -26,24 +25,14 @@ def alembic_config(service: str, settings: Settings) -> Config:
     return config
 
 
-async def _server(settings: Settings, statements: list[str]) -> None:
-    engine = create_async_engine(settings.database_url("user", with_database=False))
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 def create_databases(settings: Settings, services: list[str]) -> None:
-    asyncio.run(_server(settings, [
+    asyncio.run(run_on_server(settings, [
         f"CREATE DATABASE IF NOT EXISTS `{settings.database_name(s)}` "
         "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" for s in services]))
 
 
 def drop_databases(settings: Settings, services: list[str]) -> None:
-    asyncio.run(_server(settings, [
+    asyncio.run(run_on_server(settings, [
         f"DROP DATABASE IF EXISTS `{settings.database_name(s)}`" for s in services]))
 
 

@@ -57,6 +57,15 @@ def schedule_updated(event: p.ScheduleUpdated, tx: PlainTx) -> None:
         "max_tickets_per_customer": s.max_tickets_per_customer})
 
 
+def play_updated(event: p.PlayUpdated, tx: PlainTx) -> None:
+    """Only a change of what the play's seats cost (its price, its ticket types)."""
+    play = event.play
+    if {"price", "ticket_types"} & set(event.changed):
+        _record(tx, event.actor, c.AuditAction.play_repriced, f"play {play.id}", {
+            "changed": event.changed, "price": play.price,
+            "ticket_types": [t.model_dump(mode="json") for t in play.ticket_types]})
+
+
 def schedule_cancelled(event: p.ScheduleCancelled, tx: PlainTx) -> None:
     s = event.schedule
     _record(tx, event.actor, c.AuditAction.show_cancelled, f"schedule {s.id}", {

@@ -1,7 +1,8 @@
-"""order_svc's commands and events, each a short function; the work is done in the module
-named for it: ``orders`` (order rows from ticket_svc's events, and reading them),
-``attendance`` (check-ins at the door),
-``catalogue`` (the copies of shows, plays and studios), ``box_office`` (the figures).
+"""order_svc's events, as two tables (what each changes; which leave an audit entry), and its
+commands, each a short function; the work is done in the module named for it: ``orders``
+(order rows from ticket_svc's events, and reading them), ``attendance`` (check-ins at the
+door), ``catalogue`` (the copies of shows, plays and studios), ``audit`` (the audit log),
+``box_office`` (the figures).
 
 Events build the tables (see ``tables.py`` for why any order of arrival ends the same); the
 inbox makes each event apply once. Every event of a reservation first upserts its order row,
@@ -11,6 +12,7 @@ which also locks it, so events of one reservation apply one after the other.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
@@ -21,7 +23,7 @@ from messages.contracts import play as p
 from messages.contracts import studio as st
 from messages.contracts import ticket as t
 from messages.contracts import user as u
-from messages.contracts.base import Page, Role
+from messages.contracts.base import Event, Page, Role
 from messages.db import PlainTx
 from messages.service import App, Context, Handlers
 from order_svc import attendance, audit, catalogue, orders
@@ -34,89 +36,52 @@ handlers = Handlers()
 logging.getLogger("asyncmy").setLevel(logging.ERROR)
 
 
-# -- events: orders ----------------------------------------------------------------------------
+# -- events -------------------------------------------------------------------------------------
 
-@handlers.event(t.TicketHeld, plain=True)
-async def on_ticket_held(event: t.TicketHeld, tx: PlainTx, app: App) -> None:
-    await orders.held(event, tx, app)
-    audit.ticket_held(event, tx)
-
-
-@handlers.event(t.TicketSold, plain=True)
-async def on_ticket_sold(event: t.TicketSold, tx: PlainTx, app: App) -> None:
-    await orders.sold(event, tx, app)
-
-
-@handlers.event(t.TicketReleased, plain=True)
-async def on_ticket_released(event: t.TicketReleased, tx: PlainTx, app: App) -> None:
-    await orders.released(event, tx, app)
-
-
-@handlers.event(t.TicketRefunded, plain=True)
-async def on_ticket_refunded(event: t.TicketRefunded, tx: PlainTx, app: App) -> None:
-    await orders.refunded(event, tx, app)
-    audit.ticket_refunded(event, tx)
-
-
-@handlers.event(d.TicketCheckedIn, plain=True)
-async def on_ticket_checked_in(event: d.TicketCheckedIn, tx: PlainTx, app: App) -> None:
-    await attendance.checked_in(event, tx, app)
-
-
-# -- events: the catalogue -------------------------------------------------------------------
-
-@handlers.event(p.ScheduleCreated, plain=True)
-async def on_schedule_created(event: p.ScheduleCreated, tx: PlainTx, app: App) -> None:
-    await catalogue.schedule_created(event, tx, app)
+# What each event changes: ``orders`` the order and sale rows, ``attendance`` the check-ins,
+# ``catalogue`` the copies of shows, plays and studios.
+APPLIED = {
+    t.TicketHeld: orders.held,
+    t.TicketSold: orders.sold,
+    t.TicketReleased: orders.released,
+    t.TicketRefunded: orders.refunded,
+    d.TicketCheckedIn: attendance.checked_in,
+    p.ScheduleCreated: catalogue.schedule_created,
+    p.ScheduleUpdated: catalogue.schedule_updated,
+    p.ScheduleCancelled: catalogue.schedule_cancelled,
+    p.PlayCreated: catalogue.play_created,
+    p.PlayUpdated: catalogue.play_updated,
+    p.PlayDeleted: catalogue.play_deleted,
+    st.StudioCreated: catalogue.studio_created,
+    st.StudioUpdated: catalogue.studio_updated,
+}
+# The events that may tell a staff action, and the audit log's entry for it (``audit``); after
+# what the event changes, in the same transaction.
+AUDITED = {
+    t.TicketHeld: audit.ticket_held,
+    t.TicketRefunded: audit.ticket_refunded,
+    p.ScheduleUpdated: audit.schedule_updated,
+    p.PlayUpdated: audit.play_updated,
+    p.ScheduleCancelled: audit.schedule_cancelled,
+    u.UserUpdated: audit.user_updated,
+    u.UserDeleted: audit.user_deleted,
+}
 
 
-@handlers.event(p.ScheduleUpdated, plain=True)
-async def on_schedule_updated(event: p.ScheduleUpdated, tx: PlainTx, app: App) -> None:
-    await catalogue.schedule_updated(event, tx, app)
-    audit.schedule_updated(event, tx)
+def _on(kind: type[Event]) -> Callable[[Event, PlainTx, App], Awaitable[None]]:
+    """The handler of events of ``kind``: what it changes, then its audit entry."""
+    apply, record = APPLIED.get(kind), AUDITED.get(kind)
+
+    async def on_event(event: Event, tx: PlainTx, app: App) -> None:
+        if apply is not None:
+            await apply(event, tx, app)
+        if record is not None:
+            record(event, tx)
+    return on_event
 
 
-@handlers.event(p.ScheduleCancelled, plain=True)
-async def on_schedule_cancelled(event: p.ScheduleCancelled, tx: PlainTx, app: App) -> None:
-    await catalogue.schedule_cancelled(event, tx, app)
-    audit.schedule_cancelled(event, tx)
-
-
-@handlers.event(p.PlayCreated, plain=True)
-async def on_play_created(event: p.PlayCreated, tx: PlainTx, app: App) -> None:
-    await catalogue.play_created(event, tx, app)
-
-
-@handlers.event(p.PlayUpdated, plain=True)
-async def on_play_updated(event: p.PlayUpdated, tx: PlainTx, app: App) -> None:
-    await catalogue.play_updated(event, tx, app)
-
-
-@handlers.event(p.PlayDeleted, plain=True)
-async def on_play_deleted(event: p.PlayDeleted, tx: PlainTx, app: App) -> None:
-    await catalogue.play_deleted(event, tx, app)
-
-
-@handlers.event(st.StudioCreated, plain=True)
-async def on_studio_created(event: st.StudioCreated, tx: PlainTx, app: App) -> None:
-    await catalogue.studio_created(event, tx, app)
-
-
-@handlers.event(st.StudioUpdated, plain=True)
-async def on_studio_updated(event: st.StudioUpdated, tx: PlainTx, app: App) -> None:
-    await catalogue.studio_updated(event, tx, app)
-
-
-# -- events: staff actions on accounts, for the audit log ---------------------------------------
-
-@handlers.event(u.UserUpdated, plain=True)
-async def on_user_updated(event: u.UserUpdated, tx: PlainTx, app: App) -> None:
-    audit.user_updated(event, tx)
-
-
-@handlers.event(u.UserDeleted, plain=True)
-async def on_user_deleted(event: u.UserDeleted, tx: PlainTx, app: App) -> None:
-    audit.user_deleted(event, tx)
+for _event in {**APPLIED, **AUDITED}:
+    handlers.event(_event, plain=True)(_on(_event))
 
 
 # -- commands: orders ------------------------------------------------------------------------

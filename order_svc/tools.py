@@ -48,7 +48,7 @@ from messages import errors
 from messages.broker import Broker
 from messages.contracts.base import Caller, Envelope, Role, utcnow
 from messages.contracts.ticket import GetLedger
-from messages.db import Database, to_db
+from messages.db import Database, run_on_server, to_db
 from messages.deadletters import DeadLetter, DeadLetters
 from messages.events import Delivery, EventHandler, apply_once
 from messages.rpc import RpcClient
@@ -148,16 +148,6 @@ class Rebuilder:
                 delay = min(delay * 2, 2.0)
 
 
-async def _server(settings: Settings, statements: list[str]) -> None:
-    engine = create_async_engine(settings.database_url("order", with_database=False))
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 async def replay(settings: Settings, start: StreamStart = "first", *,
                  from_live: bool = False) -> ReplayReport:
     """One replay at a time per namespace (they share the scratch database)."""
@@ -179,12 +169,12 @@ async def _replay(settings: Settings, start: StreamStart, from_live: bool) -> Re
     live, scratch, old = (f"`{settings.database_name(s)}`"
                           for s in ("order", "order_replay", "order_old"))
     report = ReplayReport()
-    await _server(settings, [
+    await run_on_server(settings, [
         f"DROP DATABASE IF EXISTS {scratch}",
         f"CREATE DATABASE {scratch} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
         *(f"CREATE TABLE {scratch}.{t} LIKE {live}.{t}" for t in PROJECTION)])
     if from_live:  # a consistent copy: the live service waits for the few moments it takes
-        await _server(settings, [
+        await run_on_server(settings, [
             "LOCK TABLES " + ", ".join([f"{live}.{t} READ" for t in PROJECTION]
                                        + [f"{scratch}.{t} WRITE" for t in PROJECTION]),
             *(f"INSERT INTO {scratch}.{t} SELECT * FROM {live}.{t}" for t in PROJECTION),
@@ -197,7 +187,7 @@ async def _replay(settings: Settings, start: StreamStart, from_live: bool) -> Re
             async for logged in event_log.read(start):
                 await rebuilder.add(logged.offset, logged)
             await rebuilder.flush()
-            await _server(settings, [
+            await run_on_server(settings, [
                 f"DROP DATABASE IF EXISTS {old}",
                 f"CREATE DATABASE {old}",
                 "RENAME TABLE " + ", ".join(
@@ -222,7 +212,7 @@ async def _replay(settings: Settings, start: StreamStart, from_live: bool) -> Re
     finally:
         await scratch_db.dispose()
         await live_db.dispose()
-        await _server(settings, [f"DROP DATABASE IF EXISTS {old}",
+        await run_on_server(settings, [f"DROP DATABASE IF EXISTS {old}",
                                  f"DROP DATABASE IF EXISTS {scratch}"])
     return report
 

@@ -103,7 +103,9 @@ async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
                                        for t in cmd.ticket_types] or None
         await tx.execute(plays.update().where(plays.c.id == cmd.id).values(**changes))
         play = to_play(await _load_play(tx, cmd.id))
-        tx.emit(c.PlayUpdated(play=play))
+        was = to_play(before)
+        changed = sorted(k for k in changes if getattr(play, k) != getattr(was, k))
+        tx.emit(c.PlayUpdated(play=play, changed=changed, actor=ctx.caller.actor()))
     return play
 
 

@@ -14,7 +14,7 @@ committed, so a show is never left waiting for it.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -189,6 +189,21 @@ async def get_layout(cmd: c.GetLayout, ctx: Context) -> dict:
         return {**await _seat_map(tx, row), "layout_version": row.layout_version}
 
 
+async def _set_places(tx: Tx, places: Table, column: str, studio_id: int,
+                      cleared: list[tuple[int, int]], values: list[tuple[int, int, str]]) -> None:
+    """A bulk edit of one of the studio's place tables (``seat_kinds``, ``seat_zones``): the
+    ``cleared`` places lose their row (a plain seat, no zone), the others get ``column`` set."""
+    if cleared:
+        await tx.execute(delete(places).where(
+            places.c.studio_id == studio_id,
+            tuple_(places.c.seat_row, places.c.seat_col).in_(cleared)))
+    if values:
+        upsert = insert(places)
+        await tx.execute(upsert.on_duplicate_key_update({column: upsert.inserted[column]}), [
+            {"studio_id": studio_id, "seat_row": r, "seat_col": col, column: value}
+            for r, col, value in values])
+
+
 @handlers.command(c.EditSeats)
 async def edit_seats(cmd: c.EditSeats, ctx: Context) -> dict:
     ctx.caller.require(Role.manager)
@@ -197,26 +212,8 @@ async def edit_seats(cmd: c.EditSeats, ctx: Context) -> dict:
         problems = domain.edit_errors(row.rows, row.cols, cmd.seats)
         if problems:
             raise errors.ValidationFailed("some places are not on the seat map", problems)
-        plain, other = domain.split_edit(cmd.seats)
-        if plain:
-            await tx.execute(delete(seat_kinds).where(
-                seat_kinds.c.studio_id == cmd.id,
-                tuple_(seat_kinds.c.seat_row, seat_kinds.c.seat_col).in_(plain)))
-        if other:
-            upsert = insert(seat_kinds)
-            await tx.execute(upsert.on_duplicate_key_update(kind=upsert.inserted.kind), [
-                {"studio_id": cmd.id, "seat_row": r, "seat_col": col, "kind": kind}
-                for r, col, kind in other])
-        cleared, zoned = domain.zone_edit(cmd.seats)
-        if cleared:
-            await tx.execute(delete(seat_zones).where(
-                seat_zones.c.studio_id == cmd.id,
-                tuple_(seat_zones.c.seat_row, seat_zones.c.seat_col).in_(cleared)))
-        if zoned:
-            upsert = insert(seat_zones)
-            await tx.execute(upsert.on_duplicate_key_update(zone=upsert.inserted.zone), [
-                {"studio_id": cmd.id, "seat_row": r, "seat_col": col, "zone": zone}
-                for r, col, zone in zoned])
+        await _set_places(tx, seat_kinds, "kind", cmd.id, *domain.split_edit(cmd.seats))
+        await _set_places(tx, seat_zones, "zone", cmd.id, *domain.zone_edit(cmd.seats))
         await _recount(tx, cmd.id, row.rows, row.cols)
         row = await _load(tx, cmd.id)
         tx.emit(c.StudioUpdated(studio=to_studio(row)))

@@ -33,25 +33,23 @@ studios = Table(
     Column("layout_version", Integer, nullable=False, server_default="0"),
 )
 
-# Only the places that are not a plain `seat` (aisles, broken seats): a new studio has none.
-seat_kinds = Table(
-    "seat_kinds", metadata,
-    Column("studio_id", BigInteger, ForeignKey("studios.id", ondelete="CASCADE"),
-           primary_key=True),
-    Column("seat_row", SmallInteger, primary_key=True),
-    Column("seat_col", SmallInteger, primary_key=True),
-    Column("kind", String(16), nullable=False),
-)
 
+def _places(name: str, value: Column) -> Table:
+    """A table of some of each studio's places, one row per place with its ``value``."""
+    return Table(
+        name, metadata,
+        Column("studio_id", BigInteger, ForeignKey("studios.id", ondelete="CASCADE"),
+               primary_key=True),
+        Column("seat_row", SmallInteger, primary_key=True),
+        Column("seat_col", SmallInteger, primary_key=True),
+        value,
+    )
+
+
+# Only the places that are not a plain `seat` (aisles, broken seats): a new studio has none.
+seat_kinds = _places("seat_kinds", Column("kind", String(16), nullable=False))
 # Only the places that belong to a price zone (issue 20.1): a new studio has none.
-seat_zones = Table(
-    "seat_zones", metadata,
-    Column("studio_id", BigInteger, ForeignKey("studios.id", ondelete="CASCADE"),
-           primary_key=True),
-    Column("seat_row", SmallInteger, primary_key=True),
-    Column("seat_col", SmallInteger, primary_key=True),
-    Column("zone", String(40), nullable=False),
-)
+seat_zones = _places("seat_zones", Column("zone", String(40), nullable=False))
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from launcher import port_open
+
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # not /usr/sbin's wrapper (su)
 
 
@@ -26,14 +28,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -71,7 +65,7 @@ class PrivateServer:
 
 def _wait_until_up(server: PrivateServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while not _accepts(server.port):
+    while not port_open(server.port):
         if server.process.poll() is not None or time.monotonic() > deadline:
             log = server.log()
             server.stop()

@@ -32,6 +32,10 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
     other = await make_show(manager)
     assert (await manager.patch(f"/schedules/{other['id']}", {"price": 1234})).status == 200
     assert (await manager.delete(f"/schedules/{other['id']}")).status == 204
+    # a manager re-prices a play; a rename alone is not a change of money
+    assert (await manager.patch(f"/plays/{show['play_id']}", {"price": 3300})).status == 200
+    assert (await manager.patch(f"/plays/{other['play_id']}", {"name": f"Renamed {other['id']}"}
+                                )).status == 200
 
     async def all_there():
         found = await _entries(admin)
@@ -40,7 +44,8 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
                   ("refund", f"ticket {ticket['id']}"),
                   ("user_changed", f"user {buyer.user['id']}"),
                   ("show_changed", f"schedule {other['id']}"),
-                  ("show_cancelled", f"schedule {other['id']}")}
+                  ("show_cancelled", f"schedule {other['id']}"),
+                  ("play_repriced", f"play {show['play_id']}")}
         return found if wanted <= subjects else None
     found = await eventually(all_there)
     by = {(e["action"], e["subject"]): e for e in found}
@@ -56,6 +61,11 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
     assert changed["actor_id"] == admin.user["id"] and changed["details"]["role"] == "clerk"
     assert by[("show_changed", f"schedule {other['id']}")]["details"]["price"] == 1234
     assert by[("show_cancelled", f"schedule {other['id']}")]["actor_id"] == manager.user["id"]
+    repriced = by[("play_repriced", f"play {show['play_id']}")]
+    assert repriced["actor_id"] == manager.user["id"] and repriced["details"]["price"] == 3300
+    assert repriced["details"]["changed"] == ["price"]
+    if other["play_id"] != show["play_id"]:
+        assert ("play_repriced", f"play {other['play_id']}") not in by
     # the buyer's own hold and refund left no entry
     assert ("clerk_sale", f"reservation {own.body['id']}") not in by
     assert ("refund", f"ticket {paid.body['tickets'][0]['id']}") not in by

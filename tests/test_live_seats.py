@@ -452,3 +452,36 @@ async def test_closing_streams_releases_the_gateways_watchers(manager, quick_gat
     for response, _ in opened:
         response.close()
     await settled(0)
+
+
+async def test_holds_of_taken_seats_are_refused_by_the_gateway_in_ticket_svcs_words(
+        api, manager, customer, new_user):
+    """Issue 17's lever: a hold of seats the gateway's current copy says are taken is refused
+    there, without asking ticket_svc, with the answer ticket_svc gives; a hold that may win,
+    or whose answer could differ (an Idempotency-Key), still goes to ticket_svc."""
+    show = await make_show(manager, rows=3, cols=4)
+    other = await new_user()
+    first = await hold(customer, show, (1, 1))
+    assert first.status == 201
+    assert statuses(await seat_map(api, show))[1, 1] == "held"  # kept by this gateway now
+    ask = {"schedule_id": show["id"], "seats": [{"row": 9, "col": 9}, {"row": 1, "col": 2},
+                                                {"row": 1, "col": 1}]}
+    before = await _gauge(api, "ttms_holds_refused_at_edge_total")
+    at_edge = await other.post("/reservations", ask)
+    assert await _gauge(api, "ttms_holds_refused_at_edge_total") == before + 1
+    decided = await other.post("/reservations", ask, headers={"Idempotency-Key": os.urandom(
+        8).hex()})  # a key may replay an earlier answer: ticket_svc answers it
+    assert await _gauge(api, "ttms_holds_refused_at_edge_total") == before + 1
+    assert at_edge.status == decided.status == 409 and at_edge.body == decided.body, (
+        at_edge.body, decided.body)
+    assert [e["msg"] for e in at_edge.body["errors"]] == ["row 1 col 1: held",
+                                                          "row 9 col 9: not a seat"]
+    # Seats that look free go on to ticket_svc, which decides.
+    assert (await other.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 1, "col": 2}]})).status == 201
+    assert await _gauge(api, "ttms_holds_refused_at_edge_total") == before + 1
+    # A seat given back through this gateway is not refused here before its event came.
+    cancelled = await customer.delete(f"/reservations/{first.body['id']}")
+    assert cancelled.status in (200, 204), cancelled.body
+    assert (await other.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 1, "col": 1}]})).status == 201

@@ -10,13 +10,18 @@ import re
 import time
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import event
 
+from messages.db import Database
+from messages.settings import Settings
 from tests.conftest import TEST_ENV
 from tests.test_door import SOON, bought, decode_qr_svg
 from tests.test_orders import NOW, Sale, Show, bus  # noqa: F401 (bus: a fixture)
 from tests.test_sales import make_show
+from user_svc import password_reset
 from user_svc.mailsink import MailSink
 
 SMTP_PORT = int(TEST_ENV["TTMS_SMTP_PORT"])
@@ -126,6 +131,39 @@ async def test_password_reset_end_to_end(api, sink):
                                            "password": password})).status == 401
     assert (await api.post("/auth/login", {"username": username,
                                            "password": "brand-new-password"})).status == 200
+
+
+async def test_a_reset_request_does_the_same_work_whether_or_not_the_address_is_known(
+        api, sink):
+    """No account discovery by timing: answering a request runs the same statements, with the
+    same parameters but the address, for a verified address, an unknown one and an unverified
+    one (against the test system's own user database); only the mail sender, later, tells
+    them apart: the known address gets its mail, the others none."""
+    _, known, _ = await register(api, sink)
+    _, unverified, _ = await register(api, sink, verify=False)
+    settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
+    db = Database(settings, "user")
+    ran: list[tuple[str, list]] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        ran.append((statement, sorted(str(v) for v in (parameters or ())
+                                      if "@" not in str(v) and ":" not in str(v))))
+
+    work = {}
+    try:
+        for email in (known, address(), unverified):
+            ran.clear()
+            await password_reset.request(SimpleNamespace(app=SimpleNamespace(db=db)), email)
+            work[email] = list(ran)
+    finally:
+        await db.dispose()
+    assert work[known] and len(set(map(repr, work.values()))) == 1, work
+    resets = [m for m in await mails_to(sink, known, count=2) if "reset" in m["Subject"].lower()]
+    await mails_to(sink, unverified)  # its verification code
+    await asyncio.sleep(1.5)  # the sender runs every 0.3 s here: a reset mail would be here
+    assert len(resets) == 1 and [m["Subject"] for m in sink.messages()
+                                 if m["To"] == unverified and "reset" in m["Subject"].lower()] == []
 
 
 async def test_ticket_mail_carries_qr_codes_that_check_in(api, sink, manager, clerk):

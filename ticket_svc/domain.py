@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from messages import errors
+from messages.contracts import ticket as c
 from messages.contracts.ticket import Seat
 
 SCHEDULED = "scheduled"
@@ -127,21 +128,14 @@ def seat_keys(seats: list[Seat]) -> list[tuple[int, int]]:
     return sorted({(s.row, s.col) for s in seats})
 
 
-NOTHING_HELD = "some of the seats are not available; nothing was held"
+NOTHING_HELD = c.NOTHING_HELD
+seats_not_available = c.seats_not_available  # the gateway refuses with the same words
 
 
-def seats_not_available(found: dict[tuple[int, int], str | None],
-                        keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """The requested seats that are not available, as the contract's ``errors``."""
-    details = []
-    for r, col in keys:
-        status = found.get((r, col), "not a seat")
-        if status == "unavailable":
-            status = "not a seat"
-        if status != "available":
-            details.append({"loc": ["body", "seats", {"row": r, "col": col}],
-                            "msg": f"row {r} col {col}: {status}"})
-    return details
+def sales_close_at(status: str, starts_at: datetime, cutoff_minutes: int) -> datetime | None:
+    """When ``check_sales_open`` starts refusing (None: it refuses already, whatever the
+    time)."""
+    return starts_at - timedelta(minutes=cutoff_minutes) if status == SCHEDULED else None
 
 
 def seats_unavailable(details: list[dict[str, Any]]) -> errors.SeatUnavailable:

@@ -15,7 +15,7 @@ from messages import errors
 from messages.contracts import play as p
 from messages.contracts import ticket as c
 from messages.contracts.base import SERVICE_CALLER
-from messages.db import Tx, to_db
+from messages.db import Tx, as_utc, to_db
 from messages.service import App
 from ticket_svc import domain, versions
 from ticket_svc.queries import SEAT_MAP, seats_sql
@@ -147,7 +147,10 @@ async def snapshot(app: App, schedule_id: int) -> c.SeatSnapshot:
     return c.SeatSnapshot(schedule_id=schedule_id, rows=first.seat_rows, cols=cols,
                           price=first.price, version=int(first.version),
                           codes=codes.decode(), no_single_gaps=bool(first.no_single_gaps),
-                          zones=zones, prices=domain.zone_prices(first.prices))
+                          zones=zones, prices=domain.zone_prices(first.prices),
+                          sales_close_at=domain.sales_close_at(
+                              first.show_status, as_utc(first.starts_at),
+                              app.settings.sales_cutoff_minutes))
 
 
 async def set_rules(app: App, schedule_id: int, no_single_gaps: bool) -> c.SeatRules:

@@ -32,6 +32,7 @@ def seats_sql(keys: list[tuple[int, int]]) -> str:
 # One statement, so one consistent read: the seats and the version they are at.
 SEAT_MAP = text(
     "SELECT sc.seat_rows, sc.seat_cols, sc.price, sc.prices, sc.no_single_gaps, "
+    "sc.starts_at, sc.status AS show_status, "
     "COALESCE(v.version, 0) AS version, "
     "s.seat_row, s.seat_col, s.status, s.zone "
     "FROM schedules sc LEFT JOIN seat_versions v ON v.schedule_id = sc.id "

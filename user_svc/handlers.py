@@ -234,7 +234,7 @@ async def on_ticket_refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
 
 @handlers.startup
 async def send_mail(app: App) -> None:
-    await mailer.send_forever(app)
+    await mailer.send_forever(app, compose=password_reset.resolve_due)
 
 
 @handlers.command(c.FindCustomer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -103,9 +104,12 @@ async def send_due(app: App) -> int:
     return len(rows)
 
 
-async def send_forever(app: App) -> None:
+async def send_forever(app: App, compose: Callable[[App], Awaitable[int]]) -> None:
+    """Each round, ``compose`` writes the mails asked for but not yet written (password
+    resets), then the due mails are sent."""
     while True:
         try:
+            await compose(app)
             taken = await send_due(app)
         except asyncio.CancelledError:
             raise

@@ -1,9 +1,14 @@
 """Password reset by e-mail: ``POST /auth/password-reset {email}`` mails each account with
 that verified address a single-use token valid 30 minutes, and answers 202 whether or not there
-is one (no account discovery: the same work, one transaction and no mail sent inline, either
-way); ``…/confirm {token, new_password}`` sets the password, ends every reset token of the
+is one; ``…/confirm {token, new_password}`` sets the password, ends every reset token of the
 account and revokes its access tokens. Requests are limited per address and per client by the
-gateway, like sign-in."""
+gateway, like sign-in.
+
+No account discovery, also not by timing: answering a request does exactly one thing, insert a
+``reset_requests`` row, whatever the address. Whether an account has it is looked up later, by
+the mail sender (``resolve_due``), which writes the tokens and queues the mails in the same
+transaction that deletes the request: a request is never lost and never mailed twice.
+"""
 
 from __future__ import annotations
 
@@ -28,23 +33,38 @@ def _hash(token: str) -> str:
 
 
 async def request(ctx: Context, email: str) -> None:
-    app = ctx.app
+    async with ctx.app.db.transaction() as tx:
+        await tx.execute(text(
+            "INSERT INTO reset_requests (email, requested_at) VALUES (:email, :now)"),
+            {"email": email, "now": to_db(utcnow())})
+
+
+async def resolve_due(app, batch: int = 50) -> int:
+    """Turn waiting requests into tokens and queued mails; how many requests were taken.
+    Processes side by side take different requests (``SKIP LOCKED``)."""
     now = utcnow()
     async with app.db.transaction() as tx:
-        accounts = (await tx.execute(text(
-            "SELECT id, username, email, language FROM users WHERE email = :email "
-            "AND email_verified AND deleted_at IS NULL AND NOT disabled"),
-            {"email": email})).all()
-        for user in accounts:
-            token = secrets.token_urlsafe(32)
-            await tx.execute(text(
-                "INSERT INTO reset_tokens (token_hash, user_id, expires_at) "
-                "VALUES (:hash, :id, :expires)"),
-                {"hash": _hash(token), "id": user.id,
-                 "expires": to_db(now + TOKEN_LIFETIME)})
-            await mails.queue(tx, f"reset:{_hash(token)}", user.email,
-                              user.language or app.settings.mail_language, "reset",
-                              username=user.username, token=token)
+        requests = (await tx.execute(text(
+            "SELECT id, email FROM reset_requests ORDER BY id LIMIT :n "
+            "FOR UPDATE SKIP LOCKED"), {"n": batch})).all()
+        for asked in requests:
+            accounts = (await tx.execute(text(
+                "SELECT id, username, email, language FROM users WHERE email = :email "
+                "AND email_verified AND deleted_at IS NULL AND NOT disabled"),
+                {"email": asked.email})).all()
+            for user in accounts:
+                token = secrets.token_urlsafe(32)
+                await tx.execute(text(
+                    "INSERT INTO reset_tokens (token_hash, user_id, expires_at) "
+                    "VALUES (:hash, :id, :expires)"),
+                    {"hash": _hash(token), "id": user.id,
+                     "expires": to_db(now + TOKEN_LIFETIME)})
+                await mails.queue(tx, f"reset:{_hash(token)}", user.email,
+                                  user.language or app.settings.mail_language, "reset",
+                                  username=user.username, token=token)
+            await tx.execute(text("DELETE FROM reset_requests WHERE id = :id"),
+                             {"id": asked.id})
+    return len(requests)
 
 
 async def confirm(ctx: Context, token: str, new_password: str, hash_password) -> int:

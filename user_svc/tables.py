@@ -3,6 +3,9 @@
 - ``users``: accounts; ``email_verified`` once the address's code came back, ``language``
   (en | zh) of the mail they get.
 - ``email_codes``: the one live verification code per account (hashed), with its tries.
+- ``reset_requests``: password-reset requests as asked, one row each whatever the address,
+  so the answer costs the same whether or not an account has it (no discovery by timing);
+  the mail sender turns them into tokens and mails.
 - ``reset_tokens``: password-reset tokens (hashed); confirming one ends every token of the
   account.
 - ``mails``: the mail outbox. A mail row is written in the same transaction as what it tells
@@ -52,6 +55,13 @@ email_codes = Table(
     Column("code_hash", String(64), nullable=False),   # sha256 hex of the 6 digits
     Column("tries", Integer, nullable=False, server_default="0"),
     Column("expires_at", Timestamp, nullable=False),
+)
+
+reset_requests = Table(
+    "reset_requests", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False),
+    Column("requested_at", Timestamp, nullable=False),
 )
 
 reset_tokens = Table(

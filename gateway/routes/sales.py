@@ -4,7 +4,7 @@ Ownership ("owner or clerk+") is checked by ticket_svc, which knows the owner: a
 reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 """
 
-from gateway import seatmaps
+from gateway import seatmaps, seatstreams
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
 from messages.contracts.base import Page, PageQuery
@@ -19,6 +19,7 @@ SEAT_STREAM_EVENT = {
                    "id": {"type": "string", "pattern": "^[0-9]+$"},
                    "retry": {"type": "integer"}}}
 SEAT_WRITE = {"seat_write": True}  # the answer's seats_version feeds read-your-writes
+SEATS_FREED = {"seat_write": "frees"}  # and it may have made seats available again
 
 ROUTES = [
     # The most-read page of an on-sale rush: answered from the gateway's memory (seatmaps).
@@ -34,7 +35,7 @@ ROUTES = [
           rules="`Last-Event-ID` (a version) resumes with the changes since when the gateway "
                 "still has them, else with a snapshot. A request whose `Accept` does not "
                 "name `text/event-stream` gets the `snapshot` event alone.",
-          extra={"local": seatmaps.seat_stream, "content_type": "text/event-stream",
+          extra={"local": seatstreams.seat_stream, "content_type": "text/event-stream",
                  "content_schema": SEAT_STREAM_EVENT}),
     Route("PATCH", "/schedules/{id}/seat-rules", c.SetSeatRules, Who.manager,
           "A show's rules for holds: `no_single_gaps` refuses a hold that would leave one "
@@ -60,7 +61,8 @@ ROUTES = [
                 "take the account (the buyer's, or `customer_id`'s) past the show's "
                 "`max_tickets_per_customer` is 409 `limit_reached`. A seat's `type` "
                 "must be one of the play's ticket types (422 `validation_error`).",
-          links=(("GET /orders/{id}", "$response.body#/id"),), extra=SEAT_WRITE),
+          links=(("GET /orders/{id}", "$response.body#/id"),),
+          extra={**SEAT_WRITE, "refuse_taken": True}),
     Route("GET", "/reservations/{id}", c.GetReservation, Who.signed_in,
           "A reservation (owner or clerk+)", TAG, response=c.Reservation),
     Route("POST", "/reservations/{id}/pay", c.Pay, Who.signed_in,
@@ -72,13 +74,13 @@ ROUTES = [
                  ("GET /reservations/{id}", "$response.body#/id")), extra=SEAT_WRITE),
     Route("DELETE", "/reservations/{id}", c.CancelReservation, Who.signed_in,
           "Cancel a hold; its seats are available again (owner or clerk+)", TAG, status=204,
-          extra=SEAT_WRITE),
+          extra=SEATS_FREED),
     Route("GET", "/tickets", c.ListTickets, Who.signed_in,
           "Tickets: your own; clerks and above may pass ?user_id= and ?schedule_id=", TAG,
           query=c.TicketQuery, response=Page[c.Ticket]),
     Route("POST", "/tickets/{id}/refund", c.Refund, Who.signed_in,
           "Refund a ticket until the show starts (owner or clerk+)", TAG,
-          response=c.Ticket, extra=SEAT_WRITE),
+          response=c.Ticket, extra=SEATS_FREED),
     Route("POST", "/schedules/{id}/waitlist", c.JoinWaitlist, Who.signed_in,
           "Join a sold-out show's waiting list: seats that come back are held for the first "
           "in line (waitlist.offered), who pays the reservation before it expires", TAG,

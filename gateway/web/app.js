@@ -1,7 +1,7 @@
-// The shell: header (navigation by role, language, sign in/out) and a hash router that hands
-// the <main> element to one page module at a time.
+// The shell: header (navigation by role, language, sign in/out, a waiting-list offer held for
+// the person) and a hash router that hands the <main> element to one page module at a time.
 import { get, session } from "./api.js";
-import { LANGUAGES, lang, setLanguage, t } from "./i18n.js";
+import { LANGUAGES, lang, setLanguage, t, time } from "./i18n.js";
 import { h } from "./ui.js";
 import "./seatmap.js";
 
@@ -59,7 +59,28 @@ function header() {
   document.getElementById("top").replaceChildren(
     h("a", { href: "#/", class: "brand" }, t("brand")),
     h("nav", { "aria-label": t("nav.label") }, h("ul", {}, links)),
-    h("div", { class: "who" }, language, ...who));
+    h("div", { class: "who" }, language, ...who), offers);
+}
+
+// Seats held for the person from a waiting list (waitlist.offered), said on every page but
+// that show's own (which shows the hold itself); read at each page change.
+const offers = h("div", { class: "offers", role: "status" });
+
+async function findOffers(path) {
+  if (!session.user) return offers.replaceChildren();
+  try {
+    const entries = (await get("/waitlist?page_size=20")).items
+      .filter((e) => e.status === "offered" && e.reservation_id
+        && path !== `show/${e.schedule_id}`);
+    const held = (await Promise.all(entries.map(async (entry) => {
+      const [reservation, show] = await Promise.all([
+        get(`/reservations/${entry.reservation_id}`), get(`/schedules/${entry.schedule_id}`)]);
+      return reservation.status === "held" ? [show, reservation] : null;
+    }))).filter(Boolean);
+    offers.replaceChildren(...held.map(([show, reservation]) => h("p", { class: "note" },
+      h("a", { href: `#/show/${show.id}` }, t("waitlist.notice", { play: show.play_name,
+        until: time(reservation.expires_at) })))));
+  } catch { offers.replaceChildren(); }
 }
 
 function signOut() {
@@ -72,6 +93,7 @@ async function render() {
   if (cleanup) { try { cleanup(); } catch (e) { console.error(e); } cleanup = null; }
   const { path, query } = current();
   header();
+  findOffers(path);
   document.title = t("brand");
   const match = PAGES.map(([pattern, module, role]) => [path.match(pattern), module, role])
     .find(([m]) => m);

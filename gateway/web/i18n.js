@@ -1,7 +1,9 @@
 // Text and numbers in one place: t() reads the language's string catalogue; money, dates and
 // numbers are formatted here and nowhere else. The language is remembered in localStorage.
-import en from "./strings/en.js";
-import zh from "./strings/zh-CN.js";
+// The catalogues are data, one JSON object per language (strings/<lang>.json) with the same
+// keys: every text the app shows, "{name}" marking where a value goes.
+import en from "./strings/en.json" with { type: "json" };
+import zh from "./strings/zh-CN.json" with { type: "json" };
 
 const CATALOGUES = { en, "zh-CN": zh };
 export const LANGUAGES = [["en", "English"], ["zh-CN", "简体中文"]];
@@ -86,6 +88,10 @@ export function dateTime(iso) {
   if (!iso) return "—";
   return new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" })
     .format(new Date(iso));
+}
+
+export function time(iso) {
+  return new Intl.DateTimeFormat(lang, { timeStyle: "medium" }).format(new Date(iso));
 }
 
 export function day(iso) {

@@ -1,25 +1,32 @@
 // A show's sale: the seat map (live, from the seat-map stream; polled every few seconds only
-// where the browser has no EventSource), the selection, "Hold seats", the
-// hold's countdown, "Pay" with a payment reference, "Cancel hold". Used by the customer's show
-// page and by the box office (with `customer`: the hold is made on that customer's account).
+// where the browser has no EventSource), the selection with each seat's zone and price and,
+// when the play offers ticket types, a type per seat, "Hold seats", the hold's countdown,
+// "Pay" with a payment reference, "Cancel hold". Used by the customer's show page and by the
+// box office (with `customer`: the hold is made on that customer's account). `onSeats(map)`
+// hears every new seat map (the show page's waiting list follows it).
 import { ApiError, del, get, newKey, post, session } from "./api.js";
 import { DEFAULT_CURRENCY, dateTime, duration, money, number, seatName, t } from "./i18n.js";
 import { alertBox, h, showError } from "./ui.js";
 
 const POLL_MS = 3000;
 
-export function mountSale(container, scheduleId, { customer = null, onSignIn, onPaid } = {}) {
+export function mountSale(container, scheduleId,
+  { customer = null, show = null, onSignIn, onPaid, onSeats } = {}) {
   const map = document.createElement("seat-map");
   const box = alertBox();
   const status = h("p", { role: "status", class: "muted" });
+  const rules = h("div", { class: "muted" });
   const summary = h("div", { "aria-live": "polite" });
+  const total = h("p", { "aria-live": "polite" });
   const holdButton = h("button", { type: "button", disabled: true }, t("action.hold"));
   const holdPanel = h("div");
-  const side = h("div", { class: "panel" }, h("h2", {}, t("sale.your_seats")), summary, box,
-    holdButton, status, holdPanel);
+  const side = h("div", { class: "panel" }, h("h2", {}, t("sale.your_seats")), rules, summary,
+    total, box, holdButton, status, holdPanel);
   container.append(h("div", { class: "layout" }, h("div", {}, map), side));
+  const types = new Map();  // seat index → the chosen ticket type's name ("": full price)
 
   let hold = null;          // the reservation while held
+  let holdTitle = null;     // what the hold is called when it was made elsewhere
   let timer = null;
   let poll = null;
   let stream = null;        // the seat-map stream (EventSource), while the page is open
@@ -38,15 +45,55 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
     showError(box, null, { message: t("sale.limit", { max: event.detail }) });
   });
 
+  const offered = () => (show && show.ticket_types) || [];
+  /** What a seat costs at a ticket type: as ticket_svc prices it (percent rounded half up). */
+  const atType = (seat, type) => (!type ? seat.price : type.amount != null ? type.amount
+    : Math.floor((seat.price * type.percent + 50) / 100));
+  const priced = (seat) => atType(seat, offered().find((k) => k.name === types.get(
+    seatIndex(seat))));
+  const seatIndex = (seat) => (seat.row - 1) * map.cols + (seat.col - 1);
+
+  function drawRules() {
+    rules.replaceChildren(
+      show && show.max_tickets_per_customer
+        ? h("p", {}, t("sale.cap", { max: show.max_tickets_per_customer })) : "",
+      map.noSingleGaps ? h("p", {}, t("sale.no_single_gaps")) : "");
+  }
+
+  function drawTotal() {
+    const seats = map.seats;
+    total.replaceChildren(seats.length ? h("strong", {}, t("sale.total", {
+      total: money(seats.reduce((sum, s) => sum + priced(s), 0), DEFAULT_CURRENCY) })) : "");
+  }
+
   function drawSummary() {
     const seats = map.seats;
-    const total = seats.reduce((sum, s) => sum + s.price, 0);
+    for (const i of types.keys()) if (!map.selected.has(i)) types.delete(i);
     summary.replaceChildren(seats.length
-      ? h("p", {}, t("sale.selected", { count: seats.length }), h("br"),
-        seats.map((s) => seatName(s.row, s.col)).join(", "), h("br"),
-        h("strong", {}, t("sale.total", { total: money(total, DEFAULT_CURRENCY) })))
+      ? h("div", {}, h("p", {}, t("sale.selected", { count: seats.length })),
+        h("ul", { class: "picked" }, seats.map((seat) => h("li", {},
+          t(seat.zone ? "sale.seat_zone" : "sale.seat", { seat: seatName(seat.row, seat.col),
+            zone: seat.zone, price: money(seat.price, DEFAULT_CURRENCY) }),
+          offered().length ? typeChoice(seat) : ""))))
       : h("p", { class: "muted" }, t("sale.pick")));
+    drawTotal();
     holdButton.disabled = hold !== null || seats.length === 0;
+  }
+
+  /** The ticket type of one selected seat: full price, or one of the play's types. */
+  function typeChoice(seat) {
+    const i = seatIndex(seat);
+    const choice = h("select", { "aria-label": t("sale.type_of", {
+      seat: seatName(seat.row, seat.col) }) },
+    h("option", { value: "" }, t("sale.full_price", { price: money(seat.price) })),
+    offered().map((type) => h("option", { value: type.name,
+      selected: types.get(i) === type.name }, t("sale.type_price", { type: type.name,
+      price: money(atType(seat, type)) }))));
+    choice.addEventListener("change", () => {
+      types.set(i, choice.value);
+      drawTotal();
+    });
+    return h("div", {}, choice);
   }
 
   async function refresh(first) {
@@ -56,19 +103,21 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
       if (first) {
         map.load(data, { broken });
         drawSummary();
+        drawRules();
       } else {
         map.update(data);
       }
       status.textContent = t("sale.available", { count: number(data.available) });
+      if (onSeats) onSeats(data);
     } catch (error) {
       if (first) showError(box, error, { retry: () => refresh(true) });
     }
   }
 
   async function start() {
-    if (session.user) {
+    if (!show) show = await get(`/schedules/${scheduleId}`).catch(() => null);
+    if (session.user && show) {
       try {
-        const show = await get(`/schedules/${scheduleId}`);
         const plan = await get(`/studios/${show.studio_id}/seats`);
         broken = new Set(plan.seats.filter((s) => s.kind === "broken")
           .map((s) => `${s.row}:${s.col}`));
@@ -91,13 +140,16 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
     stream.addEventListener("snapshot", (event) => {
       const data = JSON.parse(event.data);
       map.update(data);
+      drawRules();
       status.textContent = t("sale.available", { count: number(data.available) });
+      if (onSeats) onSeats(data);
     });
     stream.addEventListener("changes", (event) => {
       const data = JSON.parse(event.data);
       map.update({ rows: map.rows, cols: map.cols, seats: data.seats });
       const available = map.cells.filter((c) => c && c.status === "available").length;
       status.textContent = t("sale.available", { count: number(available) });
+      if (onSeats) onSeats({ ...data, available });
     });
   }
 
@@ -107,7 +159,10 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
       if (onSignIn) onSignIn();
       return;
     }
-    const seats = map.seats.map(({ row, col }) => ({ row, col }));
+    const seats = map.seats.map((seat) => {
+      const type = types.get(seatIndex(seat));
+      return type ? { row: seat.row, col: seat.col, type } : { row: seat.row, col: seat.col };
+    });
     const body = { schedule_id: scheduleId, seats };
     if (customer) body.customer_id = customer.id;
     holdButton.disabled = true;
@@ -120,14 +175,19 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
         drawHold();
       } catch (error) {
         holdButton.disabled = false;
+        const named = () => (error.body.errors || []).map((e) => e.loc.find(
+          (p) => p && typeof p === "object")).filter(Boolean)
+          .map((s) => seatName(s.row, s.col)).join(", ") || "?";
         if (error instanceof ApiError && error.code === "seat_unavailable") {
-          const taken = (error.body.errors || []).map((e) => e.loc.find(
-            (p) => p && typeof p === "object")).filter(Boolean);
-          showError(box, error, { message: t("sale.taken", { seats: taken.map(
-            (s) => seatName(s.row, s.col)).join(", ") || "?" }) });
+          showError(box, error, { message: t("sale.taken", { seats: named() }) });
           const data = await get(`/schedules/${scheduleId}/seats`).catch(() => null);
           if (data) map.update(data);
           drawSummary();
+        } else if (error instanceof ApiError && error.code === "single_seat_gap") {
+          showError(box, error, { message: t("sale.single_gap", { seats: named() }) });
+        } else if (error instanceof ApiError && error.code === "limit_reached") {
+          showError(box, error, { message: t("sale.limit_reached", {
+            max: show?.max_tickets_per_customer ?? "?" }) });
         } else {
           showError(box, error, { retry: attempt });
         }
@@ -148,9 +208,10 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
         reference),
       payBox, h("p", {}, pay, " ", cancel));
     holdPanel.replaceChildren(h("section", { "aria-labelledby": "hold-title" },
-      h("h2", { id: "hold-title" }, customer
-        ? t("hold.title_for", { name: customer.username }) : t("hold.title")),
-      h("p", {}, hold.seats.map((s) => seatName(s.row, s.col)).join(", ")),
+      h("h2", { id: "hold-title" }, holdTitle || (customer
+        ? t("hold.title_for", { name: customer.username }) : t("hold.title"))),
+      h("ul", { class: "picked" }, hold.seats.map((s) => h("li", {}, seatName(s.row, s.col),
+        " — ", s.type ? `${s.type}, ` : "", money(s.price, hold.currency)))),
       h("p", {}, h("strong", {}, t("sale.total", { total: money(hold.total, hold.currency) }))),
       h("p", {}, t("hold.expires")), countdown, form));
     const ends = Date.parse(hold.expires_at);
@@ -194,6 +255,7 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
   function endHold() {
     clearInterval(timer);
     hold = null;
+    holdTitle = null;
     holdPanel.replaceChildren();
     drawSummary();
   }
@@ -208,10 +270,11 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
   function done(paid) {
     clearInterval(timer);
     hold = null;
+    holdTitle = null;
     holdPanel.replaceChildren(h("div", { class: "note", role: "status" },
       h("p", {}, h("strong", {}, t("paid.title"))),
       h("ul", {}, paid.tickets.map((ticket) => h("li", {}, seatName(ticket.row, ticket.col),
-        " — ", money(ticket.price, paid.currency)))),
+        " — ", ticket.type ? `${ticket.type}, ` : "", money(ticket.price, paid.currency)))),
       h("p", {}, t("paid.total", { total: money(paid.total, paid.currency),
         when: dateTime(paid.paid_at) })),
       customer ? null : h("a", { href: "#/account" }, t("paid.see_tickets"))));
@@ -221,10 +284,21 @@ export function mountSale(container, scheduleId, { customer = null, onSignIn, on
   }
 
   start();
-  return () => {
+  const stop = () => {
     stopped = true;
     clearInterval(poll);
     if (stream) stream.close();  // closing the page releases what the stream held
     clearInterval(timer);
   };
+  /** A hold made for this person elsewhere (a waiting-list offer): shown and paid like one
+   * made here. */
+  stop.adopt = (reservation, title) => {
+    if (stopped || (hold && hold.id === reservation.id)) return;
+    clearInterval(timer);
+    hold = reservation;
+    holdTitle = title;
+    drawSummary();
+    drawHold();
+  };
+  return stop;
 }

@@ -24,6 +24,7 @@ class SeatMap extends HTMLElement {
   load(data, { broken = new Set(), currency } = {}) {
     this.rows = data.rows;
     this.cols = data.cols;
+    this.noSingleGaps = !!data.no_single_gaps;
     this.currency = currency;
     this.cells = new Array(this.rows * this.cols);
     for (const seat of data.seats) {
@@ -98,6 +99,7 @@ class SeatMap extends HTMLElement {
   /** New statuses from the API (a poll): only seats whose status changed are touched. */
   update(data) {
     if (data.rows !== this.rows || data.cols !== this.cols) return this.load(data);
+    if ("no_single_gaps" in data) this.noSingleGaps = !!data.no_single_gaps;
     const lost = [];
     for (const seat of data.seats) {
       const i = (seat.row - 1) * this.cols + (seat.col - 1);

@@ -4,7 +4,8 @@ import { dateTime, money, seatName, t } from "./i18n.js";
 import { alertBox, h, showError, table } from "./ui.js";
 
 const shows = new Map();
-function show(id) {
+/** A show by id, read once per page load (null when it cannot be read). */
+export function show(id) {
   if (!shows.has(id)) shows.set(id, get(`/schedules/${id}`).catch(() => null));
   return shows.get(id);
 }

@@ -59,9 +59,13 @@ export function showError(box, error, { retry, form, message } = {}) {
   }
   if (form && error && Array.isArray(error.body.errors)) {
     for (const item of error.body.errors) {
+      // A field inside a list or map is named by its path ("ticket_types.0.name"); a plain
+      // field by its last name.
+      const path = (item.loc || []).slice(1).filter((p) => typeof p !== "object").join(".");
       const loc = (item.loc || []).filter((part) => typeof part === "string");
       const name = loc[loc.length - 1];
-      const input = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
+      const input = (path && form.querySelector(`[name="${CSS.escape(path)}"]`))
+        || (name && form.querySelector(`[name="${CSS.escape(name)}"]`));
       if (input) fieldError(input, item.msg);
     }
   }

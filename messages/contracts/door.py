@@ -7,8 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from messages.contracts.base import Command, Event, IsoDatetime, Strict, UtcDatetime
-from messages.contracts.ticket import Id, Ticket
+from messages.contracts.base import Command, IsoDatetime, Strict, UtcDatetime
+from messages.contracts.ticket import Id, SoldTicketEvent, Ticket
 
 MAX_CODE = 200
 MAX_BATCH = 500
@@ -108,15 +108,6 @@ class GetCheckinList(Command, name="ticket.checkin_list"):
 
 # -- events ----------------------------------------------------------------------------------
 
-class TicketCheckedIn(Event, type="ticket.checked_in"):
-    ticket_id: int
-    reservation_id: int
-    user_id: int
-    schedule_id: int
-    play_id: int
-    studio_id: int
-    row: int
-    col: int
-    price: int
+class TicketCheckedIn(SoldTicketEvent, type="ticket.checked_in"):
     checked_in_at: UtcDatetime
     offline: bool = False

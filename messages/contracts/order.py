@@ -152,6 +152,7 @@ class AuditAction(StrEnum):
     refund = "refund"                      # a ticket refunded by someone other than its buyer
     show_cancelled = "show_cancelled"
     show_changed = "show_changed"          # a show moved or re-priced (prices, cap)
+    play_repriced = "play_repriced"        # a play's price or ticket types changed
     user_changed = "user_changed"          # an account's role, disabled flag or email, by an admin
     user_deleted = "user_deleted"
 

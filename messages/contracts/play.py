@@ -299,6 +299,8 @@ class PlayCreated(Event, type="play.created"):
 
 class PlayUpdated(Event, type="play.updated"):
     play: Play
+    changed: list[str] = []     # the fields the edit changed
+    actor: Actor | None = None  # the staff member, for the audit log (issue 20.6)
 
 
 class PlayDeleted(Event, type="play.deleted"):

@@ -97,6 +97,28 @@ class SeatSnapshot(BaseModel):
     # seat in no zone, or in a zone the show gives no price, costs ``price``.
     zones: dict[str, list[int]] = {}
     prices: dict[str, int] = {}
+    # When holds start being refused as ``sales_closed`` (None: closed already, or cancelled):
+    # until then the gateway may refuse a hold of seats it knows are taken by itself.
+    sales_close_at: UtcDatetime | None = None
+
+
+NOTHING_HELD = "some of the seats are not available; nothing was held"
+
+
+def seats_not_available(found: dict[tuple[int, int], str | None],
+                        keys: list[tuple[int, int]]) -> list[dict]:
+    """The requested seats (``keys``: sorted (row, col)) that are not available, as the
+    ``errors`` of a ``seat_unavailable`` refusal: ticket_svc's and the gateway's, word for
+    word."""
+    details = []
+    for r, col in keys:
+        status = found.get((r, col), "not a seat")
+        if status == "unavailable":
+            status = "not a seat"
+        if status != "available":
+            details.append({"loc": ["body", "seats", {"row": r, "col": col}],
+                            "msg": f"row {r} col {col}: {status}"})
+    return details
 
 
 class Ticket(BaseModel):
@@ -282,7 +304,10 @@ class SoldTicket(BaseModel):
     type: str | None = None
 
 
-class TicketHeld(Event, type="ticket.held"):
+class ReservationEvent(Event):
+    """The first fields of ``ticket.held`` and ``ticket.sold``: whose reservation, of which
+    show."""
+
     reservation_id: int
     user_id: int
     schedule_id: int
@@ -290,6 +315,9 @@ class TicketHeld(Event, type="ticket.held"):
     play_name: str
     studio_id: int
     starts_at: UtcDatetime
+
+
+class TicketHeld(ReservationEvent, type="ticket.held"):
     seats: list[PricedSeat]
     total: int
     currency: str
@@ -301,14 +329,7 @@ class TicketHeld(Event, type="ticket.held"):
     actor: Actor | None = None  # a clerk's sale on the account: the clerk (audit log)
 
 
-class TicketSold(Event, type="ticket.sold"):
-    reservation_id: int
-    user_id: int
-    schedule_id: int
-    play_id: int
-    play_name: str
-    studio_id: int
-    starts_at: UtcDatetime
+class TicketSold(ReservationEvent, type="ticket.sold"):
     tickets: list[SoldTicket]
     total: int
     currency: str
@@ -338,8 +359,9 @@ class TicketShowChanged(Event, type="ticket.show_changed"):
     seats_version: int
 
 
-class TicketRefunded(Event, type="ticket.refunded"):
-    """One event per refunded ticket."""
+class SoldTicketEvent(Event):
+    """The first fields of the events of one sold ticket (``ticket.refunded``,
+    ``ticket.checked_in``): which ticket, whose, of which show, which seat at what price."""
 
     ticket_id: int
     reservation_id: int
@@ -350,6 +372,11 @@ class TicketRefunded(Event, type="ticket.refunded"):
     row: int
     col: int
     price: int
+
+
+class TicketRefunded(SoldTicketEvent, type="ticket.refunded"):
+    """One event per refunded ticket."""
+
     currency: str
     reason: Literal["requested", "show_cancelled"]
     ticket_type: str | None = None  # the ticket type it was sold as

@@ -188,6 +188,19 @@ def sign_in(page, username: str, password: str, then: str = "") -> None:
     page.get_by_role("button", name="Sign out").wait_for()
 
 
+def fill_form(scope, values: dict[str, str], submit: str | None = None) -> None:
+    """Fill the fields labelled by ``values``' keys inside ``scope`` (a page or a form; a
+    ``<select>`` gets the option of that value), then click the ``submit`` button if named."""
+    for label, value in values.items():
+        control = scope.get_by_label(label, exact=True)
+        if control.evaluate("e => e.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)
+    if submit:
+        scope.get_by_role("button", name=submit, exact=True).click()
+
+
 def wait_for_seats(http: Api, schedule_id: int, expected: dict[tuple[int, int], str],
                    seconds: float = 10) -> None:
     """Until the public seat map shows ``expected`` ({(row, col): status}); it may be up to

@@ -3,7 +3,7 @@ open page is then signed out at its next action."""
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import check_a11y, shot, sign_in, unique
+from tests.browser.conftest import check_a11y, fill_form, shot, sign_in, unique
 from tests.conftest import ADMIN_PASSWORD
 
 
@@ -17,11 +17,8 @@ def test_admin_creates_staff_changes_a_role_and_disables_a_user(person, staff, a
     sign_in(page, "admin", ADMIN_PASSWORD)
     expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
     clerk = unique("web_clerk")
-    form = page.get_by_role("form", name="New staff account")
-    form.get_by_label("Username").fill(clerk)
-    form.get_by_label("Password").fill("password123")
-    form.get_by_label("Role").select_option("clerk")
-    form.get_by_role("button", name="Create").click()
+    fill_form(page.get_by_role("form", name="New staff account"),
+              {"Username": clerk, "Password": "password123", "Role": "clerk"}, submit="Create")
     role = page.get_by_label(f"Role of {clerk}")
     expect(role).to_have_value("clerk")
     role.select_option("manager")

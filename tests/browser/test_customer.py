@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import check_a11y, shot, sign_in, unique, wait_for_seats
+from tests.browser.conftest import check_a11y, fill_form, shot, sign_in, unique, wait_for_seats
 
 
 def test_customer_registers_buys_refunds_and_changes_password(person, new_show, http):
@@ -142,13 +142,10 @@ def test_signing_in_returns_to_the_page_and_a_401_sends_to_sign_in_and_back(
     page.get_by_role("button", name="Row 1, seat 1").click()
     page.get_by_role("button", name="Hold seats").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Username").fill(name)
-    page.get_by_label("Password").fill("not-the-password")
-    page.get_by_role("button", name="Sign in").click()
+    fill_form(page, {"Username": name, "Password": "not-the-password"}, submit="Sign in")
     expect(page.get_by_role("alert")).to_have_text("wrong username or password")
     shot(page, "sign-in-refused")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_form(page, {"Password": password}, submit="Sign in")
     expect(page).to_have_url(re.compile(f"#/show/{show['id']}$"))
     assert page.evaluate("sessionStorage.getItem('ttms.token')")  # never a cookie
     assert page.context.cookies() == []

@@ -7,7 +7,14 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import SHOTS, check_a11y, shot, sign_in, wait_for_seats
+from tests.browser.conftest import (
+    SHOTS,
+    check_a11y,
+    fill_form,
+    shot,
+    sign_in,
+    wait_for_seats,
+)
 
 
 def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
@@ -32,13 +39,10 @@ def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
     expect(page.get_by_role("heading", name="票", exact=True)).to_be_visible()
     # The API's problems are said in Chinese too (by their code).
     page.get_by_role("button", name="退出").click()
-    page.get_by_label("用户名").fill(name)
-    page.get_by_label("密码").fill("wrong-password")
-    page.get_by_role("button", name="登录").click()
+    fill_form(page, {"用户名": name, "密码": "wrong-password"}, submit="登录")
     expect(page.get_by_role("alert")).to_have_text("用户名或密码错误，或登录已失效。")
     check_a11y(page, "sign in in Chinese")
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
+    fill_form(page, {"密码": password}, submit="登录")
     page.get_by_role("link", name="我的票").click()
     expect(page.get_by_role("heading", name="票", exact=True)).to_be_visible()
     page.get_by_label("语言").select_option("en")
@@ -46,8 +50,8 @@ def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
     # Both catalogues have the same keys.
     missing = page.evaluate("""async () => {
         const base = document.querySelector('script[type=module]').src.replace(/app\\.js$/, '');
-        const en = (await import(base + 'strings/en.js')).default;
-        const zh = (await import(base + 'strings/zh-CN.js')).default;
+        const en = await (await fetch(base + 'strings/en.json')).json();
+        const zh = await (await fetch(base + 'strings/zh-CN.json')).json();
         return [Object.keys(en).filter(k => !(k in zh)), Object.keys(zh).filter(k => !(k in en))];
     }""")
     assert missing == [[], []]

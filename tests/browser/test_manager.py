@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import check_a11y, shot, sign_in, unique
+from tests.browser.conftest import check_a11y, fill_form, shot, sign_in, unique
 
 
 def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http):
@@ -19,11 +19,8 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
     expect(page.get_by_role("heading", name="New studio")).to_be_visible()
     check_a11y(page, "studios")
     hall = unique("Hall")
-    form = page.get_by_role("form", name="New studio")
-    form.get_by_label("Name").fill(hall)
-    form.get_by_label("Rows").fill("4")
-    form.get_by_label("Seats per row").fill("6")
-    form.get_by_role("button", name="Create").click()
+    fill_form(page.get_by_role("form", name="New studio"),
+              {"Name": hall, "Rows": "4", "Seats per row": "6"}, submit="Create")
     expect(page.get_by_role("heading", name=f"Seat map of {hall}")).to_be_visible()
     studio_id = int(re.search(r"studios/(\d+)", page.url)[1])
 

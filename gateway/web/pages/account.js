@@ -1,21 +1,38 @@
-// The signed-in person's tickets (with Refund), orders, and password.
+// The signed-in person's tickets (with Refund), orders, waiting lists, e-mail and password.
 import { all, get, patch, post, session } from "../api.js";
 import { dateTime, money, seatName, t } from "../i18n.js";
 import { alertBox, field, h, loading, onSubmit, table } from "../ui.js";
-import { ticketsTable } from "../tickets.js";
+import { show, ticketsTable } from "../tickets.js";
 
 export function render(main) {
   const user = session.user;
   const tickets = h("section", { "aria-labelledby": "tickets-h" });
   const orders = h("section", { "aria-labelledby": "orders-h" });
+  const waiting = h("section", { "aria-labelledby": "waitlists-h" });
   main.append(h("h1", {}, t("account.title", { name: user.username })),
     h("h2", { id: "tickets-h" }, t("account.tickets")), tickets,
     h("h2", { id: "orders-h" }, t("account.orders")), orders,
+    h("h2", { id: "waitlists-h" }, t("account.waitlists")), waiting,
     h("h2", { id: "email-h" }, t("account.email")), emailSection(),
     h("h2", { id: "password-h" }, t("account.password")), passwordForm());
   const loadTickets = () => loading(tickets, () => all("/tickets", {}, 500),
     (items) => tickets.append(ticketsTable(items, loadTickets)));
   loadTickets();
+  loading(waiting, () => get("/waitlist?page_size=50"), (page) => {
+    if (!page.items.length) return waiting.append(h("p", {}, t("account.no_waitlists")));
+    waiting.append(table([t("col.show"), t("col.when"), t("col.seats"), t("col.status")],
+      page.items.map((entry) => {
+        const what = h("a", { href: `#/show/${entry.schedule_id}` }, "…");
+        const when = h("span", {}, "");
+        show(entry.schedule_id).then((s) => {
+          what.textContent = s ? s.play_name : String(entry.schedule_id);
+          when.textContent = s ? dateTime(s.starts_at) : "";
+        });
+        return [what, when, String(entry.quantity), entry.status === "waiting"
+          ? t("waitlist.position", { position: entry.position })
+          : t("waitlist.status." + entry.status)];
+      }), { numeric: [2] }));
+  });
   loading(orders, () => get("/orders?page_size=50"), (page) => {
     if (!page.items.length) return orders.append(h("p", {}, t("account.no_orders")));
     orders.append(table(

@@ -1,6 +1,7 @@
-// Plays and shows (manager): new play, edit a play, schedule a show (a clash is shown at
-// "Starts at"), move or re-price a show, upcoming shows with "Cancel show".
-import { all, del, patch, post } from "../api.js";
+// Plays and shows (manager): new play, edit a play and its ticket types, schedule a show (a
+// clash is shown at "Starts at"), move or re-price a show (its price zones, the cap per
+// account, the single-seat rule), upcoming shows with "Cancel show".
+import { all, del, get, patch, post } from "../api.js";
 import { dateTime, day, fromMinor, money, t, toMinor } from "../i18n.js";
 import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
 
@@ -65,17 +66,53 @@ function showEditForm(show, done) {
       value: localInput(show.starts_at) })),
     field(t("field.price"), h("input", { name: "price", inputmode: "decimal",
       value: fromMinor(show.price) })),
-    box, h("button", { type: "submit" }, t("action.save")));
+    field(t("field.max_per_customer"), h("input", { name: "max_tickets_per_customer",
+      type: "number", min: 1, max: 10000, value: show.max_tickets_per_customer ?? "" })));
+  const zones = h("fieldset", {}, h("legend", {}, t("programme.zone_prices")),
+    h("p", { class: "muted" }, t("loading")));
+  const gaps = h("input", { type: "checkbox", name: "no_single_gaps", id: "no-single-gaps" });
+  form.append(zones, h("p", {}, h("label", { for: "no-single-gaps", class: "check" }, gaps,
+    t("field.no_single_gaps"))), box, h("button", { type: "submit" }, t("action.save")));
+  // The show's zones are those of its own seat map (the studio's as it was when scheduled).
+  let rules = null;
+  const ready = get(`/schedules/${show.id}/seats`).then((map) => {
+    rules = map;
+    gaps.checked = map.no_single_gaps;
+    const names = [...new Set([...map.seats.map((s) => s.zone).filter(Boolean),
+      ...Object.keys(show.prices || {})])].sort();
+    zones.replaceChildren(h("legend", {}, t("programme.zone_prices")), ...(names.length
+      ? names.map((zone) => field(t("field.zone_price", { zone }), h("input", {
+        name: `prices.${zone}`, inputmode: "decimal",
+        value: show.prices?.[zone] === undefined ? "" : fromMinor(show.prices[zone]) })))
+      : [h("p", { class: "muted" }, t("programme.no_zones"))]));
+  });
   onSubmit(form, box, async (values) => {
+    await ready;
     const body = {};
     if (values.starts_at !== localInput(show.starts_at)) {
       body.starts_at = new Date(values.starts_at).toISOString();
     }
     if (toMinor(values.price) !== show.price) body.price = toMinor(values.price);
+    const cap = values.max_tickets_per_customer ? Number(values.max_tickets_per_customer)
+      : null;
+    if (cap !== (show.max_tickets_per_customer ?? null)) body.max_tickets_per_customer = cap;
+    // A zone left empty costs the show's price.
+    const prices = Object.fromEntries(Object.entries(values)
+      .filter(([name, value]) => name.startsWith("prices.") && value.trim())
+      .map(([name, value]) => [name.slice(7), toMinor(value)]));
+    if (!sameEntries(prices, show.prices || {})) body.prices = prices;
     if (Object.keys(body).length) await patch(`/schedules/${show.id}`, body);
+    if (gaps.checked !== rules.no_single_gaps) {
+      await patch(`/schedules/${show.id}/seat-rules`, { no_single_gaps: gaps.checked });
+    }
     done();
   });
   return form;
+}
+
+function sameEntries(a, b) {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }
 
 function cancelButton(show, box, reload) {
@@ -106,6 +143,7 @@ function playForm(reload, play = null) {
   const box = alertBox();
   const today = new Date().toISOString().slice(0, 10);
   const was = play || {};
+  const types = ticketTypes(was.ticket_types || []);
   const form = h("form", { novalidate: true, "aria-labelledby": play ? "editing-h" : "new-play" },
     field(t("field.name"), h("input", { name: "name", value: was.name || "" })),
     field(t("field.kind"), h("select", { name: "kind" }, KINDS.map((k) =>
@@ -122,23 +160,77 @@ function playForm(reload, play = null) {
       value: fromMinor(was.price ?? 8000) })),
     field(t("field.description"), h("input", { name: "description",
       value: was.description || "" })),
+    types.element,
     box, h("button", { type: "submit" }, play ? t("action.save") : t("action.create")));
   onSubmit(form, box, async (values) => {
-    const body = { ...values, duration_minutes: Number(values.duration_minutes),
+    const body = { duration_minutes: Number(values.duration_minutes),
       price: toMinor(values.price) };
+    for (const [name, value] of Object.entries(values)) {
+      if (!name.includes(".") && !(name in body)) body[name] = value;
+    }
+    const ticketTypesNow = types.value();
     if (!play) {
       if (!body.description) delete body.description;
+      if (ticketTypesNow.length) body.ticket_types = ticketTypesNow;
       await post("/plays", body);
     } else {
       body.description = body.description || null;
       for (const key of Object.keys(body)) {
         if (body[key] === (play[key] ?? null)) delete body[key];
       }
+      if (JSON.stringify(ticketTypesNow) !== JSON.stringify(types.initial)) {
+        body.ticket_types = ticketTypesNow;
+      }
       if (Object.keys(body).length) await patch(`/plays/${play.id}`, body);
     }
     reload();
   });
   return form;
+}
+
+/** A play's ticket types (concessions): a name, and a percentage of the seat's price or a
+ * fixed amount; rows added and removed in place. value() is the API's list. */
+function ticketTypes(list) {
+  const rows = h("div");
+  const element = h("fieldset", {}, h("legend", {}, t("programme.ticket_types")), rows,
+    h("button", { type: "button", class: "secondary", onclick: () => add({}, true) },
+      t("action.add_type")));
+  const clean = (type) => (type.amount != null ? { name: type.name, amount: type.amount }
+    : { name: type.name, percent: type.percent });
+  const add = (type, focus) => {
+    const name = h("input", { maxlength: 40, value: type.name || "" });
+    const by = h("select", {}, ["percent", "amount"].map((k) =>
+      h("option", { value: k, selected: k === (type.amount != null ? "amount" : "percent") },
+        t("type_by." + k))));
+    const amount = h("input", { inputmode: "decimal", value: type.amount != null
+      ? fromMinor(type.amount) : type.percent ?? "" });
+    const row = h("div", { class: "type-row", role: "group" });
+    const remove = h("button", { type: "button", class: "danger", onclick: () => {
+      row.remove();
+      renumber();
+    } }, t("action.remove"));
+    row.append(field(t("field.type_name"), name), field(t("field.type_by"), by),
+      field(t("field.type_value"), amount), remove);
+    // Field errors find their input by the API's path (ticket_types.0.name).
+    row.rename = (i) => {
+      row.setAttribute("aria-label", t("programme.ticket_type", { n: i + 1 }));
+      remove.setAttribute("aria-label", `${t("action.remove")}: ${t("programme.ticket_type",
+        { n: i + 1 })}`);
+      name.name = `ticket_types.${i}.name`;
+      amount.name = `ticket_types.${i}.${by.value}`;
+    };
+    by.addEventListener("change", renumber);
+    row.read = () => (by.value === "amount"
+      ? { name: name.value.trim(), amount: toMinor(amount.value) }
+      : { name: name.value.trim(), percent: Number(amount.value) });
+    rows.append(row);
+    renumber();
+    if (focus) name.focus();
+  };
+  const renumber = () => [...rows.children].forEach((row, i) => row.rename(i));
+  for (const type of list) add(type, false);
+  return { element, initial: list.map(clean),
+    value: () => [...rows.children].map((row) => row.read()) };
 }
 
 function showForm(plays, studios, reload) {

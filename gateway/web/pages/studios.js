@@ -1,5 +1,6 @@
 // Studios (manager): the list, a new studio, and the seat-map editor: pick a kind (seat,
-// aisle, broken), click or drag over cells to paint them, Save; resize the studio.
+// aisle, broken) or a price zone, click or drag over cells to paint them, Save; resize the
+// studio.
 import { all, get, patch, post } from "../api.js";
 import { number, t } from "../i18n.js";
 import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
@@ -46,32 +47,70 @@ function editor(main, id) {
 
   function draw(studio, plan) {
     area.replaceChildren();
-    const kinds = new Map(plan.seats.map((s) => [`${s.row}:${s.col}`, s.kind]));
+    const places = new Map(plan.seats.map((s) => [`${s.row}:${s.col}`, s]));
     const changed = new Map();
     let brush = "aisle";
     let painting = false;
+    // Painting with the "zone" brush puts seats in the zone named here (empty: in none).
+    const zoneName = h("input", { name: "zone", maxlength: 40, autocomplete: "off",
+      list: "zone-names" });
+    const zoneList = h("datalist", { id: "zone-names" });
+    const zones = h("p", { role: "status", class: "muted" });
     const brushes = h("fieldset", {}, h("legend", {}, t("field.brush")),
-      ["seat", "aisle", "broken"].map((kind) => h("label", {}, h("input", { type: "radio",
-        name: "brush", value: kind, checked: kind === brush,
-        onchange: () => { brush = kind; } }), t("kind." + kind))));
+      ["seat", "aisle", "broken", "zone"].map((kind) => h("label", {}, h("input", {
+        type: "radio", name: "brush", value: kind, checked: kind === brush,
+        onchange: () => { brush = kind; } }), t("kind." + kind))),
+      field(t("field.zone"), zoneName), zoneList);
     const grid = h("div", { class: "editor-grid", role: "group",
       "aria-label": t("studios.editor", { name: studio.name }) });
     grid.style.gridTemplateColumns = `repeat(${plan.cols}, max-content)`;
     for (let r = 1; r <= plan.rows; r++) {
       for (let c = 1; c <= plan.cols; c++) {
-        const kind = kinds.get(`${r}:${c}`) || "seat";
-        grid.append(h("button", { type: "button", class: "cell", dataset: { row: r, col: c, kind },
-          "aria-label": t("cell.name", { row: r, col: c, kind: t("kind." + kind) }) },
-        kind === "broken" ? "×" : ""));
+        const place = places.get(`${r}:${c}`) || {};
+        const cell = h("button", { type: "button", class: "cell",
+          dataset: { row: r, col: c, kind: place.kind || "seat" } });
+        if (place.zone) cell.dataset.zone = place.zone;
+        label(cell);
+        grid.append(cell);
       }
     }
+    const drawZones = () => {
+      const counts = new Map();
+      const seats = grid.querySelectorAll('.cell[data-kind="seat"][data-zone]');
+      for (const cell of seats) {
+        counts.set(cell.dataset.zone, (counts.get(cell.dataset.zone) || 0) + 1);
+      }
+      const names = [...counts.keys()].sort();
+      zoneList.replaceChildren(...names.map((name) => h("option", { value: name })));
+      for (const cell of grid.querySelectorAll("[data-shade]")) delete cell.dataset.shade;
+      for (const cell of seats) cell.dataset.shade = names.indexOf(cell.dataset.zone) % 6;
+      zones.textContent = names.length
+        ? t("studios.zones", { zones: names.map((name) => t("studios.zone_count",
+          { zone: name, count: number(counts.get(name)) })).join(", ") })
+        : t("studios.no_zones");
+    };
+    drawZones();
     const paint = (cell) => {
-      if (!cell || !cell.classList.contains("cell") || cell.dataset.kind === brush) return;
+      if (!cell || !cell.classList.contains("cell")) return;
       const { row, col } = cell.dataset;
-      cell.dataset.kind = brush;
-      cell.textContent = brush === "broken" ? "×" : "";
-      cell.setAttribute("aria-label", t("cell.name", { row, col, kind: t("kind." + brush) }));
-      changed.set(`${row}:${col}`, { row: Number(row), col: Number(col), kind: brush });
+      const key = `${row}:${col}`;
+      if (brush === "zone") {
+        // Zones price seats: aisles and broken places are passed over.
+        const zone = zoneName.value.trim();
+        if (cell.dataset.kind !== "seat" || (cell.dataset.zone || "") === zone) return;
+        if (zone) cell.dataset.zone = zone;
+        else delete cell.dataset.zone;
+        changed.set(key, { ...changed.get(key), row: Number(row), col: Number(col),
+          kind: cell.dataset.kind, zone: zone || null });
+        drawZones();
+      } else {
+        if (cell.dataset.kind === brush) return;
+        cell.dataset.kind = brush;
+        changed.set(key, { ...changed.get(key), row: Number(row), col: Number(col),
+          kind: brush });
+        drawZones();
+      }
+      label(cell);
       status.textContent = "";
     };
     grid.addEventListener("pointerdown", (event) => {
@@ -132,7 +171,15 @@ function editor(main, id) {
     });
     area.append(h("h1", {}, t("studios.editor", { name: studio.name })),
       h("p", {}, h("a", { href: "#/studios" }, t("studios.title"))),
-      details, detailsBox, h("p", { class: "muted" }, t("studios.help")), brushes,
+      details, detailsBox, h("p", { class: "muted" }, t("studios.help")), brushes, zones,
       h("div", { class: "seat-scroll" }, grid), box, h("p", {}, save), status);
   }
+}
+
+/** A cell's text and name from its kind and zone: "Row 2, place 3: Seat, zone Stalls". */
+function label(cell) {
+  const { row, col, kind, zone } = cell.dataset;
+  cell.textContent = kind === "broken" ? "×" : kind === "seat" && zone ? zone[0] : "";
+  cell.setAttribute("aria-label", t(zone && kind === "seat" ? "cell.name_zone" : "cell.name",
+    { row, col, kind: t("kind." + kind), zone }));
 }

@@ -8,7 +8,8 @@ PY := .venv/bin/python
 # Reinstall only when a requirements file is newer than the last install.
 STAMP := .venv/.installed
 
-.PHONY: deps venv wrk chromium up down logs mail migrate test lint bench chaos compose-check screenshots
+.PHONY: deps venv wrk chromium cluster-deps up down logs mail migrate test lint bench chaos compose-check screenshots \
+	cluster-up cluster-down cluster-status chaos-cluster
 
 deps:
 	python3 -m launcher deps
@@ -64,6 +65,36 @@ wrk:
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || \
 		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; }; }
 	@command -v wrk >/dev/null || { echo "wrk is missing: install Debian's wrk package" >&2; exit 1; }
+
+# What the local clusters need besides RabbitMQ and MariaDB themselves: Debian's haproxy and
+# galera-4, installed when missing and we are root. Starts nothing.
+cluster-deps:
+	@{ command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } && test -e /usr/lib/galera/libgalera_smm.so || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy galera-4 >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy galera-4 >/dev/null; }; }; }
+	@{ command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } || { echo "haproxy is missing: install Debian's haproxy package" >&2; exit 1; }
+	@test -e /usr/lib/galera/libgalera_smm.so || { echo "Galera is missing: install Debian's galera-4 package" >&2; exit 1; }
+	@test -x /usr/lib/rabbitmq/bin/rabbitmq-server && test -x /usr/sbin/mariadbd || \
+		{ echo "rabbitmq-server and mariadb-server are missing: \`make deps\` installs them" >&2; exit 1; }
+
+# Three RabbitMQ nodes, three Galera nodes and HAProxy on loopback ports (data in .cluster/),
+# then TTMS against them (two processes of everything; gateway on 127.0.0.1:18090).
+# launcher/cluster.py has the layout; `cluster-down` stops all of it and removes .cluster/.
+# The default RabbitMQ (5672) and MariaDB (3306) are neither needed nor touched.
+cluster-up: venv cluster-deps
+	$(PY) -m launcher.cluster up
+
+cluster-down:
+	python3 -m launcher.cluster down
+
+cluster-status:
+	python3 -m launcher.cluster status
+
+# Faults under load on that cluster (starts it afresh, stops it at the end); appends to
+# chaos/RESULTS.md. CHAOS_ARGS as for `make chaos`.
+chaos-cluster: venv cluster-deps
+	$(PY) -m chaos --cluster $(CHAOS_ARGS)
 
 # Headless Chromium for the browser tests (Debian package), installed when missing and we are root.
 chromium:

@@ -39,6 +39,7 @@ import orjson
 
 import launcher
 from bench.processes import TICKS, _stat
+from messages import broker
 from messages.broker import delete_namespace
 from messages.contracts import play as p
 from messages.contracts import studio as st
@@ -152,7 +153,7 @@ async def inbox_count(settings: Settings) -> int:
 
 async def publish(settings: Settings, events: list[Envelope], rate: float) -> float:
     """Publish at ``rate`` events/s, a small burst every 10 ms; returns the seconds taken."""
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await broker.connect(settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=False)
         exchange = await channel.get_exchange(settings.names.events_exchange)

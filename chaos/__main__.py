@@ -5,7 +5,11 @@ After each fault the invariants are checked (chaos/checks.py). A dated section p
 appended to chaos/RESULTS.md; the exit status is 1 when an invariant broke or a request hung.
 
     python -m chaos [--only NAME ...] [--skip-shared] [--seconds S] [--customers N]
-                    [--workers W] [--keep]
+                    [--workers W] [--keep] [--cluster]
+
+``--cluster`` runs on the local RabbitMQ and Galera clusters instead (launcher/cluster.py,
+started afresh and stopped at the end; the faults are chaos/cluster.py's). The phase
+"no fault" (``--only "no fault"``; always first on the cluster) measures the rush's own rate.
 
 The broker restart and the database stop touch the RabbitMQ and MariaDB that other
 deployments on this machine share; ``--skip-shared`` leaves them out. Both are always restored
@@ -26,9 +30,12 @@ from pathlib import Path
 import aiohttp
 
 import launcher
+from chaos import cluster as cluster_faults
 from chaos import faults
 from chaos.faults import PhaseResult, Target
 from chaos.rush import Api, customers, staff
+from launcher.cluster import Cluster
+from launcher.cluster import settings_env as cluster_env
 from messages.broker import delete_namespace
 from messages.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, TEST_ENV
@@ -43,6 +50,14 @@ ENV = {**TEST_ENV, "TTMS_NAMESPACE": NAMESPACE, "TTMS_GATEWAY_PORT": PORT,
 # While the gateway itself is down, clients see refused connections.
 GATEWAY_DOWN = frozenset({"409", "503", "504", "conn_error"})
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+CLUSTER_NAMESPACE = "ttms_chaos_cluster"
+
+
+def _use_cluster() -> None:
+    """Point ENV at the local clusters (every broker node, HAProxy, two of every process)."""
+    global NAMESPACE
+    NAMESPACE = CLUSTER_NAMESPACE
+    ENV.update(cluster_env(CLUSTER_NAMESPACE, int(PORT)))
 
 
 def _settings() -> Settings:
@@ -72,6 +87,10 @@ def plan(args: argparse.Namespace) -> list[tuple[str, faults.Fault | None, dict]
     phases.append(("duplicated and reordered events, and a replay", None,
                    {"fault_at": s / 2, "make_fault": lambda since: faults.duplicated_events(
                        since, copies=2, replay=True)}))
+    if args.only:  # the rush's own rate, only when asked for
+        phases.append((faults.NO_FAULT, faults.nothing, {"fault_at": s / 2}))
+    if args.cluster:
+        phases = cluster_faults.plan(args.cluster, s)
     if args.only:
         phases = [p for p in phases if any(o.lower() in p[0].lower() for o in args.only)]
     return phases
@@ -107,16 +126,21 @@ def write_results(results: list[PhaseResult], args: argparse.Namespace, took: fl
                   reconcile: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lost = sum(r.verdict.lost for r in results)
-    lines = [f"## Run of {stamp}", "",
-             f"`python -m chaos` in namespace `{NAMESPACE}`: {args.customers} customers, "
+    where = ("on the local clusters (`launcher/cluster.py`: three RabbitMQ nodes, three "
+             "Galera nodes behind HAProxy, two processes of every service and of the "
+             "gateway)" if args.cluster else "")
+    lines = [f"## Run of {stamp}" + (" — cluster" if args.cluster else ""), "",
+             f"`python -m chaos{' --cluster' if args.cluster else ''}` {where} in namespace "
+             f"`{NAMESPACE}`: {args.customers} customers, "
              f"{args.workers} concurrent clients, {args.seconds:.0f} s of rush per fault, "
              f"hold {ENV['TTMS_HOLD_SECONDS']} s, sweep every "
              f"{ENV['TTMS_SWEEP_INTERVAL_SECONDS']} s; {took:.0f} s in all. "
              f"{sum(r.ok for r in results)}/{len(results)} faults passed, "
              f"{lost} requests lost.", "",
              "| fault | sent | accepted | refused | lost | hangs | slowest during fault "
-             "| ready after restore | first sale after restore | invariants |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| ready after restore | first sale after restore | back to 80% of the rate "
+             "| rush req/s | sales while in force | invariants |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = r.summary
         refused = sum(s["refused"].values())
@@ -125,6 +149,8 @@ def write_results(results: list[PhaseResult], args: argparse.Namespace, took: fl
             f"| {s['hangs']} | {r.slowest_during:.2f}s "
             f"| {'?' if r.ready_in is None else f'{r.ready_in:.1f}s'} "
             f"| {'?' if r.recovered_in is None else f'{r.recovered_in:.1f}s'} "
+            f"| {'?' if r.back_in is None else f'{r.back_in:.1f}s'} | {r.rate:.0f} "
+            f"| {r.during[0]} in {r.during[1]:.0f}s "
             f"| {'ok' if r.verdict.ok and not r.error else 'BROKEN'} |")
     lines += ["", f"Whole-namespace `python -m order_svc.tools reconcile --wait 10`: {reconcile}",
               ""]
@@ -145,12 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", default=str(ROOT / "run" / NAMESPACE))
     parser.add_argument("--keep", action="store_true", help="leave the system running")
     parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--cluster", action="store_true",
+                        help="on the local RabbitMQ and Galera clusters (launcher/cluster.py)")
     args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
     began = time.monotonic()
+    if args.cluster:
+        _use_cluster()
+        args.cluster = Cluster()
+        args.cluster.down()
+        args.cluster.up(ttms=False)
+        args.run_dir = str(args.cluster.run_dir)
+    run_dir = Path(args.run_dir)
     launcher.down(run_dir)
-    _reset(_settings())
-    url = launcher.up(run_dir, ENV, timeout=120)
+    if not args.cluster:  # a fresh cluster has nothing to reset
+        _reset(_settings())
+    try:
+        url = launcher.up(run_dir, ENV, timeout=300 if args.cluster else 120)
+    except BaseException:
+        if args.cluster:
+            args.cluster.down()
+        raise
     print(f"chaos: TTMS up at {url} (namespace {NAMESPACE}, logs in {run_dir / 'logs'})")
     results: list[PhaseResult] = []
     reconciled = False
@@ -166,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             launcher.down(run_dir)
+            if args.cluster:
+                args.cluster.down()
         if results and not args.no_results:
             write_results(results, args, time.monotonic() - began, reconcile)
             print(f"chaos: results appended to {RESULTS}")

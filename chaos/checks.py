@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chaos.rush import Api, Customer, Record
+from chaos.rush import Api, Customer, Record, patiently
 from messages.settings import Settings
 from order_svc import tools
 
@@ -214,8 +214,8 @@ async def orders_through_api(api: Api, record: Record, people: list[Customer],
     tokens = {c.user_id: c.token for c in people}
     found = []
     for sale in list(record.paid.values())[:sample]:
-        status, order = await api.call(None, "check", "GET", f"/orders/{sale.reservation_id}",
-                                       token=tokens.get(sale.user_id))
+        status, order = await patiently(api, "check", "GET", f"/orders/{sale.reservation_id}",
+                                        token=tokens.get(sale.user_id))
         if status != 200:
             found.append(f"GET /orders/{sale.reservation_id} as its owner: {status} {order}")
         elif order["status"] not in ("paid", "partially_refunded", "refunded"):

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import launcher
 from chaos import checks
 from chaos.rush import Api, Customer, Record, Rush, RushPlan, make_show
+from messages import broker
 from messages.settings import Settings
 from messages.streams import EventLog
 
@@ -86,6 +87,16 @@ def kill(name: str, down_for: float = 2.0) -> Fault:
             window.ended = time.monotonic()
     fault.__name__ = f"kill {name}"
     return fault
+
+
+NO_FAULT = "no fault (the rush's own rate)"
+
+
+async def nothing(target: Target, window: Window) -> None:
+    """No fault: a phase that measures the rush's rate (and its time to the first sale)."""
+    window.began = time.monotonic()
+    await asyncio.sleep(1.0)
+    window.ended = time.monotonic()
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -244,7 +255,7 @@ def _listeners(target: Target) -> int:
 
 async def _consumers(settings: Settings) -> dict[str, int]:
     found = {}
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await broker.connect(settings.amqp_url)
     async with connection:
         for svc in ("user", "studio", "play", "ticket", "order"):
             channel = await connection.channel()
@@ -260,7 +271,7 @@ async def _depths(settings: Settings, dead: bool) -> dict[str, int]:
     """Ready messages in each consumer's event queue (or dead-letter queue) that exists."""
     names = settings.names
     found = {}
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await broker.connect(settings.amqp_url)
     async with connection:
         for consumer in CONSUMERS:
             name = names.dead_letter_queue(consumer) if dead else names.event_queue(consumer)
@@ -287,7 +298,7 @@ def duplicated_events(since: datetime, copies: int = 2, replay: bool = False) ->
             logged = [e async for e in event_log.read(since)]
         batch = [e for e in logged for _ in range(copies)]
         random.shuffle(batch)
-        connection = await aio_pika.connect(target.settings.amqp_url)
+        connection = await broker.connect(target.settings.amqp_url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.get_exchange(names.events_exchange, ensure=False)
@@ -345,7 +356,9 @@ class PhaseResult:
     verdict: checks.Verdict
     notes: list[str]
     error: str | None = None
-
+    back_in: float | None = None     # restore → accepted holds and pays at 80% of the rate
+    rate: float = 0.0                # requests sent per second over the phase
+    during: tuple[int, float] = (0, 0.0)  # holds and pays accepted while the fault lasted, s
     @property
     def ok(self) -> bool:
         return self.error is None and self.verdict.ok and self.summary["hangs"] == 0
@@ -380,7 +393,9 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
 
     rush.released.clear()
 
+    rush_began = time.monotonic()
     results = await asyncio.gather(rush.run(), inject(), return_exceptions=True)
+    rush_ended = time.monotonic()
     for result in results:
         if isinstance(result, BaseException):
             error = f"{type(result).__name__}: {result}"
@@ -390,6 +405,9 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
     ready_in = window.ready_at - window.ended if window.ready_at else None
     first = record.first_accepted_after(window.ended) if window.ended else None
     recovered_in = None if first is None else first - window.ended
+    # the rate before the fault (its first second left out: the rush warming up)
+    back_in = (record.back_to_rate_after(window.ended, (rush_began + 1, window.began))
+               if window.ended and window.began > rush_began + 2 else None)
     # let every hold of the phase expire and one sweep pass, then check
     hold_seconds = target.settings.hold_seconds
     await asyncio.sleep(hold_seconds + target.settings.sweep_interval_seconds + 1.5)
@@ -399,7 +417,10 @@ async def phase(target: Target, name: str, fault: Fault | None, *, seconds: floa
                        record.slowest(window.began, window.ended or time.monotonic(),
                                       in_flight=True),
                        record.slowest(), recovered_in, ready_in,
-                       verdict, window.notes, error)
+                       verdict, window.notes, error, back_in,
+                       record.summary()["sent"] / max(rush_ended - rush_began, 0.001),
+                       (record.accepted_between(window.began, window.ended),
+                        window.ended - window.began))
 
 
 def describe(result: PhaseResult) -> list[str]:
@@ -417,7 +438,11 @@ def describe(result: PhaseResult) -> list[str]:
         "- after the restore: /readyz 200 in "
         + (f"{result.ready_in:.1f}s" if result.ready_in is not None else "?")
         + ", first accepted hold or pay in "
-        + (f"{result.recovered_in:.1f}s" if result.recovered_in is not None else "? (none)"),
+        + (f"{result.recovered_in:.1f}s" if result.recovered_in is not None else "? (none)")
+        + ", back to 80% of the rate before the fault in "
+        + (f"{result.back_in:.1f}s" if result.back_in is not None else "? (not within the rush)"),
+        f"- rush rate over the phase: {result.rate:.0f} requests/s; while the fault lasted "
+        f"({result.during[1]:.1f}s) {result.during[0]} holds and pays accepted",
     ]
     lines += [f"- {n}" for n in result.notes + result.verdict.notes]
     if result.error:

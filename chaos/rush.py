@@ -97,6 +97,27 @@ class Record:
         return [f"unexpected answer {label} x{n}: {example[label][:200]}"
                 for label, n in odd.most_common()]
 
+    def accepted_between(self, began: float, ended: float) -> int:
+        return sum(began <= o.started + o.elapsed < ended for o in self.outcomes
+                   if o.kind in ("hold", "pay") and 200 <= o.status < 300)
+
+    def back_to_rate_after(self, moment: float, baseline: tuple[float, float],
+                           share: float = 0.8, window: float = 2.0) -> float | None:
+        """Seconds from ``moment`` until the accepted holds and pays in a ``window`` are
+        back to ``share`` of their rate in ``baseline`` (a span before the fault)."""
+        accepted = sorted(o.started + o.elapsed for o in self.outcomes
+                          if o.kind in ("hold", "pay") and 200 <= o.status < 300)
+        span = baseline[1] - baseline[0]
+        if span <= 0:
+            return None
+        rate = sum(baseline[0] <= t < baseline[1] for t in accepted) / span
+        start = moment
+        while start + window <= (accepted[-1] if accepted else moment):
+            if sum(start <= t < start + window for t in accepted) / window >= share * rate:
+                return start - moment
+            start += 0.25
+        return None
+
     def first_accepted_after(self, moment: float) -> float | None:
         times = [o.started + o.elapsed for o in self.outcomes
                  if o.started >= moment and o.kind in ("hold", "pay") and 200 <= o.status < 300]
@@ -152,8 +173,9 @@ class Api:
 
 async def patiently(api: Api, kind: str, method: str, path: str, body: Any = None,
                     token: str | None = None) -> tuple[int, Any]:
-    """A set-up request, again after a 503: sign-ups and sign-ins arrive in a burst, and
-    user_svc's hashing gate answers those it cannot start in time with 503 at once."""
+    """A set-up or check request, again after a 503: sign-ups and sign-ins arrive in a burst,
+    and user_svc's hashing gate answers those it cannot start in time with 503 at once; after
+    a database fail-over each process answers a 503 for its pool of cut connections."""
     for _ in range(40):
         status, answer = await api.call(None, kind, method, path, body, token=token)
         if status != 503:
@@ -204,19 +226,19 @@ async def customers(api: Api, count: int) -> list[Customer]:
 async def make_show(api: Api, manager: Customer, rows: int, cols: int, price: int = 4500,
                     label: str = "") -> dict:
     tag = f"{label} {uuid.uuid4().hex[:8]}".strip()
-    status, studio = await api.call(None, "setup", "POST", "/studios", {
+    status, studio = await patiently(api, "setup", "POST", "/studios", {
         "name": f"Chaos studio {tag}", "rows": rows, "cols": cols}, token=manager.token)
     if status != 201:
         raise RuntimeError(f"studio: {status} {studio}")
     starts_at = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
     day = starts_at.date()
-    status, play = await api.call(None, "setup", "POST", "/plays", {
+    status, play = await patiently(api, "setup", "POST", "/plays", {
         "name": f"Chaos play {tag}", "kind": "concert", "rating": "all",
         "duration_minutes": 90, "starts_on": str(day - timedelta(days=1)),
         "ends_on": str(day + timedelta(days=5)), "price": price}, token=manager.token)
     if status != 201:
         raise RuntimeError(f"play: {status} {play}")
-    status, show = await api.call(None, "setup", "POST", "/schedules", {
+    status, show = await patiently(api, "setup", "POST", "/schedules", {
         "play_id": play["id"], "studio_id": studio["id"],
         "starts_at": starts_at.isoformat().replace("+00:00", "Z")}, token=manager.token)
     if status != 201:

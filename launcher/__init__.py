@@ -1,6 +1,8 @@
 """Local process manager: runs TTMS on one machine without Docker.
 
-`up` migrates the databases, then starts the five services and the gateway, each as its own
+`up` migrates the databases, then starts the five services and the gateway
+(`TTMS_SERVICE_PROCESSES` processes of each service, default 1: the second of ticket_svc is
+`ticket_svc-2`; the gateway forks its own, `TTMS_GATEWAY_PROCESSES`), each as its own
 process group with its log in `<run_dir>/logs/<name>.log` and its pid in `<run_dir>/<name>.pid`,
 and returns once the gateway's /readyz answers 200. `down` stops exactly what the pid files name.
 `deps` makes sure the local RabbitMQ and MariaDB answer, installing them on Debian if need be.
@@ -59,7 +61,7 @@ def up(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 90) ->
     On any failure everything started here is stopped again and LaunchError is raised.
     """
     run_dir = Path(run_dir)
-    running = [name for name in PROCESSES if _running_pid(run_dir, name)]
+    running = [name for name in _names(run_dir) if _running_pid(run_dir, name)]
     if running:
         raise LaunchError(f"already running in {run_dir}: {', '.join(running)} (run `down` first)")
     url = gateway_url(env)
@@ -75,6 +77,9 @@ def up(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 90) ->
         # A real server configured, or a sink already listening (another `up`): none of ours.
         wanted = SERVICES if environment.get("TTMS_SMTP_HOST") or port_open(smtp_port) \
             else PROCESSES
+        copies = int(environment.get("TTMS_SERVICE_PROCESSES") or 1)
+        wanted = (*wanted, *(f"{name}-{n}" for name in SERVICES[:-1]
+                             for n in range(2, copies + 1)))
         started = {name: start_one(run_dir, name, env) for name in wanted}
         while True:
             for name, proc in started.items():
@@ -119,8 +124,9 @@ def migrate(run_dir: Path, env: dict[str, str] | None = None, timeout: float = 9
 
 
 def start_one(run_dir: Path, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `python -m <name>` in its own process group, appending to its log."""
-    if name not in PROCESSES:
+    """Start `python -m <name>` in its own process group, appending to its log (`name` may be
+    a further process of a service: `ticket_svc-2`)."""
+    if _module(name) not in PROCESSES:
         raise ValueError(f"unknown process {name!r}; expected one of {', '.join(PROCESSES)}")
     run_dir = Path(run_dir)
     pid = _running_pid(run_dir, name)
@@ -132,7 +138,7 @@ def start_one(run_dir: Path, name: str, env: dict[str, str] | None = None) -> su
         # Own session: Ctrl-C on the launcher does not reach it, and down() can signal the
         # whole group, including anything the process forks.
         proc = subprocess.Popen(
-            [sys.executable, "-m", name],
+            [sys.executable, "-m", _module(name)],
             cwd=ROOT, env=_environment(env), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -165,7 +171,8 @@ def down(run_dir: Path) -> list[str]:
     Returns the names that were running. Safe to call any number of times.
     """
     run_dir = Path(run_dir)
-    pids = {name: pid for name in PROCESSES if (pid := _running_pid(run_dir, name))}
+    names = _names(run_dir)
+    pids = {name: pid for name in names if (pid := _running_pid(run_dir, name))}
     for pid in pids.values():
         _signal_group(pid, signal.SIGTERM)
     if not _wait_gone(pids, STOP_GRACE):
@@ -173,14 +180,14 @@ def down(run_dir: Path) -> list[str]:
             if _is_ours(pid, name):
                 _signal_group(pid, signal.SIGKILL)
         _wait_gone(pids, 5)
-    for name in PROCESSES:
+    for name in names:
         _pid_path(run_dir, name).unlink(missing_ok=True)
     return list(pids)
 
 
 def status(run_dir: Path) -> dict[str, int | None]:
     """Map each process name to its pid if it is running, else None."""
-    return {name: _running_pid(Path(run_dir), name) for name in PROCESSES}
+    return {name: _running_pid(Path(run_dir), name) for name in _names(Path(run_dir))}
 
 
 def gateway_url(env: dict[str, str] | None = None) -> str:
@@ -210,6 +217,18 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _module(name: str) -> str:
+    """The module a process runs: `ticket_svc-2` is a second `ticket_svc`."""
+    return name.split("-", 1)[0]
+
+
+def _names(run_dir: Path) -> list[str]:
+    """Every process name: the usual ones and the further copies that have pid files."""
+    extra = sorted(path.stem for path in Path(run_dir).glob("*-*.pid")
+                   if _module(path.stem) in PROCESSES)
+    return [*PROCESSES, *extra]
+
+
 def _pid_path(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / f"{name}.pid"
 
@@ -235,6 +254,7 @@ def _is_ours(pid: int, name: str) -> bool:
     A stale pid file may name a pid the kernel has since given to someone else's process, and
     we must never signal that; a zombie is not alive either.
     """
+    name = _module(name)
     child = _children.get(pid)
     if child is not None and child.args[-1] == name:
         return child.poll() is None  # poll() also reaps it

@@ -1,5 +1,11 @@
 """One AMQP connection per process, opened again by itself after the broker goes away.
 
+``TTMS_AMQP_URL`` may name several nodes of one RabbitMQ cluster, comma-separated. A process
+starts on one of them (chosen by its pid, so that the processes of a host spread over the
+nodes) and, when its connection is lost or refused, goes on to the next: aio-pika's
+``connect_robust`` knows one URL only, so the rotation is here. ``connect`` is the same for a
+one-off connection (tools, the event log, the dead letters).
+
 aio-pika's robust connection restores channels and consumers only partly after a broker
 restart (direct reply-to consumers and channels closed by the broker are the known gaps), so
 this is a plain supervisor instead: connect, run every registered set-up on the fresh
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +46,33 @@ MAX_BACKOFF = 1.0
 HEARTBEAT_SECONDS = 2
 
 
+def node_urls(url: str) -> list[str]:
+    """The broker addresses in ``TTMS_AMQP_URL`` (one, or several nodes comma-separated)."""
+    found = [part.strip() for part in url.split(",") if part.strip()]
+    if not found:
+        raise ValueError("TTMS_AMQP_URL names no broker")
+    return found
+
+
+async def connect(url: str, **options: Any) -> AbstractConnection:
+    """A plain connection to the first node of ``url`` that answers (in the order given)."""
+    failure: Exception | None = None
+    for node in node_urls(url):
+        try:
+            return await aio_pika.connect(node, **options)
+        except Exception as exc:  # noqa: BLE001 - the next node may answer
+            failure = exc
+    assert failure is not None
+    raise failure
+
+
 class Broker:
     def __init__(self, url: str, name: str, heartbeat: int = HEARTBEAT_SECONDS) -> None:
-        self.url = url
+        self.urls = node_urls(url)
+        # where this process starts; it moves on to the next node after each loss
+        self._node = os.getpid() % len(self.urls)
+        self.url = self.urls[self._node]
+        self._refused = 0  # connection attempts refused in a row
         self.name = name
         self.heartbeat = heartbeat
         self.connection: AbstractConnection | None = None
@@ -103,6 +134,11 @@ class Broker:
                 self.url, client_properties={"connection_name": self.name}, timeout=5,
                 heartbeat=self.heartbeat)
         except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+            self._next_node()
+            self._refused += 1
+            if self._refused % len(self.urls):  # nodes left to try before backing off
+                log.warning("cannot reach the broker (%s); trying %s", exc, _host(self.url))
+                return delay
             log.warning("cannot reach the broker (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             return min(delay * 2, MAX_BACKOFF)
@@ -120,9 +156,11 @@ class Broker:
             # connection is gone, as after any loss, before the next one is built.
             await self._close_quietly(connection)
             self._tell_lost()
+            self._next_node()  # a node cut off from its cluster refuses declarations
             await asyncio.sleep(delay)
             return min(delay * 2, MAX_BACKOFF)
         self.connection = connection
+        self._refused = 0
         self.ready.set()
         log.info("%s connected to the broker", self.name)
         await closed
@@ -130,9 +168,16 @@ class Broker:
         self.ready.clear()
         self._tell_lost()
         if not self._stopping:
-            log.warning("%s lost its broker connection; reconnecting", self.name)
+            # its node may be gone: the next one first (with one node, the same again)
+            self._next_node()
+            log.warning("%s lost its broker connection; reconnecting to %s", self.name,
+                        _host(self.url))
             await asyncio.sleep(0.2)
         return 0.2
+
+    def _next_node(self) -> None:
+        self._node = (self._node + 1) % len(self.urls)
+        self.url = self.urls[self._node]
 
     def _tell_lost(self) -> None:
         for callback in self._lost:
@@ -164,6 +209,11 @@ class Broker:
 
         channel.close_callbacks.add(on_close)
         return channel
+
+
+def _host(url: str) -> str:
+    """A node's address without its credentials, for the log."""
+    return url.rsplit("@", 1)[-1]
 
 
 class BrokerClient:
@@ -201,7 +251,7 @@ async def delete_namespace(url: str, names) -> list[str]:
     output, _ = await asyncio.wait_for(listed.communicate(), 60)
     queues = [q.strip() for q in output.decode().splitlines()
               if q.strip().startswith(f"{names.ns}.")]
-    connection = await aio_pika.connect(url)
+    connection = await connect(url)
     async with connection:
         for queue in queues:
             channel = await connection.channel()  # a failed delete would close the channel

@@ -503,7 +503,12 @@ class Database:
                         tx.later("COMMIT")
                         await tx.flush()
                     else:
-                        await conn.commit()
+                        try:
+                            await conn.commit()
+                        except asyncmy.errors.Error as exc:
+                            # Galera refuses a transaction at COMMIT when it lost certification
+                            # (1213, as a deadlock): raised as one, so retry_deadlocks runs it
+                            raise _as_sqlalchemy("COMMIT", None, exc) from exc
                 except BaseException:
                     await _quietly(conn.rollback())
                     raise

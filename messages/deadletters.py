@@ -19,6 +19,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from messages import broker
 from messages.settings import SERVICES, Settings
 
 log = logging.getLogger("ttms.deadletters")
@@ -69,7 +70,7 @@ class DeadLetters:
         self._connection: aio_pika.abc.AbstractConnection | None = None
 
     async def __aenter__(self) -> DeadLetters:
-        self._connection = await aio_pika.connect(
+        self._connection = await broker.connect(
             self._settings.amqp_url,
             client_properties={"connection_name": f"{self._names.ns}-dead-letters"})
         return self

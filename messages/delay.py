@@ -66,12 +66,14 @@ class Delay:
         channel = await self._broker.channel(connection, confirms=True, prefetch=self._prefetch)
         exchange = await channel.declare_exchange(
             self._names.delay_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
-        await channel.declare_queue(self.waiting_queue, durable=True, arguments={
-            "x-message-ttl": self.ttl_ms,
-            "x-dead-letter-exchange": self._names.delay_exchange,
-            "x-dead-letter-routing-key": self.routing_key,
-        })
-        due = await channel.declare_queue(self.due_queue, durable=True)
+        await channel.declare_queue(self.waiting_queue, durable=True,
+                                    arguments=self._names.transient(**{
+                                        "x-message-ttl": self.ttl_ms,
+                                        "x-dead-letter-exchange": self._names.delay_exchange,
+                                        "x-dead-letter-routing-key": self.routing_key,
+                                    }))
+        due = await channel.declare_queue(self.due_queue, durable=True,
+                                          arguments=self._names.transient())
         await due.bind(exchange, routing_key=self.routing_key)
         raw = await channel.get_underlay_channel()
         await raw.basic_consume(self.due_queue, self._on_message)

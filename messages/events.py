@@ -51,7 +51,7 @@ async def declare_topology(channel: AbstractChannel,
                                    durable=True)
     log_queue = await channel.declare_queue(
         names.event_log, durable=True,
-        arguments={"x-queue-type": "stream", "x-max-age": "30D"})
+        arguments=names.stream(**{"x-max-age": "30D"}))
     await log_queue.bind(exchange, routing_key="#")
     return exchange
 
@@ -251,14 +251,14 @@ class Subscriber(BrokerClient):
         channel = await self._broker.channel(connection, prefetch=self._prefetch)
         exchange = await declare_topology(channel, self._names)
         dead = await channel.declare_queue(self._names.dead_letter_queue(self.consumer),
-                                           durable=True, arguments={"x-queue-type": "quorum"})
+                                           durable=True, arguments=self._names.quorum())
         await dead.bind(self._names.dead_letter_exchange, routing_key=self.consumer)
         queue = await channel.declare_queue(
             self._names.event_queue(self.consumer), durable=True,
-            arguments={"x-queue-type": "quorum",
-                       "x-delivery-limit": self._delivery_limit,
-                       "x-dead-letter-exchange": self._names.dead_letter_exchange,
-                       "x-dead-letter-routing-key": self.consumer})
+            arguments=self._names.quorum(**{
+                "x-delivery-limit": self._delivery_limit,
+                "x-dead-letter-exchange": self._names.dead_letter_exchange,
+                "x-dead-letter-routing-key": self.consumer}))
         for routing_key in self._handlers:
             await queue.bind(exchange, routing_key=routing_key)
         # The AMQP channel itself (as RpcServer does): aio-pika's message wrapper and its
@@ -431,7 +431,8 @@ class Listener:
         channel = await self._broker.channel(connection, prefetch=64)
         exchange = await declare_topology(channel, self._names)
         queue = await channel.declare_queue(
-            self._queue, durable=True, arguments={"x-expires": LISTENER_QUEUE_EXPIRES_MS})
+            self._queue, durable=True,
+            arguments=self._names.transient(**{"x-expires": LISTENER_QUEUE_EXPIRES_MS}))
         for key in self._keys:
             await queue.bind(exchange, routing_key=key)
         await queue.consume(self._on_message, no_ack=True)

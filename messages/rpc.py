@@ -54,7 +54,6 @@ log = logging.getLogger("ttms.rpc")
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 RECHECK_SECONDS = 0.5  # a service seen with no consumer is asked about again after this
-RPC_QUEUE_ARGS: dict[str, Any] = {}  # classic, durable; commands themselves are transient
 # How long a handler may go on past its command's deadline before it is cancelled. Nobody
 # waits for its answer by then; the grace lets work that is about to finish (a COMMIT in
 # flight) finish rather than be cut, and bounds how long a stuck handler (a frozen database,
@@ -215,7 +214,8 @@ class RpcClient(BrokerClient):
         for service in list(self._watch):
             try:
                 queue = await self._watch_channel.declare_queue(
-                    self._names.rpc_queue(service), durable=True, arguments=RPC_QUEUE_ARGS)
+                    self._names.rpc_queue(service), durable=True,
+                    arguments=self._names.transient())
                 self._consumers[service] = queue.declaration_result.consumer_count
                 self._checked[service] = time.monotonic()
             except Exception:  # noqa: BLE001 - the connection supervisor handles the rest
@@ -240,7 +240,8 @@ class RpcClient(BrokerClient):
             return
         try:
             queue = await channel.declare_queue(
-                self._names.rpc_queue(service), durable=True, arguments=RPC_QUEUE_ARGS)
+                self._names.rpc_queue(service), durable=True,
+                arguments=self._names.transient())
             if self._watch_channel is channel:  # not a count from a connection since lost
                 self._consumers[service] = queue.declaration_result.consumer_count
                 self._checked[service] = time.monotonic()
@@ -328,7 +329,7 @@ class RpcServer(BrokerClient):
     async def _setup(self, connection) -> None:
         channel = await self._broker.channel(connection, prefetch=self._prefetch)
         await channel.declare_queue(self._names.rpc_queue(self.service), durable=True,
-                                    arguments=RPC_QUEUE_ARGS)
+                                    arguments=self._names.transient())
         raw = await channel.get_underlay_channel()
         self._channel = raw
         await raw.basic_consume(self._names.rpc_queue(self.service), self._on_message)

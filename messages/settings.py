@@ -28,6 +28,10 @@ class Settings(BaseSettings):
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     amqp_heartbeat_seconds: int = Field(2, ge=1, le=60)  # why 2: messages/broker.py
+    # Broker nodes that keep a copy of each queue (see Names). 1: one node. 3 on a cluster of
+    # three or more: a quorum queue needs a majority of its copies, so three survive one node
+    # lost (two would survive none, and five need five nodes).
+    amqp_replicas: int = Field(1, ge=1, le=7)
     db_host: str = "127.0.0.1"
     db_port: int = 3306
     db_user: str = "root"
@@ -108,14 +112,24 @@ class Settings(BaseSettings):
 
     @cached_property
     def names(self) -> Names:
-        return Names(self.namespace)
+        return Names(self.namespace, self.amqp_replicas)
 
 
 class Names:
-    """Every exchange and queue name, derived from the namespace."""
+    """Every exchange and queue name, derived from the namespace, and the arguments each kind
+    of queue is declared with.
 
-    def __init__(self, ns: str) -> None:
+    On one broker node (``replicas`` 1) commands and delayed messages wait in classic queues:
+    commands are transient (a lost one is a timeout its caller sees) and a classic queue costs
+    no disk write per message. On a cluster a classic queue lives on one node and is gone with
+    it, so there every queue is a quorum queue and the event log a stream, each kept on
+    ``replicas`` nodes. The kind of a queue cannot change once declared: a namespace moved
+    between the two must have its queues deleted first (``messages.broker.delete_namespace``).
+    """
+
+    def __init__(self, ns: str, replicas: int = 1) -> None:
         self.ns = ns
+        self.replicas = replicas
         self.events_exchange = f"{ns}.events"
         self.dead_letter_exchange = f"{ns}.dlx"
         self.delay_exchange = f"{ns}.delay"
@@ -129,6 +143,24 @@ class Names:
 
     def dead_letter_queue(self, consumer: str) -> str:
         return f"{self.ns}.{consumer}.events.dead"
+
+    @property
+    def clustered(self) -> bool:
+        return self.replicas > 1
+
+    def quorum(self, **arguments: object) -> dict[str, object]:
+        """A quorum queue's arguments (the event queues always; every queue on a cluster)."""
+        size = {"x-quorum-initial-group-size": self.replicas} if self.clustered else {}
+        return {"x-queue-type": "quorum", **size, **arguments}
+
+    def transient(self, **arguments: object) -> dict[str, object]:
+        """Queues whose messages a node may lose with itself on one node (commands, delays,
+        listeners): classic there, quorum on a cluster so they outlive a node."""
+        return self.quorum(**arguments) if self.clustered else dict(arguments)
+
+    def stream(self, **arguments: object) -> dict[str, object]:
+        size = {"x-initial-cluster-size": self.replicas} if self.clustered else {}
+        return {"x-queue-type": "stream", **size, **arguments}
 
 
 def load() -> Settings:

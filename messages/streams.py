@@ -24,6 +24,7 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
+from messages import broker
 from messages.contracts.base import Envelope
 from messages.events import declare_topology
 from messages.settings import Settings
@@ -56,7 +57,7 @@ class EventLog:
         self._connection: aio_pika.abc.AbstractConnection | None = None
 
     async def __aenter__(self) -> EventLog:
-        self._connection = await aio_pika.connect(
+        self._connection = await broker.connect(
             self._settings.amqp_url,
             client_properties={"connection_name": f"{self._names.ns}-event-log-reader"})
         channel = await self._connection.channel()

@@ -128,3 +128,45 @@ def test_the_launcher_starts_every_service_and_then_the_gateway():
     """The launcher keeps its own copy of the services (it runs on the standard library alone,
     without pydantic's settings): held here to ``messages.settings.SERVICES``."""
     assert launcher.SERVICES == (*PACKAGES, "gateway")
+
+
+CLUSTER_PYTHON = ("cluster-migrate", *(f"cluster-{name}" for name in SERVICES), "cluster-gateway")
+
+
+def test_the_cluster_profile_has_three_broker_nodes_three_galera_nodes_and_a_proxy(compose):
+    services = compose["services"]
+    cluster = {name for name, spec in services.items() if "cluster" in spec.get("profiles", [])}
+    assert {"rabbit1", "rabbit2", "rabbit3", "galera1", "galera2", "galera3", "galera-proxy",
+            *CLUSTER_PYTHON} == cluster
+    assert [n for n in ("galera1", "galera2", "galera3")
+            if "--wsrep-new-cluster" in services[n]["command"]] == ["galera1"]
+    for name in ("rabbit1", "rabbit2", "rabbit3", "galera1", "galera2", "galera3"):
+        assert services[name]["healthcheck"]["test"], name
+    # each node its own data, and one cookie for the three broker nodes
+    volumes = [v for n in cluster for v in services[n].get("volumes", []) if "-data:" in v]
+    assert len(volumes) == len(set(volumes)) == 6
+    assert len({services[n]["environment"]["RABBITMQ_ERLANG_COOKIE"]
+                for n in ("rabbit1", "rabbit2", "rabbit3")}) == 1
+    for path in ("docker/rabbitmq/cluster.conf", "docker/mariadb/galera.cnf",
+                 "docker/haproxy/haproxy.cfg", "docker/mariadb/haproxy-user.sql"):
+        assert (ROOT / path).is_file(), path
+
+
+def test_ttms_on_the_cluster_knows_every_node_and_runs_two_of_everything(compose):
+    services = compose["services"]
+    for name in CLUSTER_PYTHON:
+        spec = services[name]
+        environment = spec["environment"]
+        assert environment["TTMS_AMQP_URL"].split(",") == [
+            f"amqp://guest:guest@rabbit{n}:5672/" for n in (1, 2, 3)], name
+        assert environment["TTMS_AMQP_REPLICAS"] == "3"
+        assert environment["TTMS_DB_HOST"] == "galera-proxy"
+        assert spec["command"][:2] == ["python", "-m"]
+    for name in SERVICES:
+        spec = services[f"cluster-{name}"]
+        assert spec["command"] == ["python", "-m", name]
+        assert spec["deploy"]["replicas"] == 2
+        assert depends_on(spec)["cluster-migrate"] == "service_completed_successfully"
+        assert {f"rabbit{n}" for n in (1, 2, 3)} <= set(depends_on(spec))
+    assert services["cluster-gateway"]["environment"]["TTMS_GATEWAY_PROCESSES"] == "2"
+    assert not set(depends_on(services["cluster-gateway"])) & {"rabbitmq", "mariadb"}

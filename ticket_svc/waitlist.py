@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from messages import errors
 from messages.contracts import ticket as c
 from messages.contracts.base import utcnow
-from messages.db import Tx, as_utc, to_db
+from messages.db import Tx, as_utc, is_deadlock, to_db
 from messages.service import App, Context
 from ticket_svc import domain, expiry, queries
 
@@ -124,6 +124,8 @@ async def offer(app: App, schedule_id: int) -> None:
             except _Raced:
                 continue
             except DBAPIError as exc:
+                if is_deadlock(exc):  # a deadlock victim, or lost Galera's certification
+                    continue
                 log.warning("offering seats of show %s failed: %s", schedule_id, exc.orig)
                 return
             except errors.ServiceError as exc:  # the database away: the next return retries

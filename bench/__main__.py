@@ -5,7 +5,8 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
 
 - rush: C concurrent clients; each loop holds a contested seat, and a winner pays and then
   refunds (the original system's buy/refund mix);
-- browse: the seat map of the show;
+- browse: the seat map of the show, asked for as a browser does (``Accept-Encoding: gzip,
+  deflate, br``: the answer is br, built once per version);
 - ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database;
 - refusals (not in the default set): the rush's script on a seat sold during set-up, so every
   hold is refused: what a refusal alone costs;
@@ -203,6 +204,8 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
     body = lua_globals(state)
     if scenario == "keyed":  # keys unique to this run: a key of an earlier run answers again
         body += f'KEYED = "{time.time_ns()}"\n'
+    if scenario == "browse":  # what every browser sends: the map comes compressed (br)
+        body += 'wrk.headers["Accept-Encoding"] = "gzip, deflate, br"\n'
     if scenario == "best":  # a show of its own, every seat free for the picking
         body += f'BEST = {state["best_schedule_id"]}\n'
     if script_name:

@@ -167,7 +167,9 @@ class SeatMaps:
         self.keep_alive = keep_alive             # seconds of a quiet stream before a comment
         self.shows: OrderedDict[int, Show] = OrderedDict()
         self.floor: dict[int, int] = {}          # versions this process's writes answered
-        self.freed: dict[int, int] = {}          # those of its writes that freed seats
+        # Its writes that freed seats, not seen yet: per show, (version, the seat freed, or
+        # None when the answer does not say which: a cancelled hold).
+        self.freed: dict[int, list[tuple[int, tuple[int, int] | None]]] = {}
         self._fetching: dict[int, asyncio.Future] = {}
         self._early: dict[int, dict[int, Changes]] = {}  # events during a first snapshot
         self._last_sweep = time.monotonic()
@@ -227,9 +229,10 @@ class SeatMaps:
         """A write's answer through this process: its version is the least its next read
         of the show may show. The version is for the gateway only: it is taken out of the
         answer (paying or refunding twice answers the same body, as before). A write that
-        ``frees`` seats (a cancel, a refund) also holds off this process's refusals of holds
-        (``refuse_taken``) until it shows: a hold or a payment only takes seats, so a copy
-        that has not seen one yet refuses nothing it should not."""
+        ``frees`` seats holds off this process's refusals (``refuse_taken``) of holds of the
+        seat it freed (a refund names it) or of any seat of the show (a cancel does not) until
+        it shows: a hold or a payment only takes seats, so a copy that has not seen one yet
+        refuses nothing it should not."""
         if not isinstance(result, dict):
             return
         version = result.pop("seats_version", None)
@@ -239,9 +242,12 @@ class SeatMaps:
         if version is not None and (sid in self.shows or sid in self._fetching) \
                 and version > self.floor.get(sid, 0):
             self.floor[sid] = version
-        if frees and version is not None and (sid in self.shows or sid in self._fetching) \
-                and version > self.freed.get(sid, 0):
-            self.freed[sid] = version
+        if frees and version is not None and (sid in self.shows or sid in self._fetching):
+            seat = (result["row"], result["col"]) if "row" in result else None  # a refund's
+            freed = self.freed.setdefault(sid, [])
+            seen = self.shows[sid].version if sid in self.shows else 0
+            freed[:] = [(v, s) for v, s in freed if v > seen]
+            freed.append((version, seat))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -332,15 +338,17 @@ class SeatMaps:
             if sid not in self._fetching:
                 asyncio.ensure_future(self._keep(sid))
             return
-        if sid in self.freed:  # seats this process freed: known here once the event came
-            if show.version < self.freed[sid]:
+        keys = sorted({(seat["row"], seat["col"]) for seat in seats})
+        if (freed := self.freed.get(sid)) is not None:  # known here once their events came
+            freed[:] = [(v, seat) for v, seat in freed if v > show.version]
+            if not freed:
+                del self.freed[sid]
+            elif any(seat is None or seat in keys for _, seat in freed):
                 return
-            del self.freed[sid]
         if show.stale or show.sales_close_at is None \
                 or datetime.now(UTC) >= show.sales_close_at - SALES_CLOSE_MARGIN:
             return
         rows, cols, codes = show.rows, show.cols, show.codes
-        keys = sorted({(seat["row"], seat["col"]) for seat in seats})
         found = {}
         for row, col in keys:
             if 1 <= row <= rows and 1 <= col <= cols and (

@@ -421,8 +421,22 @@ async def test_holds_of_taken_seats_are_refused_by_the_gateway_in_ticket_svcs_wo
     assert (await other.post("/reservations", {"schedule_id": show["id"], "seats": [
         {"row": 1, "col": 2}]})).status == 201
     assert await _gauge(api, "ttms_holds_refused_at_edge_total") == before + 1
-    # A seat given back through this gateway is not refused here before its event came.
+    # A seat given back through this gateway is not refused here before its event came:
+    # cancelled (the answer names no seat) or refunded (it names the seat).
     cancelled = await customer.delete(f"/reservations/{first.body['id']}")
     assert cancelled.status in (200, 204), cancelled.body
     assert (await other.post("/reservations", {"schedule_id": show["id"], "seats": [
         {"row": 1, "col": 1}]})).status == 201
+    bought = await hold(customer, show, (2, 1))
+    paid = await customer.post(f"/reservations/{bought.body['id']}/pay", {})
+    assert paid.status == 200, paid.body
+    refunded = await customer.post(f"/tickets/{paid.body['tickets'][0]['id']}/refund")
+    assert refunded.status == 200, refunded.body
+    again = await other.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 2, "col": 1}]})
+    assert again.status == 201, again.body
+    # ... while a seat still taken is refused here (the refund named another one).
+    before = await _gauge(api, "ttms_holds_refused_at_edge_total")
+    assert (await customer.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 1, "col": 2}]})).code == "seat_unavailable"
+    assert await _gauge(api, "ttms_holds_refused_at_edge_total") == before + 1

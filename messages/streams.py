@@ -32,6 +32,8 @@ from messages.settings import Settings
 log = logging.getLogger("ttms.streams")
 
 MARKER_TYPE = "ttms.log_marker"
+SILENCE_SECONDS = 20.0  # a read that gets nothing for this long starts again
+ATTEMPTS = 3
 StreamStart = int | datetime | str  # an offset, a time, or "first" / "last" / "next"
 
 
@@ -82,7 +84,30 @@ class EventLog:
         return marker
 
     async def read(self, start: StreamStart = "first") -> AsyncIterator[LoggedEvent]:
-        """Every event from ``start`` to the end of the log as it is now, in log order."""
+        """Every event from ``start`` to the end of the log as it is now, in log order.
+
+        A stream consumer that the broker stops feeding (seen in CI once: the consumer
+        registered, nothing delivered, not even the marker) would wait for ever: after
+        ``SILENCE_SECONDS`` with nothing delivered the read starts again, with a new marker,
+        from where it was (offsets already given are skipped), at most ``ATTEMPTS`` times."""
+        last = -1
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async for event in self._read_once(start):
+                    if event.offset > last:
+                        last = event.offset
+                        yield event
+                return
+            except TimeoutError:
+                log.warning("event log: nothing delivered for %ss (attempt %s of %s); "
+                            "reading again from where it was", SILENCE_SECONDS, attempt,
+                            ATTEMPTS)
+                if last >= 0:
+                    start = last + 1
+        raise TimeoutError(f"the event log delivered nothing for {SILENCE_SECONDS}s, "
+                           f"{ATTEMPTS} times")
+
+    async def _read_once(self, start: StreamStart) -> AsyncIterator[LoggedEvent]:
         marker = await self._mark_end()
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
@@ -91,7 +116,7 @@ class EventLog:
         tag = await queue.consume(inbox.put, arguments={"x-stream-offset": start})
         try:
             while True:
-                message = await inbox.get()
+                message = await asyncio.wait_for(inbox.get(), SILENCE_SECONDS)
                 offset = int((message.headers or {}).get("x-stream-offset", -1))
                 await message.ack()  # a stream consumer gets more only as it acks
                 if message.type == MARKER_TYPE:

@@ -183,8 +183,10 @@ def route_handler(route: Route):
     local = route.extra.get("local")            # answered by the gateway (seatmaps)
     seat_write = route.extra.get("seat_write")  # its answer carries a seat-map version
     refuse_taken = route.extra.get("refuse_taken")  # a hold: refused here if seats are taken
-    if local is not None and route.who is Who.anyone and route.body is None \
-            and route.query is None:
+    if local is not None:
+        if route.who is not Who.anyone or route.body is not None or route.query is not None:
+            raise ValueError(f"{route.path}: only public reads without a query are answered "
+                             "from the gateway's memory")
         return _local_handler(local)
 
     async def handle(request: web.Request) -> web.Response:
@@ -227,8 +229,6 @@ def route_handler(route: Route):
             caller = ANONYMOUS
         elif caller["role"] in _STAFF:  # staff actions are audited with the address
             caller["address"] = request.remote
-        if local is not None:
-            return await local(request, app[seatmaps_key])
         if refuse_taken and app[settings_key].edge_refusals:
             app[seatmaps_key].refuse_taken(payload)
         if shared is not None:

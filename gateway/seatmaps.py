@@ -244,10 +244,8 @@ class SeatMaps:
             self.floor[sid] = version
         if frees and version is not None and (sid in self.shows or sid in self._fetching):
             seat = (result["row"], result["col"]) if "row" in result else None  # a refund's
-            freed = self.freed.setdefault(sid, [])
-            seen = self.shows[sid].version if sid in self.shows else 0
-            freed[:] = [(v, s) for v, s in freed if v > seen]
-            freed.append((version, seat))
+            freed = self._unseen_frees(sid, self.shows[sid].version if sid in self.shows else 0)
+            self.freed[sid] = [*freed, (version, seat)]
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -265,9 +263,10 @@ class SeatMaps:
         return show
 
     async def get(self, sid: int) -> Show:
+        show = self.current(sid)
+        if show is not None:
+            return show
         now = time.monotonic()
-        if now - self._last_sweep > 10:
-            self._sweep(now)
         show = self.shows.get(sid)
         need = self.floor.get(sid, 0)
         if show is not None and not show.stale and show.version < need:
@@ -339,12 +338,9 @@ class SeatMaps:
                 asyncio.ensure_future(self._keep(sid))
             return
         keys = sorted({(seat["row"], seat["col"]) for seat in seats})
-        if (freed := self.freed.get(sid)) is not None:  # known here once their events came
-            freed[:] = [(v, seat) for v, seat in freed if v > show.version]
-            if not freed:
-                del self.freed[sid]
-            elif any(seat is None or seat in keys for _, seat in freed):
-                return
+        if any(seat is None or seat in keys  # known here once their events came
+               for _, seat in self._unseen_frees(sid, show.version)):
+            return
         if show.stale or show.sales_close_at is None \
                 or datetime.now(UTC) >= show.sales_close_at - SALES_CLOSE_MARGIN:
             return
@@ -359,6 +355,16 @@ class SeatMaps:
             metrics.holds_refused_at_edge.inc()
             raise errors.SeatUnavailable(c.NOTHING_HELD,
                                          details=c.seats_not_available(found, keys))
+
+    def _unseen_frees(self, sid: int, seen: int) -> list[tuple[int, tuple[int, int] | None]]:
+        """This process's writes that freed seats of the show and are newer than ``seen``
+        (the older ones are forgotten)."""
+        freed = [(v, seat) for v, seat in self.freed.get(sid, ()) if v > seen]
+        if freed:
+            self.freed[sid] = freed
+        else:
+            self.freed.pop(sid, None)
+        return freed
 
     async def _keep(self, sid: int) -> None:
         try:

@@ -137,8 +137,9 @@ async def _broadcast(show: Show, maps: SeatMaps) -> None:
             if show.stale and maps.shows.get(show.id) is show:
                 try:
                     await maps.get(show.id)  # a fresh snapshot, shared with the readers
-                except errors.ServiceError:
-                    continue  # tried again within a second; the streams wait
+                except errors.ServiceError:  # tried again in a second; the streams wait
+                    await asyncio.sleep(CHECK_SECONDS)
+                    continue
             _write_round(show, maps.keep_alive)
     except Exception:
         log.exception("seat-map streams of show %s", show.id)

@@ -162,13 +162,22 @@ class PlainResult:
 
 
 class Later:
-    """A statement queued by ``PlainTx.later``: its ``rowcount`` once it was sent."""
+    """A statement queued by ``PlainTx.later``: its ``rowcount`` once it was sent, and for
+    ``PlainTx.read_after_commit`` its rows."""
 
-    __slots__ = ("sql", "rowcount")
+    __slots__ = ("sql", "rowcount", "rows")
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
         self.rowcount: int | None = None
+        self.rows: list[tuple] | None = None
+
+
+class Sql(str):
+    """SQL that ``PlainTx.later`` puts into its statement as it is, where a parameter goes:
+    a value the server computes when the statement runs (``PlainTx.json_set``)."""
+
+    __slots__ = ()
 
 
 class PlainTx(Tx):
@@ -187,13 +196,33 @@ class PlainTx(Tx):
     statement instead of one per event. ``memo`` is scratch space for such handlers, for the
     transaction's life."""
 
-    __slots__ = ("_later", "_before_commit", "memo")
+    __slots__ = ("_later", "_before_commit", "memo", "_event_sets", "_after_commit")
 
     def __init__(self, conn: Any, producer: str) -> None:
         super().__init__(conn, producer)
         self._later: list[Later] = []
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
         self.memo: dict[Any, Any] = {}
+        self._event_sets: dict[str, list[tuple[str, str]]] = {}
+        self._after_commit: Later | None = None
+
+    def json_set(self, document: str, path: str, expression: str) -> Sql:
+        """The JSON text ``document`` with the field at ``path`` set by the server to
+        ``expression`` (SQL) where the statement runs: for a figure known only at the commit,
+        as a parameter of a ``later`` statement."""
+        return Sql(f"JSON_SET({self.conn.literal(document)}, {self.conn.literal(path)}, "
+                   f"{expression})")
+
+    def set_in_event(self, envelope: Envelope, path: str, expression: str) -> None:
+        """Have the server set the field at ``path`` of an emitted event's outbox body to
+        ``expression`` (SQL), as its row is written with the COMMIT."""
+        self._event_sets.setdefault(envelope.id, []).append((path, expression))
+
+    def read_after_commit(self, sql: str) -> Later:
+        """A read sent right after the COMMIT, in its round trip (of session state such as
+        a user variable set by the transaction): its ``rows`` once committed."""
+        self._after_commit = Later(sql)
+        return self._after_commit
 
     def before_commit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` when the transaction's statements are done (``finish``)."""
@@ -238,9 +267,11 @@ class PlainTx(Tx):
                 raise ValueError(f"not an INSERT … VALUES (…) statement: {sql}")
             prefix, one, suffix = values.groups()
             sql = prefix + ", ".join(
-                one % {k: literal(v) for k, v in row.items()} for row in rows) + suffix
+                one % {k: v if isinstance(v, Sql) else literal(v) for k, v in row.items()}
+                for row in rows) + suffix
         elif params:
-            sql = _pyformat(sql) % {k: literal(v) for k, v in params.items()}
+            sql = _pyformat(sql) % {k: v if isinstance(v, Sql) else literal(v)
+                                    for k, v in params.items()}
         queued = Later(sql)
         self._later.append(queued)
         return queued
@@ -305,6 +336,21 @@ def _outbox_rows(tx: Tx) -> list[dict[str, Any]]:
     return [{"event_id": e.id, "routing_key": e.type,
              "body": orjson.dumps(e.model_dump(mode="json")), "created_at": now}
             for e in tx.events]
+
+
+def _plain_outbox_rows(tx: PlainTx) -> list[dict[str, Any]]:
+    """As ``_outbox_rows``, with the fields ``set_in_event`` asked the server to set."""
+    rows = _outbox_rows(tx)
+    if tx._event_sets:
+        literal = tx.conn.literal
+        for row in rows:
+            sets = tx._event_sets.get(row["event_id"])
+            if sets:
+                body = literal(row["body"])
+                for path, expression in sets:
+                    body = f"JSON_SET({body}, {literal(path)}, {expression})"
+                row["body"] = Sql(body)
+    return rows
 
 
 # A database that stops answering without closing its connections (frozen, its host gone, a
@@ -498,8 +544,11 @@ class Database:
                     yield tx
                     await tx.finish()
                     if tx.events:  # the outbox rows travel with the COMMIT: one round trip
-                        tx.later(OUTBOX_INSERT, rows=_outbox_rows(tx))
-                    if tx._later:
+                        tx.later(OUTBOX_INSERT, rows=_plain_outbox_rows(tx))
+                    if tx._after_commit is not None:
+                        tx.later("COMMIT")
+                        tx._after_commit.rows = (await tx.execute(tx._after_commit.sql)).all()
+                    elif tx._later:
                         tx.later("COMMIT")
                         await tx.flush()
                     else:

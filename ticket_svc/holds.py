@@ -170,31 +170,24 @@ async def _claim_seats(app: App, schedule_id: int, buyer: int, keys: list[tuple[
             if claimed.rowcount != len(keys):
                 raise _NotAllAvailable
             await _refuse_single_gaps(tx, show.id, keys)
-        # The show's seat-map version, raised last (``ticket_svc.versions``), read with
-        # the reservation's id in the same round trip.
-        tx.later(versions.RAISE, {"sid": show.id, "n": 1})
-        got = (await tx.execute(
-            "SELECT LAST_INSERT_ID(), (SELECT version FROM seat_versions "
-            f"WHERE schedule_id = {int(show.id)})")).first()
-        reservation_id = got[0]
+        reservation_id = (await tx.execute("SELECT LAST_INSERT_ID()")).scalar()
         if claimed.rowcount != len(keys):
             raise _NotAllAvailable
-        seats_version = int(got[1]) if got[1] is not None else \
-            await versions.raise_version(tx, show.id)
+        # The show's seat-map version, raised last, with the COMMIT (``ticket_svc.versions``).
+        raised = await versions.raise_at_commit(tx, show.id)
         reservation = c.Reservation(
             id=reservation_id, schedule_id=show.id, user_id=buyer,
             seats=[c.PricedSeat(**s) for s in seats], total=total,
             currency=settings.currency, status=c.ReservationStatus.held,
-            expires_at=expires_at, created_at=now, seats_version=seats_version)
-        tx.emit(c.TicketHeld(
+            expires_at=expires_at, created_at=now)
+        raised.emit(c.TicketHeld(
             reservation_id=reservation_id, user_id=buyer, schedule_id=show.id,
             play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
             starts_at=as_utc(show.starts_at), seats=reservation.seats, total=total,
-            currency=settings.currency, expires_at=expires_at, created_at=now,
-            seats_version=seats_version, actor=actor))
+            currency=settings.currency, expires_at=expires_at, created_at=now, actor=actor))
         if idem is not None:
-            idem.record(tx, True, reservation.model_dump(mode="json"))
-    return reservation
+            idem.record(tx, True, reservation.model_dump(mode="json"), raised.into)
+    return reservation.model_copy(update={"seats_version": raised.value})
 
 
 async def _refuse_single_gaps(tx, schedule_id: int, keys: list[tuple[int, int]]) -> None:

@@ -52,9 +52,15 @@ class Key:
         return {"ok": 1 if ok else 0, "answer": orjson.dumps(answer).decode(),
                 "user_id": self.user_id, "command": self.command, "key": self.key}
 
-    def record(self, tx: PlainTx, ok: bool, answer: Any) -> None:
-        """Record the answer with the transaction's effect (it travels with the commit)."""
-        tx.later(RECORD_KEY, self._answer(ok, answer))
+    def record(self, tx: PlainTx, ok: bool, answer: Any,
+               finish: Callable[[str], str] | None = None) -> None:
+        """Record the answer with the transaction's effect (it travels with the commit).
+        ``finish``: what the answer's JSON text becomes in the statement (a figure the server
+        sets at the commit, ``ticket_svc.versions.Raised.into``)."""
+        params = self._answer(ok, answer)
+        if finish is not None:
+            params["answer"] = finish(params["answer"])
+        tx.later(RECORD_KEY, params)
         self.recorded = True
 
     async def record_alone(self, db, ok: bool, answer: Any) -> None:

@@ -75,18 +75,22 @@ async def _pay_once(cmd: c.Pay, ctx: Context, idem: Key | None) -> c.Reservation
         if not domain.hold_is_due(as_utc(row.expires_at), now):
             domain.check_sales_open(row.schedule_status, as_utc(row.starts_at), now,
                                     app.settings.sales_cutoff_minutes)
-            return await _sell(tx, row, now, idem, cmd.payment_ref,
-                               app.settings.ticket_signing_key.get_secret_value())
-        # Due: do not wait for the delay queue or the sweep, release it now.
-        await release(tx, row, row.play_id, EXPIRED, EXPIRED, now)
-    raise errors.HoldExpired("the hold expired before it was paid")
+            paid, raised = await _sell(tx, row, now, idem, cmd.payment_ref,
+                                       app.settings.ticket_signing_key.get_secret_value())
+        else:  # due: do not wait for the delay queue or the sweep, release it now
+            paid = None
+            await release(tx, row, row.play_id, EXPIRED, EXPIRED, now)
+    if paid is None:
+        raise errors.HoldExpired("the hold expired before it was paid")
+    return paid.model_copy(update={"seats_version": raised.value})  # known once committed
 
 
-async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
-                payment_ref: str | None, seed: str) -> c.Reservation:
+async def _sell(tx: Tx, row, now: datetime, idem: Key | None, payment_ref: str | None,
+                seed: str) -> tuple[c.Reservation, versions.Raised]:
     """Mark the hold paid, its seats sold and its tickets written, in one round trip: the
     reservation's conditional UPDATE decides, and when it changed nothing (the hold was paid,
-    expired or cancelled since our read) the transaction is rolled back, tickets and all."""
+    expired or cancelled since our read) the transaction is rolled back, tickets and all.
+    The paid reservation, and the show's new seat-map version (known once committed)."""
     seats = queries.seats_of(row)
     paid = tx.later(queries.MARK_PAID, {"id": row.id, "now": to_db(now), "ref": payment_ref})
     sold = tx.later(queries.seats_of_hold(f"status = '{SOLD}'", seats),
@@ -105,12 +109,12 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
         raise _ChangedMeanwhile
     if sold.rowcount != len(seats):  # cannot happen while holds own their seats
         raise errors.InternalError(f"reservation {row.id} did not own all of its seats")
-    seats_version = await versions.raise_version(tx, row.schedule_id)
+    raised = await versions.raise_at_commit(tx, row.schedule_id)
     tickets = [c.Ticket(id=t.id, reservation_id=row.id, schedule_id=row.schedule_id,
                         user_id=row.user_id, row=t.seat_row, col=t.seat_col, price=t.price,
                         type=t.ticket_type, status=c.TicketStatus.sold, sold_at=now)
                for t in created]
-    tx.emit(c.TicketSold(
+    raised.emit(c.TicketSold(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=row.play_id, play_name=row.play_name, studio_id=row.studio_id,
         starts_at=as_utc(row.starts_at),
@@ -118,20 +122,19 @@ async def _sell(tx: Tx, row, now: datetime, idem: Key | None,
                               code=etickets.sign(seed, etickets.CodeFacts(
                                   t.id, row.schedule_id, t.row, t.col, FIRST_CODE_VERSION)))
                  for t in tickets],
-        total=row.total, currency=row.currency, paid_at=now, seats_version=seats_version))
+        total=row.total, currency=row.currency, paid_at=now))
     reservation = queries.reservation_of(row, status=PAID, paid_at=now, tickets=tickets)
-    reservation = reservation.model_copy(update={"seats_version": seats_version})
     if idem is not None:
-        idem.record(tx, True, reservation.model_dump(mode="json"))
-    return reservation
+        idem.record(tx, True, reservation.model_dump(mode="json"), raised.into)
+    return reservation, raised
 
 
 # -- cancel and release -----------------------------------------------------------------------
 
 async def release(tx: Tx, row, play_id: int, reason: str, status: str,
-                  now: datetime) -> int | None:
+                  now: datetime) -> versions.Raised | None:
     """End one hold (``status`` expired or cancelled) and free its seats: the show's new
-    seat-map version, or None if it was not held."""
+    seat-map version (``value`` once committed), or None if it was not held."""
     assert domain.hold_may_become(domain.HELD, status), status
     ended = await tx.execute(queries.END_HOLD, {"id": row.id, "status": status,
                                                 "now": to_db(now)})
@@ -140,19 +143,20 @@ async def release(tx: Tx, row, play_id: int, reason: str, status: str,
     return await free_seats(tx, row, play_id, reason, now)
 
 
-async def free_seats(tx: Tx, row, play_id: int, reason: str, now: datetime) -> int:
+async def free_seats(tx: Tx, row, play_id: int, reason: str,
+                     now: datetime) -> versions.Raised:
     """The seats of a hold that just ended are available again; announce it. The show's new
-    seat-map version."""
+    seat-map version (``value`` once committed)."""
     seats = queries.seats_of(row)
     await tx.execute(queries.seats_of_hold("status = 'available', reservation_id = NULL",
                                            seats), {"sid": row.schedule_id, "id": row.id})
-    seats_version = await versions.raise_version(tx, row.schedule_id)
     await limits.give_back(tx, row.schedule_id, row.user_id, len(seats))
-    tx.emit(c.TicketReleased(
+    raised = await versions.raise_at_commit(tx, row.schedule_id)
+    raised.emit(c.TicketReleased(
         reservation_id=row.id, user_id=row.user_id, schedule_id=row.schedule_id,
         play_id=play_id, seats=[c.PricedSeat(**s) for s in seats], reason=reason,
-        released_at=now, seats_version=seats_version))
-    return seats_version
+        released_at=now))
+    return raised
 
 
 async def cancel(cmd: c.CancelReservation, ctx: Context) -> dict[str, int | None]:
@@ -173,7 +177,8 @@ async def _cancel_once(cmd: c.CancelReservation, ctx: Context) -> dict[str, int 
                 again = (await tx.execute(queries.RESERVATION, {"id": cmd.id})).first()
                 if again is not None and again.status == PAID:
                     raise errors.Conflict("the reservation is paid; refund its tickets instead")
-    return {"schedule_id": row.schedule_id, "seats_version": released}
+    return {"schedule_id": row.schedule_id,
+            "seats_version": released.value if released is not None else None}
 
 
 # -- refunds ------------------------------------------------------------------------------------
@@ -204,16 +209,15 @@ async def _refund_once(cmd: c.Refund, ctx: Context) -> c.Ticket:
             "schedule_id": row.schedule_id, "row": row.seat_row, "col": row.seat_col,
             "reservation_id": row.reservation_id})
         await limits.give_back(tx, row.schedule_id, row.user_id, 1)
-        seats_version = await versions.raise_version(tx, row.schedule_id)
+        raised = await versions.raise_at_commit(tx, row.schedule_id)
         refunded = queries.ticket_refunded(row, row.play_id, row.studio_id,
-                                           app.settings.currency, "requested", now,
-                                           seats_version)
+                                           app.settings.currency, "requested", now)
         if ctx.caller.user_id != row.user_id:  # staff refunding a buyer's ticket: audited
             refunded.actor = ctx.caller.actor()
-        tx.emit(refunded)
+        raised.emit(refunded)
     ticket = queries.ticket_of(row)
     return ticket.model_copy(update={"status": c.TicketStatus.refunded, "refunded_at": now,
-                                     "seats_version": seats_version})
+                                     "seats_version": raised.value})
 
 
 def _check_not_checked_in(row) -> None:
@@ -241,7 +245,7 @@ async def cancel_show(tx: Tx, app: App, s: p.Schedule) -> None:
     await tx.execute(text(
         "UPDATE seats SET status = 'available', reservation_id = NULL "
         f"WHERE schedule_id = :id AND status = '{SOLD}'"), {"id": s.id})
-    last = await versions.raise_version(tx, s.id, len(sold))  # one version per event
-    for number, t in enumerate(sold, start=last - len(sold) + 1):
-        tx.emit(queries.ticket_refunded(t, s.play_id, s.studio_id, app.settings.currency,
-                                        "show_cancelled", now, number))
+    raised = await versions.raise_at_commit(tx, s.id, len(sold))  # one version per event
+    for k, t in enumerate(sold, start=1):
+        raised.emit(queries.ticket_refunded(t, s.play_id, s.studio_id, app.settings.currency,
+                                            "show_cancelled", now), k)

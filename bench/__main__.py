@@ -10,8 +10,15 @@ scenario runs under wrk (a compiled generator, with a Lua script per scenario):
 - ceiling: ``GET /api/v1/ping``, gateway → broker → a service with no database;
 - refusals (not in the default set): the rush's script on a seat sold during set-up, so every
   hold is refused: what a refusal alone costs;
-- keyed (not in the default set): the rush with an ``Idempotency-Key`` on every hold and
-  payment, as a careful client sends them;
+- rush15 (issue 17): the rush exactly, on 15 contested seats of their own (row 6);
+- cancel (issue 17): the rush on seats of its own (row 7) where each winner cancels its hold
+  (``DELETE /reservations/{id}``) instead of paying: the original system's buy/return cycle;
+- keyed: the rush with an ``Idempotency-Key`` on every hold and payment, as a careful client
+  sends them;
+- winners (issue 17, part 2): winners only, on a show of its own: every hold is of a free seat
+  (each wrk thread holds only its own seats, and a seat again only after its refund was
+  answered), then its payment, then the ticket's refund; cycles/s (refunds answered 200) and
+  CPU ms per cycle of every process (``bench/winners.lua``, ``--winners-connections``);
 - signin: C clients signing in, round robin over the N customers (a sign-in storm: argon2
   hashing is the bound; what cannot be hashed before the deadline must be refused with a fast
   503, never a 504), then at once **after-signin**, the rush again on seats of its own: it
@@ -59,6 +66,9 @@ from bench.processes import cpu_seconds, watched_processes
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
+# The winners scenario's house: more seats than a thread can have in a cycle at once (one per
+# connection), so each thread always holds a seat whose refund it has seen.
+WINNERS_HOUSE = (20, 30)
 
 
 class Api:
@@ -84,8 +94,11 @@ class Api:
         raise RuntimeError(f"{method} {path} → still 503 after 30 tries: {data}")
 
 
-async def set_up(url: str, users: int, seats: int) -> dict:
-    """Studio, play, show and signed-in customers; returns what the scenarios need."""
+async def set_up(url: str, users: int, seats: int,
+                 winners_house: tuple[int, int] | None = None) -> dict:
+    """Studio, play, show and signed-in customers; returns what the scenarios need.
+    ``winners_house`` (rows, cols) of the winners scenario's show (``WINNERS_HOUSE``)."""
+    winners_house = winners_house or WINNERS_HOUSE
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
     async with aiohttp.ClientSession() as session:
         api = Api(session, url)
@@ -129,6 +142,13 @@ async def set_up(url: str, users: int, seats: int) -> dict:
         best_show = await api.call("POST", "/schedules", {
             "play_id": play["id"], "studio_id": best_studio["id"],
             "starts_at": starts_at.isoformat()}, token)
+        # Winners only: a house of its own, every seat free when the run starts.
+        winners_studio = await api.call("POST", "/studios", {
+            "name": f"bench-winners-{stamp}", "rows": winners_house[0],
+            "cols": winners_house[1]}, token)
+        winners_show = await api.call("POST", "/schedules", {
+            "play_id": play["id"], "studio_id": winners_studio["id"],
+            "starts_at": starts_at.isoformat()}, token)
     # Each contested scenario has its seats: a scenario ends with some of them still held or
     # sold (cut mid-cycle), which would refuse every hold of the next one.
     return {"admin_token": token, "studio_id": studio["id"], "play_id": play["id"],
@@ -137,7 +157,12 @@ async def set_up(url: str, users: int, seats: int) -> dict:
             "keyed_seats": [(3, c) for c in range(1, seats + 1)], "sold_seat": (2, 1),
             "after_signin_seats": [(4, c) for c in range(1, seats + 1)],
             "watchers_seats": [(5, c) for c in range(1, seats + 1)],
+            "rush15_seats": [(6, c) for c in range(1, 16)],
+            "cancel_seats": [(7, c) for c in range(1, seats + 1)],
             "best_schedule_id": best_show["id"],
+            "winners_schedule_id": winners_show["id"],
+            "winners_seats": [(r, c) for r in range(1, winners_house[0] + 1)
+                              for c in range(1, winners_house[1] + 1)],
             "usernames": usernames, "password": "bench-password"}
 
 
@@ -153,6 +178,9 @@ def lua_globals(state: dict) -> str:
 
 SCENARIOS = {
     "rush": ("rush.lua", "/api/v1/reservations"),
+    "rush15": ("rush.lua", "/api/v1/reservations"),
+    "cancel": ("rush.lua", "/api/v1/reservations"),
+    "winners": ("winners.lua", "/api/v1/reservations"),
     "refusals": ("rush.lua", "/api/v1/reservations"),
     "keyed": ("rush.lua", "/api/v1/reservations"),
     "signin": ("signin.lua", "/api/v1/auth/login"),
@@ -201,7 +229,21 @@ def run_wrk(url: str, scenario: str, state: dict, seconds: float, connections: i
         state = {**state, "seats": state["after_signin_seats"]}
     elif scenario == "watchers":
         state = {**state, "seats": state["watchers_seats"]}
+    elif scenario == "rush15":
+        state = {**state, "seats": state["rush15_seats"]}
+    elif scenario == "cancel":
+        state = {**state, "seats": state["cancel_seats"]}
+    elif scenario == "winners":
+        state = {**state, "seats": state["winners_seats"],
+                 "schedule_id": state["winners_schedule_id"]}
     body = lua_globals(state)
+    if scenario == "cancel":
+        body += "CANCEL = true\n"
+    if scenario == "winners":  # each thread holds only its own seats (bench/winners.lua)
+        if len(state["seats"]) < 2 * connections:
+            raise ValueError(f"winners: {len(state['seats'])} seats for {connections} "
+                             "connections; a thread could hold a seat not refunded yet")
+        body += f"THREADS = {threads}\n"
     if scenario == "keyed":  # keys unique to this run: a key of an earlier run answers again
         body += f'KEYED = "{time.time_ns()}"\n'
     if scenario == "browse":  # what every browser sends: the map comes compressed (br)
@@ -250,8 +292,28 @@ def _measure(scenario: str, target: str, script: str, processes: dict[str, list[
     cpu["wrk"] = round((children_after.ru_utime + children_after.ru_stime)
                        - (children_before.ru_utime + children_before.ru_stime), 2)
     result["cpu_seconds"] = cpu
+    if scenario == "winners":
+        add_cycle_costs(result, after, before)
     result["wall_seconds"] = round(elapsed, 2)
     return result
+
+
+def add_cycle_costs(result: dict, after: dict[str, float], before: dict[str, float]) -> None:
+    """The winners scenario's figures: cycles (refunds answered 200) per second, and CPU ms
+    per cycle of every process (to 0.01 ms, from the unrounded CPU seconds), their sum (wrk,
+    the load generator, apart and not in it)."""
+    cycles = result["counts"].get("refund 200", 0)
+    result["cycles"] = cycles
+    result["cycles_per_second"] = round(cycles / (result["duration_us"] / 1e6), 1)
+    if not cycles:
+        result["cpu_ms_per_cycle"] = {}
+        return
+    per = {name: round((after.get(name, 0) - before.get(name, 0)) * 1000 / cycles, 2)
+           for name in after}
+    per["total"] = round(sum(after.get(n, 0) - before.get(n, 0) for n in after) * 1000 / cycles,
+                         2)
+    per["wrk"] = round(result["cpu_seconds"]["wrk"] * 1000 / cycles, 2)
+    result["cpu_ms_per_cycle"] = per
 
 
 def report_row(results: list[dict], failures: list[str], stamp: str, args) -> str:
@@ -350,6 +412,57 @@ def live_row(results: list[dict], stamp: str, args) -> str:
             f"{args.note} |\n")
 
 
+ISSUE17_HEADER = (
+    "| when (UTC) | run | host req/s | rush req/s | rush % of host | rush p99 ms | "
+    "rush15 req/s / % host / p99 ms | cancel req/s / % host / p99 ms | keyed req/s | "
+    "keyed ÷ rush | winners cycles/s | winners p99 ms | winners answers | "
+    "winners CPU ms per cycle | by process (wrk apart) | invariants | note |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def issue17_row(results: list[dict], failures: list[str], stamp: str, args) -> str:
+    """Issue 17's figures of one run, each rush beside the host measured in the same run."""
+    by = {r["scenario"]: r for r in results}
+    host = by.get("host", {}).get("requests_per_second")
+
+    def share(name: str) -> str:
+        if name not in by or not host:
+            return "–"
+        return f"{by[name]['requests_per_second'] / host:.1%}"
+
+    def p99(name: str) -> str:
+        return f"{by[name]['p99_us'] / 1000:.0f}" if name in by else "–"
+
+    def rps(name: str) -> str:
+        return str(by[name]["requests_per_second"]) if name in by else "–"
+
+    def triple(name: str) -> str:
+        return f"{rps(name)} / {share(name)} / {p99(name)}" if name in by else "–"
+
+    keyed = "–"
+    if "keyed" in by and "rush" in by and by["rush"]["requests_per_second"]:
+        keyed = f"{by['keyed']['requests_per_second'] / by['rush']['requests_per_second']:.0%}"
+    winners = by.get("winners")
+    answers = per_process = total = cycles = "–"
+    if winners:
+        cycles = str(winners["cycles_per_second"])
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(winners["counts"].items()))
+        costs = winners["cpu_ms_per_cycle"]
+        total = str(costs.get("total", "–"))
+        per_process = ", ".join(f"{k} {v}" for k, v in sorted(
+            costs.items(), key=lambda kv: -kv[1]) if k not in ("total", "wrk"))
+        per_process += f"; wrk {costs['wrk']}" if "wrk" in costs else ""
+    verdict = "FAILED: " + "; ".join(failures) if failures else "ok"
+    run = f"{args.seconds}s × c{args.connections}"
+    if winners:
+        run += f" (winners c{winners['connections']})"
+    cells = [stamp, run, str(host or "–"), rps("rush"),
+             share("rush"), p99("rush"), triple("rush15"), triple("cancel"), rps("keyed"),
+             keyed, cycles, p99("winners"), answers or "–", total, per_process or "–",
+             verdict, args.note]
+    return "| " + " | ".join(" ".join(c.split()).replace("|", "/") for c in cells) + " |\n"
+
+
 HEADER = ("| when (UTC) | run | host req/s | rush req/s | rush p50/p99/max ms | rush non-2xx | "
           "browse req/s | ceiling req/s | rush/ceiling | invariants | note |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -364,12 +477,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seats", type=int, default=10, help="contested seats")
-    parser.add_argument("--scenarios", default="host,ceiling,browse,rush,signin",
+    parser.add_argument("--scenarios",
+                        default="host,ceiling,browse,rush,rush15,cancel,keyed,winners,signin",
                         help="comma-separated, of: " + ", ".join(SCENARIOS)
                         + " (signin is followed by after-signin, sellout by sellout-best)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds, small, no results files: correctness only")
     parser.add_argument("--note", default="")
+    parser.add_argument("--winners-connections", type=int, default=60,
+                        help="connections of the winners scenario (60: as issue 17's first "
+                        "measurement of a cycle's CPU)")
     parser.add_argument("--watchers", type=int, default=5000,
                         help="open streams in the watchers scenario")
     parser.add_argument("--buyers", type=int, default=sellout.BUYERS,
@@ -389,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.smoke:
         args.seconds, args.connections, args.users = 2, 16, 8
+        args.winners_connections = 16
         args.buyers, args.house = sellout.SMOKE_BUYERS, "{}x{}".format(*sellout.SMOKE_HOUSE)
 
     scenarios = args.scenarios.split(",")
@@ -426,7 +544,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"         {result['counts']}\n         cpu s: {result['cpu_seconds']}")
             continue
         else:
-            result = run_wrk(args.url, scenario, state, args.seconds, args.connections,
+            connections = (args.winners_connections if scenario == "winners"
+                           else args.connections)
+            result = run_wrk(args.url, scenario, state, args.seconds, connections,
                              args.threads)
         results.append(result)
         print(f"{scenario:8s} {result['requests_per_second']:>6} req/s  "
@@ -434,7 +554,13 @@ def main(argv: list[str] | None = None) -> int:
               f"p99 {result['p99_us'] / 1000:.1f} ms  max {result['max_us'] / 1000:.0f} ms  "
               f"{result['counts']}  socket errors {result['socket_errors']}")
         print(f"         cpu s: {result['cpu_seconds']}")
+        if scenario == "winners":
+            print(f"         {result['cycles_per_second']} cycles/s; CPU ms per cycle: "
+                  f"{result['cpu_ms_per_cycle']}")
     failures = asyncio.run(invariants.check(args.url, state))
+    if "winners" in scenarios:  # its show of its own, every ticket of it refunded
+        failures += asyncio.run(invariants.check(
+            args.url, {**state, "schedule_id": state["winners_schedule_id"]}))
     sold_out = {r["scenario"]: asyncio.run(sellout.check(args.url, r)) for r in results
                 if r["scenario"] in sellout.VARIANTS}
     failures += [f for found in sold_out.values() for f in found]
@@ -455,6 +581,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(r["scenario"] in ("best", "watchers") for r in results):
             text = add_row(text, "Live seat maps: browse, best-available, watchers (issue 14)",
                            LIVE_HEADER, live_row(results, stamp, args))
+        if any(r["scenario"] in ("rush15", "cancel", "keyed", "winners") for r in results):
+            text = add_row(text, "Issue 17 targets", ISSUE17_HEADER,
+                           issue17_row(results, failures, stamp, args))
         if any(r["scenario"] == "signin" for r in results):
             text = add_row(text, "Sign-in storms, and the rush before and right after",
                            SIGNIN_HEADER, signin_row(results, failures, stamp, args))

@@ -6,7 +6,8 @@
 -- Globals set by bench/__main__.py before this file: TOKENS (list), TOKEN_OF (user id →
 -- token), SCHEDULE, SEATS (list of {row, col}), id (thread number), and KEYED (a run stamp)
 -- when every hold and payment carries an Idempotency-Key; BEST (a show id) for best-available
--- holds of two seats together on that show instead.
+-- holds of two seats together on that show instead; CANCEL (true) when a winner cancels its
+-- hold (DELETE, answered 204) instead of paying: the original system's buy/return cycle.
 
 counts = {}
 local queue, next_token, next_seat, sent = {}, 0, 0, 0
@@ -29,6 +30,9 @@ end
 function request()
   local item = table.remove(queue, 1)
   if item ~= nil then
+    if item.method == "DELETE" then
+      return wrk.format("DELETE", item.path, headers_for(item.token))
+    end
     return wrk.format("POST", item.path, headers_for(item.token), "{}")
   end
   next_token = next_token % #TOKENS + 1
@@ -50,8 +54,13 @@ function response(status, headers, body)
   if token == nil then return end
   if status == 201 and body:find('"status":"held"', 1, true) then
     local reservation = body:match('^{"id":(%d+)')
-    table.insert(queue, { token = token,
-                          path = "/api/v1/reservations/" .. reservation .. "/pay" })
+    if CANCEL then
+      table.insert(queue, { token = token, method = "DELETE",
+                            path = "/api/v1/reservations/" .. reservation })
+    else
+      table.insert(queue, { token = token,
+                            path = "/api/v1/reservations/" .. reservation .. "/pay" })
+    end
   elseif body:find('"status":"paid"', 1, true) then
     local tickets = body:match('"tickets":%[(.*)%]') or ""
     for ticket in tickets:gmatch('{"id":(%d+)') do

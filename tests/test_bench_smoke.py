@@ -145,3 +145,77 @@ def test_a_sellout_row_has_a_cell_for_every_column():
     assert by_column["seconds to sell out (all taken)"] == "61.2 (20.5)"
     assert by_column["host req/s"] == "30000"
     assert by_column["hold p50/p99 ms (won)"] == "50.0/400.0 (60.0/500.0)"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by `make test`")
+async def test_the_issue_17_scenarios_run(system, monkeypatch):
+    """rush15, cancel, keyed and winners, two seconds each, and their row. The winners' house
+    is small (32 seats, 16 per wrk thread of 8 connections) so that in two seconds seats are
+    held again after their refund: those holds must all succeed."""
+    from bench.__main__ import ISSUE17_HEADER, issue17_row
+
+    for key, value in system.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TTMS_RUN_DIR", str(system.run_dir))  # the test system's processes
+    state = await set_up(system.url, users=8, seats=4, winners_house=(2, 16))
+    results = []
+    for scenario in ("host", "rush", "rush15", "cancel", "keyed", "winners"):
+        result = await asyncio.to_thread(run_wrk, system.url, scenario, state, 2, 16, 2)
+        assert result["requests"] > 0 and result["socket_errors"] == 0, result
+        results.append(result)
+    by = {r["scenario"]: r for r in results}
+    assert set(by["rush15"]["counts"]) <= {"200", "201", "409:seat_unavailable"}
+    # A winner cancels instead of paying: holds (201), cancels (204), refusals, no payment.
+    assert set(by["cancel"]["counts"]) <= {"201", "204", "409:seat_unavailable"}, \
+        by["cancel"]["counts"]
+    assert by["cancel"]["counts"].get("204", 0) > 0, by["cancel"]["counts"]
+    winners = by["winners"]
+    assert set(winners["counts"]) == {"hold 201", "pay 200", "refund 200"}, winners["counts"]
+    assert winners["cycles"] > 32, winners  # more cycles than seats: refunded seats held again
+    assert winners["cycles_per_second"] > 0
+    costs = winners["cpu_ms_per_cycle"]
+    assert {"gateway", "ticket_svc", "mariadb", "rabbitmq", "total", "wrk"} <= set(costs)
+    assert costs["total"] >= costs["ticket_svc"] > 0
+    assert await check(system.url, state) == []
+    assert await check(system.url, {**state, "schedule_id": state["winners_schedule_id"]}) == []
+
+    class Args:
+        seconds, connections, note = 2, 16, "smoke"
+
+    by_column = cells_by_column(issue17_row(results, [], "2026-12-01T21:00:00Z", Args),
+                                ISSUE17_HEADER)
+    assert by_column["host req/s"] == str(by["host"]["requests_per_second"])
+    assert by_column["winners cycles/s"] == str(winners["cycles_per_second"])
+    assert by_column["winners CPU ms per cycle"] == str(costs["total"])
+    assert by_column["rush15 req/s / % host / p99 ms"].startswith(
+        f"{by['rush15']['requests_per_second']} / ")
+    assert by_column["invariants"] == "ok"
+
+
+def test_an_issue_17_row_has_a_cell_for_every_column():
+    from bench.__main__ import ISSUE17_HEADER, issue17_row
+
+    class Args:
+        seconds, connections, note = 8.0, 200, "a note"
+
+    def result(name: str, rps: int, **more) -> dict:
+        return {"scenario": name, "requests_per_second": rps, "p50_us": 1000, "p99_us": 80000,
+                "max_us": 3000, "counts": {"200": 1}, "connections": 200, **more}
+
+    results = [result("host", 20000), result("rush", 5000), result("rush15", 6000),
+               result("cancel", 4000), result("keyed", 4000),
+               result("winners", 600, connections=60, cycles_per_second=200.0,
+                      counts={"hold 201": 10, "pay 200": 10, "refund 200": 9},
+                      cpu_ms_per_cycle={"gateway": 1.0, "ticket_svc": 2.5, "total": 3.5,
+                                        "wrk": 0.2})]
+    by_column = cells_by_column(issue17_row(results, [], "2026-12-01T21:00:00Z", Args),
+                                ISSUE17_HEADER)
+    assert by_column["run"] == "8.0s × c200 (winners c60)"
+    assert by_column["rush % of host"] == "25.0%"
+    assert by_column["rush p99 ms"] == "80"
+    assert by_column["rush15 req/s / % host / p99 ms"] == "6000 / 30.0% / 80"
+    assert by_column["cancel req/s / % host / p99 ms"] == "4000 / 20.0% / 80"
+    assert by_column["keyed ÷ rush"] == "80%"
+    assert by_column["winners CPU ms per cycle"] == "3.5"
+    assert by_column["by process (wrk apart)"] == "ticket_svc 2.5, gateway 1.0; wrk 0.2"
+    assert by_column["winners answers"] == "hold 201: 10, pay 200: 10, refund 200: 9"

@@ -47,6 +47,8 @@ class Exporter:
     name: str                                   # the file's name, without its extension
     tables: Callable[[dict[str, Any], str], dict[str, Table]]  # sheet name → table
     formats: tuple[str, ...] = ("csv",)         # the first table is the CSV
+    # What the export gives, for the operation's description in the OpenAPI document.
+    described: str = ""
 
     def wanted(self, asked: str | None, accept: str) -> str | None:
         """The format asked for (``?format`` first, then ``Accept``); None: JSON."""
@@ -123,5 +125,13 @@ def _play(answer: dict[str, Any], currency: str) -> dict[str, Table]:
     return {"Shows": shows, "Play": total, "Ticket types": types}
 
 
-BOX_OFFICE = Exporter("box-office", _report)
-PLAY_REPORT = Exporter("box-office-play-", _play, ("csv", "xlsx"))
+BOX_OFFICE = Exporter(
+    "box-office", _report,
+    described="`?format=csv` (or `Accept: text/csv`): the lines as CSV, amounts as decimal "
+              "money with a currency column; `xlsx` is 422 here.")
+PLAY_REPORT = Exporter(
+    "box-office-play-", _play, ("csv", "xlsx"),
+    described="`?format=csv` (or `Accept: text/csv`): the shows as CSV; `?format=xlsx` (or the "
+              "xlsx media type): a workbook with the shows, the play's totals and the ticket "
+              "types. Amounts as decimal money with a currency column, times in UTC with the "
+              "offset written out.")

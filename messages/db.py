@@ -54,6 +54,20 @@ def to_db(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+async def load_row(conn: Any, table: Table, row_id: int, what: str, *where: Any,
+                   lock: str | None = None) -> Any:
+    """The row of ``table`` whose ``id`` is ``row_id`` and that meets ``where``, locked for
+    ``"update"`` or ``"share"`` if asked; 404 ``no such <what>`` when there is none. ``conn``:
+    a connection or a ``Tx``."""
+    query = select(table).where(table.c.id == row_id, *where)
+    if lock:
+        query = query.with_for_update(read=lock == "share")
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise errors.NotFound(f"no such {what}")
+    return row
+
+
 def is_deadlock(exc: Exception) -> bool:
     """MariaDB chose this transaction as a deadlock victim, or a lock wait timed out: it was
     rolled back whole, so running it again is safe."""
@@ -605,6 +619,11 @@ class Database:
                     db=s.database_name(self.service), autocommit=True, minsize=1,
                     maxsize=max(2, s.db_pool_size // 2), pool_recycle=1800)
         return self._plain_pool
+
+    async def row(self, table: Table, row_id: int, what: str, *where: Any) -> Any:
+        """``load_row`` in a read of its own: a get command's one lookup."""
+        async with self.read() as conn:
+            return await load_row(conn, table, row_id, what, *where)
 
     async def page(self, query: Any, counted: Any, where: list, order_by: list,
                    paging: PageQuery, convert: Callable[[Any], Any]) -> Page:

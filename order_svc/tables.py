@@ -10,99 +10,87 @@ Box-office figures are sums over the sale rows, never running counters. The cata
 not among them: it is where readers of the event log keep their place.
 """
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-)
+import sqlalchemy as sa
 
-from messages.db import Timestamp, inbox_table, outbox_table
+from messages.db import inbox_table, outbox_table
+from messages.tables import keyed, keyed_copy, ref, timestamp
 
-metadata = MetaData()
+metadata = sa.MetaData()
 
-orders = Table(
-    "orders", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),  # the reservation id
-    Column("user_id", BigInteger, nullable=False),
-    Column("schedule_id", BigInteger, nullable=False),
-    Column("play_id", BigInteger, nullable=False),
-    Column("play_name", String(200), nullable=True),
-    Column("studio_id", BigInteger, nullable=True),
-    Column("starts_at", Timestamp, nullable=True),
-    Column("seats", JSON, nullable=True),           # [{row, col, price}]
-    Column("total", BigInteger, nullable=True),
-    Column("currency", String(3), nullable=False),
-    Column("created_at", Timestamp, nullable=False),  # the hold's, else the first fact seen
-    Column("held", Boolean, nullable=False, default=False),
-    Column("expires_at", Timestamp, nullable=True),
-    Column("paid_at", Timestamp, nullable=True),
-    Column("ticket_count", Integer, nullable=True),   # from ticket.sold
-    Column("released_at", Timestamp, nullable=True),
-    Column("release_reason", String(20), nullable=True),
+orders = keyed_copy(
+    "orders", metadata,  # id: the reservation id
+    ref("user_id"),
+    ref("schedule_id"),
+    ref("play_id"),
+    sa.Column("play_name", sa.String(200), nullable=True),
+    ref("studio_id", nullable=True),
+    timestamp("starts_at", nullable=True),
+    sa.Column("seats", sa.JSON, nullable=True),  # [{row, col, price}]
+    sa.Column("total", sa.BigInteger, nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    timestamp("created_at"),  # the hold's, else the first fact seen
+    sa.Column("held", sa.Boolean, nullable=False, default=False),
+    timestamp("expires_at", nullable=True),
+    timestamp("paid_at", nullable=True),
+    sa.Column("ticket_count", sa.Integer, nullable=True),  # from ticket.sold
+    timestamp("released_at", nullable=True),
+    sa.Column("release_reason", sa.String(20), nullable=True),
     # Derived from the sale rows after every event of the reservation.
-    Column("refunded_count", Integer, nullable=False, default=0),
-    Column("refunded_total", BigInteger, nullable=False, default=0),
-    Column("status", String(20), nullable=False),
-    Index("ix_orders_user", "user_id", "id"),
-    Index("ix_orders_status", "status", "id"),
+    sa.Column("refunded_count", sa.Integer, nullable=False, default=0),
+    sa.Column("refunded_total", sa.BigInteger, nullable=False, default=0),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Index("ix_orders_user", "user_id", "id"),
+    sa.Index("ix_orders_status", "status", "id"),
 )
 
-sales = Table(
+sales = sa.Table(
     "sales", metadata,
-    Column("reservation_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("ticket_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("schedule_id", BigInteger, nullable=False),
-    Column("play_id", BigInteger, nullable=False),
-    Column("studio_id", BigInteger, nullable=True),
-    Column("seat_row", Integer, nullable=False),
-    Column("seat_col", Integer, nullable=False),
-    Column("price", BigInteger, nullable=False),
-    Column("ticket_type", String(40), nullable=True),  # the ticket type sold; NULL: full price
-    Column("sold_at", Timestamp, nullable=True),      # None while only the refund is known
-    Column("refunded", Boolean, nullable=False, default=False),
-    Column("refunded_at", Timestamp, nullable=True),
-    Column("checked_in_at", Timestamp, nullable=True),  # ticket.checked_in: at the door
-    Index("ix_sales_play", "play_id", "schedule_id"),
-    Index("ix_sales_schedule", "schedule_id"),
+    ref("reservation_id", key=True),
+    ref("ticket_id", key=True),
+    ref("schedule_id"),
+    ref("play_id"),
+    ref("studio_id", nullable=True),
+    sa.Column("seat_row", sa.Integer, nullable=False),
+    sa.Column("seat_col", sa.Integer, nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=False),
+    # The ticket type sold; NULL: full price.
+    sa.Column("ticket_type", sa.String(40), nullable=True),
+    timestamp("sold_at", nullable=True),  # None while only the refund is known
+    sa.Column("refunded", sa.Boolean, nullable=False, default=False),
+    timestamp("refunded_at", nullable=True),
+    timestamp("checked_in_at", nullable=True),  # ticket.checked_in: at the door
+    sa.Index("ix_sales_play", "play_id", "schedule_id"),
+    sa.Index("ix_sales_schedule", "schedule_id"),
 )
 
-shows = Table(
-    "shows", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),  # the schedule id
-    Column("play_id", BigInteger, nullable=False),
-    Column("studio_id", BigInteger, nullable=True),
-    Column("starts_at", Timestamp, nullable=True),
-    Column("ends_at", Timestamp, nullable=True),      # after it, unused tickets are no-shows
-    Column("seat_count", Integer, nullable=True),    # `seat` places in schedule.created's map
-    Column("status", String(20), nullable=True),
-    Index("ix_shows_play", "play_id", "starts_at"),
-    Index("ix_shows_starts", "starts_at"),
+shows = keyed_copy(
+    "shows", metadata,  # id: the schedule id
+    ref("play_id"),
+    ref("studio_id", nullable=True),
+    timestamp("starts_at", nullable=True),
+    timestamp("ends_at", nullable=True),  # after it, unused tickets are no-shows
+    sa.Column("seat_count", sa.Integer, nullable=True),  # `seat` places in schedule.created's map
+    sa.Column("status", sa.String(20), nullable=True),
+    sa.Index("ix_shows_play", "play_id", "starts_at"),
+    sa.Index("ix_shows_starts", "starts_at"),
 )
 
-plays = Table(
+plays = keyed_copy(
     "plays", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
-    Column("name", String(200), nullable=False),
-    Column("deleted", Boolean, nullable=False, default=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
 )
 
-studios = Table(
+studios = keyed_copy(
     "studios", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
-    Column("name", String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
 )
 
-stream_offsets = Table(
+stream_offsets = sa.Table(
     "stream_offsets", metadata,
-    Column("reader", String(50), primary_key=True),
-    Column("next_offset", BigInteger, nullable=False),
-    Column("updated_at", Timestamp, nullable=False),
+    sa.Column("reader", sa.String(50), primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    timestamp("updated_at"),
 )
 
 outbox = outbox_table(metadata)
@@ -112,18 +100,17 @@ inbox = inbox_table(metadata)
 # events the tables contain).
 # The audit log (issue 20.6): staff actions on money and access, from the events that carry an
 # ``actor``; only ever inserted (the inbox makes each event add its entry once).
-audit_log = Table(
+audit_log = keyed(
     "audit_log", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("at", Timestamp, nullable=False),
-    Column("action", String(20), nullable=False),
-    Column("actor_id", BigInteger, nullable=True),
-    Column("actor_role", String(16), nullable=True),
-    Column("address", String(64), nullable=True),
-    Column("subject", String(60), nullable=False),
-    Column("details", JSON, nullable=False),
-    Index("ix_audit_at", "at", "id"),
-    Index("ix_audit_actor", "actor_id", "at"),
+    timestamp("at"),
+    sa.Column("action", sa.String(20), nullable=False),
+    ref("actor_id", nullable=True),
+    sa.Column("actor_role", sa.String(16), nullable=True),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("subject", sa.String(60), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_audit_at", "at", "id"),
+    sa.Index("ix_audit_actor", "actor_id", "at"),
 )
 
 PROJECTION = ("orders", "sales", "shows", "plays", "studios", "audit_log", "inbox")

@@ -25,7 +25,7 @@ from messages.contracts import play as c
 from messages.contracts import studio as s
 from messages.contracts import ticket as t
 from messages.contracts.base import SERVICE_CALLER, Page, Role, utcnow
-from messages.db import Tx, as_utc, to_db
+from messages.db import Tx, as_utc, load_row, to_db
 from messages.service import App, Context, Handlers
 from play_svc import domain
 from play_svc.tables import plays, schedules, studios
@@ -46,14 +46,12 @@ def to_play(row) -> c.Play:
                   ticket_types=row.ticket_types or [])
 
 
+# Deleted plays stay as rows (their past shows still name them) but are not found.
+LIVE = plays.c.deleted_at.is_(None)
+
+
 async def _load_play(conn, play_id: int, *, lock: str | None = None):
-    query = select(plays).where(plays.c.id == play_id, plays.c.deleted_at.is_(None))
-    if lock:
-        query = query.with_for_update(read=lock == "share")
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise errors.NotFound("no such play")
-    return row
+    return await load_row(conn, plays, play_id, "play", LIVE, lock=lock)
 
 
 @handlers.command(c.CreatePlay)
@@ -70,7 +68,7 @@ async def create_play(cmd: c.CreatePlay, ctx: Context) -> c.Play:
 
 @handlers.command(c.ListPlays)
 async def list_plays(cmd: c.ListPlays, ctx: Context) -> Page[c.Play]:
-    where = [plays.c.deleted_at.is_(None)]
+    where = [LIVE]
     if cmd.q is not None:
         where.append(plays.c.name.contains(cmd.q, autoescape=True))
     if cmd.kind is not None:
@@ -80,8 +78,7 @@ async def list_plays(cmd: c.ListPlays, ctx: Context) -> Page[c.Play]:
 
 @handlers.command(c.GetPlay)
 async def get_play(cmd: c.GetPlay, ctx: Context) -> c.Play:
-    async with ctx.app.db.read() as conn:
-        return to_play(await _load_play(conn, cmd.id))
+    return to_play(await ctx.app.db.row(plays, cmd.id, "play", LIVE))
 
 
 @handlers.command(c.UpdatePlay)

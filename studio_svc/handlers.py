@@ -22,7 +22,7 @@ from messages import errors
 from messages.contracts import studio as c
 from messages.contracts.base import SERVICE_CALLER, Page, Role, utcnow
 from messages.contracts.play import StudioChange
-from messages.db import Tx, as_utc, to_db
+from messages.db import Tx, as_utc, load_row, to_db
 from messages.service import Context, Handlers
 from studio_svc import domain
 from studio_svc.tables import seat_kinds, seat_zones, studios
@@ -36,11 +36,7 @@ def to_studio(row) -> c.Studio:
 
 
 async def _load(tx: Tx, studio_id: int, *, lock: bool = False):
-    query = select(studios).where(studios.c.id == studio_id)
-    row = (await tx.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        raise errors.NotFound("no such studio")
-    return row
+    return await load_row(tx, studios, studio_id, "studio", lock="update" if lock else None)
 
 
 async def _recount(tx: Tx, studio_id: int, rows: int, cols: int) -> None:
@@ -101,8 +97,7 @@ async def list_studios(cmd: c.ListStudios, ctx: Context) -> Page[c.Studio]:
 
 @handlers.command(c.GetStudio)
 async def get_studio(cmd: c.GetStudio, ctx: Context) -> c.Studio:
-    async with ctx.app.db.transaction() as tx:
-        return to_studio(await _load(tx, cmd.id))
+    return to_studio(await ctx.app.db.row(studios, cmd.id, "studio"))
 
 
 @handlers.command(c.UpdateStudio)

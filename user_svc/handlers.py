@@ -17,7 +17,7 @@ from messages.contracts import mail as m
 from messages.contracts import ticket as t
 from messages.contracts import user as c
 from messages.contracts.base import Caller, Page, Role, utcnow
-from messages.db import Tx, as_utc, to_db
+from messages.db import Tx, as_utc, load_row, to_db
 from messages.service import App, Context, Handlers
 from user_svc import mailer, password_reset, ticket_mail, verification
 from user_svc.hashing import HashingGate, cores
@@ -58,12 +58,12 @@ def to_user(row) -> c.User:
                   email_verified=bool(row.email_verified), language=row.language)
 
 
+# Deleted accounts stay as rows (the name stays taken) but are not found.
+LIVE = users.c.deleted_at.is_(None)
+
+
 async def _load(tx: Tx, user_id: int, *, lock: bool = False):
-    query = select(users).where(users.c.id == user_id, users.c.deleted_at.is_(None))
-    row = (await tx.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        raise errors.NotFound("no such user")
-    return row
+    return await load_row(tx, users, user_id, "user", LIVE, lock="update" if lock else None)
 
 
 async def _create(ctx: Context, username: str, password: str, role: Role,
@@ -123,7 +123,7 @@ async def login(cmd: c.Login, ctx: Context) -> c.Token:
     hashing_gate(ctx.app).admit(ctx.deadline)  # in a storm, refused before the read
     async with ctx.app.db.read() as conn:
         row = (await conn.execute(select(users).where(
-            users.c.username == cmd.username, users.c.deleted_at.is_(None)))).first()
+            users.c.username == cmd.username, LIVE))).first()
     hasher = passwords(ctx.app)
     ok = await _hashing(ctx, hasher.verify, row.password_hash if row else hasher.decoy,
                         cmd.password)
@@ -158,8 +158,7 @@ async def _rehash(ctx: Context, row, password: str) -> None:
 async def get_user(cmd: c.GetUser, ctx: Context) -> c.User:
     if ctx.caller.user_id != cmd.id:
         ctx.caller.require(Role.admin)
-    async with ctx.app.db.transaction() as tx:
-        return to_user(await _load(tx, cmd.id))
+    return to_user(await ctx.app.db.row(users, cmd.id, "user", LIVE))
 
 
 @handlers.command(c.UpdateMe)
@@ -184,11 +183,7 @@ async def update_me(cmd: c.UpdateMe, ctx: Context) -> c.User:
 
 @handlers.command(c.ChangePassword)
 async def change_password(cmd: c.ChangePassword, ctx: Context) -> None:
-    async with ctx.app.db.read() as conn:
-        row = (await conn.execute(select(users).where(
-            users.c.id == ctx.caller.require_signed_in(), users.c.deleted_at.is_(None)))).first()
-    if row is None:
-        raise errors.NotFound("no such user")
+    row = await ctx.app.db.row(users, ctx.caller.require_signed_in(), "user", LIVE)
     hasher = passwords(ctx.app)
     if not await _hashing(ctx, hasher.verify, row.password_hash, cmd.old_password):
         raise errors.Unauthorized("the old password is wrong")
@@ -247,7 +242,7 @@ async def find_customer(cmd: c.FindCustomer, ctx: Context) -> c.User:
     async with ctx.app.db.read() as conn:
         row = (await conn.execute(select(users).where(
             users.c.username == cmd.username, users.c.role == Role.customer.value,
-            users.c.deleted_at.is_(None)))).first()
+            LIVE))).first()
     if row is None:
         raise errors.NotFound(f"no customer is named {cmd.username}")
     return to_user(row)
@@ -256,8 +251,7 @@ async def find_customer(cmd: c.FindCustomer, ctx: Context) -> c.User:
 @handlers.command(c.ListUsers)
 async def list_users(cmd: c.ListUsers, ctx: Context) -> Page[c.User]:
     ctx.caller.require(Role.admin)
-    return await ctx.app.db.page(select(users), users, [users.c.deleted_at.is_(None)],
-                                 [users.c.id], cmd, to_user)
+    return await ctx.app.db.page(select(users), users, [LIVE], [users.c.id], cmd, to_user)
 
 
 @handlers.command(c.UpdateUser)
@@ -316,7 +310,7 @@ async def account_status(cmd: c.AccountStatus, ctx: Context) -> c.AccountState:
         raise errors.Forbidden("only box-office staff may ask about another account")
     async with ctx.app.db.read() as conn:
         row = (await conn.execute(select(users.c.disabled).where(
-            users.c.id == cmd.id, users.c.deleted_at.is_(None)))).first()
+            users.c.id == cmd.id, LIVE))).first()
     return c.AccountState(id=cmd.id, exists=row is not None,
                           active=row is not None and not row.disabled)
 

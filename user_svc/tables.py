@@ -14,79 +14,67 @@
   until the SMTP server accepts it.
 """
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-)
+import sqlalchemy as sa
 
-from messages.db import Timestamp, inbox_table, outbox_table
+from messages.db import inbox_table, outbox_table
+from messages.tables import keyed, ref, timestamp
 
-metadata = MetaData()
+metadata = sa.MetaData()
 
-users = Table(
+users = keyed(
     "users", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("username", String(32), nullable=False, unique=True),
-    Column("email", String(254), nullable=True),
-    Column("password_hash", String(255), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("disabled", Boolean, nullable=False, default=False),
+    sa.Column("username", sa.String(32), nullable=False, unique=True),
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     # Deleted accounts stay as rows: their name stays taken and their tokens stay refused.
-    Column("deleted_at", Timestamp, nullable=True),
+    timestamp("deleted_at", nullable=True),
     # Tokens carry the version they were issued at; raising it revokes every older token.
-    Column("token_version", Integer, nullable=False, default=0),
-    Column("created_at", Timestamp, nullable=False),
-    Column("email_verified", Boolean, nullable=False, server_default="0"),
-    Column("language", String(8), nullable=True),
-    Index("ix_users_email", "email"),
+    sa.Column("token_version", sa.Integer, nullable=False, default=0),
+    timestamp("created_at"),
+    sa.Column("email_verified", sa.Boolean, nullable=False, server_default="0"),
+    sa.Column("language", sa.String(8), nullable=True),
+    sa.Index("ix_users_email", "email"),
 )
 
-email_codes = Table(
+email_codes = sa.Table(
     "email_codes", metadata,
-    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("email", String(254), nullable=False),
-    Column("code_hash", String(64), nullable=False),   # sha256 hex of the 6 digits
-    Column("tries", Integer, nullable=False, server_default="0"),
-    Column("expires_at", Timestamp, nullable=False),
+    ref("user_id", key=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),  # sha256 hex of the 6 digits
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
+    timestamp("expires_at"),
 )
 
-reset_requests = Table(
+reset_requests = keyed(
     "reset_requests", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("email", String(254), nullable=False),
-    Column("requested_at", Timestamp, nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    timestamp("requested_at"),
 )
 
-reset_tokens = Table(
+reset_tokens = sa.Table(
     "reset_tokens", metadata,
-    Column("token_hash", String(64), primary_key=True),  # sha256 hex of the token
-    Column("user_id", BigInteger, nullable=False),
-    Column("expires_at", Timestamp, nullable=False),
-    Column("used_at", Timestamp, nullable=True),
-    Index("ix_reset_tokens_user", "user_id"),
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256 hex of the token
+    ref("user_id"),
+    timestamp("expires_at"),
+    timestamp("used_at", nullable=True),
+    sa.Index("ix_reset_tokens_user", "user_id"),
 )
 
-mails = Table(
+mails = keyed(
     "mails", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("mail_key", String(120), nullable=False, unique=True),
-    Column("to_addr", String(254), nullable=False),
-    Column("subject", String(300), nullable=False),
-    Column("body", Text, nullable=False),                # JSON: text, html, attachments
-    Column("status", String(8), nullable=False),         # pending | sent
-    Column("tries", Integer, nullable=False, server_default="0"),
-    Column("next_try_at", Timestamp, nullable=False),
-    Column("last_error", String(300), nullable=True),
-    Column("created_at", Timestamp, nullable=False),
-    Column("sent_at", Timestamp, nullable=True),
-    Index("ix_mails_due", "status", "next_try_at"),
+    sa.Column("mail_key", sa.String(120), nullable=False, unique=True),
+    sa.Column("to_addr", sa.String(254), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # JSON: text, html, attachments
+    sa.Column("status", sa.String(8), nullable=False),  # pending | sent
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
+    timestamp("next_try_at"),
+    sa.Column("last_error", sa.String(300), nullable=True),
+    timestamp("created_at"),
+    timestamp("sent_at", nullable=True),
+    sa.Index("ix_mails_due", "status", "next_try_at"),
 )
 
 outbox = outbox_table(metadata)

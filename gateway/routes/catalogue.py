@@ -7,6 +7,9 @@ from messages.contracts.base import Page
 
 STUDIOS = "Studios and seat maps"
 PLAYS = "Plays and schedules"
+# What a show's time must meet, whether it is scheduled or moved (one check in play_svc).
+IN_RUN = "must fall inside the play's run"
+NO_OVERLAP = "overlap another scheduled show in the studio (409 `schedule_conflict`)"
 
 ROUTES = [
     Route("POST", "/studios", s.CreateStudio, Who.manager,
@@ -48,9 +51,8 @@ ROUTES = [
           "Schedule a show (409 `schedule_conflict` if it overlaps another in the studio)",
           PLAYS, body=p.CreateScheduleBody, response=p.Schedule, status=201,
           links=(("POST /reservations", {"schedule_id": "$response.body#/id"}),),
-          rules="`starts_at` must fall inside the play's run, `starts_on` to `ends_on` "
-                "(422); the show (`starts_at` + the play's `duration_minutes`) must not "
-                "overlap another scheduled show in the studio (409 `schedule_conflict`)."),
+          rules=f"`starts_at` {IN_RUN}, `starts_on` to `ends_on` (422); the show (`starts_at` "
+                f"+ the play's `duration_minutes`) must not {NO_OVERLAP}."),
     Route("GET", "/schedules", p.ListSchedules, Who.anyone,
           "List shows (`play_id`, `studio_id`, `from` ≤ starts_at < `to`, `status`)", PLAYS,
           query=p.ScheduleQuery, response=Page[p.Schedule],
@@ -61,8 +63,7 @@ ROUTES = [
     Route("PATCH", "/schedules/{id}", p.UpdateSchedule, Who.manager,
           "Move or re-price a show (409 once tickets are held or sold)", PLAYS,
           body=p.UpdateScheduleBody, response=p.Schedule,
-          rules="A new `starts_at` must fall inside the play's run (422) and not overlap "
-                "another scheduled show in the studio (409 `schedule_conflict`)."),
+          rules=f"A new `starts_at` {IN_RUN} (422) and not {NO_OVERLAP}."),
     Route("DELETE", "/schedules/{id}", p.CancelSchedule, Who.manager,
           "Cancel a show: its holds are released and its sold tickets refunded", PLAYS,
           status=204),

@@ -117,8 +117,13 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
         def run(idem):
             return holds.hold(ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id, keys,
                               idem, types)
+
+        def refuse_early():  # a box-office sale checks its customer first
+            return holds.refuse_early(ctx.app, cmd.schedule_id, keys)
     try:
-        return await idempotency.once_per_key(ctx, "hold", me, cmd, run)
+        return await idempotency.once_per_key(
+            ctx, "hold", me, cmd, run,
+            refuse_early if cmd.seats is not None and cmd.customer_id is None else None)
     except DBAPIError as exc:  # answered as 503; say why here
         log.warning("hold on show %s failed in the database: %s", cmd.schedule_id, exc.orig)
         raise

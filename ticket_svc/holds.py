@@ -51,7 +51,7 @@ async def hold(app: App, caller: Caller, schedule_id: int, buyer: int, customer_
                types: dict[tuple[int, int], str] | None = None) -> c.Reservation:
     if customer_id is not None:
         await check_customer(app, caller, customer_id)
-    await _refuse_early(app, schedule_id, keys)
+    await refuse_early(app, schedule_id, keys)
     async with app.state.turns.turn(schedule_id, keys) as turn:
         fetched = False
         for _ in range(ATTEMPTS):
@@ -92,7 +92,7 @@ async def check_customer(app: App, caller: Caller, customer_id: int) -> None:
             details=[{"loc": ["body", "customer_id"], "msg": f"customer_id {why}"}])
 
 
-async def _refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:
+async def refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:
     """Most holds of an on-sale rush are refused: refuse them with a plain read and no
     transaction, one read shared by the holds of a show that arrive together. Passing here
     proves nothing; the hold's transaction decides."""

@@ -91,12 +91,25 @@ def fingerprint(command: str, cmd: Command) -> str:
 
 
 async def once_per_key(ctx: Context, command: str, user_id: int, cmd: Command,
-                       run: Keyed) -> Any:
-    """``run`` the request, or give the first answer to the same key again."""
+                       run: Keyed, refuse_early: Callable[[], Awaitable[None]] | None = None
+                       ) -> Any:
+    """``run`` the request, or give the first answer to the same key again.
+
+    ``refuse_early``: a check without effect that may refuse the request (a hold of seats
+    already taken: most of an on-sale rush). A keyed request it refuses writes its key once,
+    already answered (``record_refusal``), instead of taking it and then recording the answer:
+    one commit, not two. A key already there is answered as usual."""
     key = cmd.idempotency_key
     if key is None:
         return await run(None)
     idem = Key(user_id, command, key, fingerprint(command, cmd))
+    if refuse_early is not None:
+        try:
+            await refuse_early()
+        except errors.ServiceError as exc:
+            if exc.status >= 500 or await record_refusal(ctx.app.db, idem, exc):
+                raise
+            # The key was there already: its first answer stands, given below.
     first = await take(ctx.app, idem)
     if first is not None:
         if first.fingerprint is not None and first.fingerprint != idem.fingerprint:
@@ -126,6 +139,16 @@ async def once_per_key(ctx: Context, command: str, user_id: int, cmd: Command,
     if not idem.recorded:
         await idem.record_alone(db, True, plain(result))
     return result
+
+
+async def record_refusal(db, idem: Key, refusal: errors.ServiceError) -> bool:
+    """Write the key with its answer, a refusal, in one statement; False if the key was there
+    already (its first answer stands: the caller goes the usual way, through ``take``)."""
+    return bool(await db.autocommit(
+        "INSERT IGNORE INTO idempotency_keys (user_id, command, idem_key, fingerprint, state, "
+        "ok, answer, created_at) VALUES (%s, %s, %s, %s, 'done', 0, %s, %s)",
+        (*idem._args(), idem.fingerprint, orjson.dumps(refusal.to_wire()).decode(),
+         to_db(utcnow()))))
 
 
 class KeyRow(NamedTuple):

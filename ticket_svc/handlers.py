@@ -226,14 +226,15 @@ async def list_waitlist(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
     return await waitlist.mine(cmd, ctx)
 
 
-# Seats that come back go to the line first (ticket_svc's own events, after their commit).
-@handlers.event(c.TicketReleased)
+# Seats that come back go to the line first (ticket_svc's own events, after their commit;
+# those delivered together in one plain transaction).
+@handlers.event(c.TicketReleased, plain=True)
 async def on_ticket_released(event: c.TicketReleased, tx: Tx, app: App) -> None:
     if event.reason != "show_cancelled":
         await waitlist.seats_returned(tx, app, event.schedule_id, event.reservation_id)
 
 
-@handlers.event(c.TicketRefunded)
+@handlers.event(c.TicketRefunded, plain=True)
 async def on_ticket_refunded(event: c.TicketRefunded, tx: Tx, app: App) -> None:
     if event.reason != "show_cancelled":
         await waitlist.seats_returned(tx, app, event.schedule_id)

@@ -19,7 +19,8 @@ from tests.conftest import TEST_ENV
 from tests.test_sales import hold
 
 
-async def _ticket_rows(sql: str, params: dict) -> list:
+async def ticket_rows(sql: str, params: dict) -> list:
+    """Rows of the test system's own ticket database."""
     settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
     db = Database(settings, "ticket")
     try:
@@ -46,7 +47,7 @@ async def test_every_change_of_a_show_has_the_next_version_in_its_event_and_answ
     cancelled = await customer.delete(f"/reservations/{others[0].body['id']}")
     assert cancelled.status == 204, cancelled.body
 
-    events = [orjson.loads(r.body) for r in await _ticket_rows(
+    events = [orjson.loads(r.body) for r in await ticket_rows(
         "SELECT body FROM outbox WHERE routing_key LIKE 'ticket.%' ORDER BY id", {})]
     mine = [e for e in events if e["data"].get("schedule_id") == show["id"]
             and "seats_version" in e["data"]]
@@ -56,11 +57,11 @@ async def test_every_change_of_a_show_has_the_next_version_in_its_event_and_answ
     versions = [e["data"]["seats_version"] for e in mine]
     # One version each, with no gap: the outbox's order is the commit order.
     assert versions == list(range(versions[0], versions[0] + len(versions))), versions
-    [[current]] = await _ticket_rows(
+    [[current]] = await ticket_rows(
         "SELECT version FROM seat_versions WHERE schedule_id = :id", {"id": show["id"]})
     assert current == versions[-1]
     # The recorded answers of the keyed hold and pay carry their events' versions.
-    answers = {r.idem_key: orjson.loads(r.answer) for r in await _ticket_rows(
+    answers = {r.idem_key: orjson.loads(r.answer) for r in await ticket_rows(
         "SELECT idem_key, answer FROM idempotency_keys WHERE idem_key IN (:h, :p)",
         {"h": key + "-h", "p": key + "-p"})}
     by_type = {e["type"]: e["data"]["seats_version"] for e in mine

@@ -3,8 +3,11 @@ seats coming back by refund, cancellation and expiry."""
 
 from __future__ import annotations
 
+import orjson
+
 from tests.catalogue import make_show
 from tests.test_sales import HOLD_SECONDS, hold
+from tests.test_seat_versions import ticket_rows
 from tests.waiting import wait_for
 
 
@@ -51,6 +54,13 @@ async def test_the_line_is_served_first_come_first_served(manager, new_user):
         await wait_for(served, timeout=15)
     offers = [await _entry(c, show) for c in line[:3]]
     assert all(o["status"] != "waiting" and o["reservation_id"] for o in offers)
+    # An offer is a change of the seat map like any hold: its event carries the show's next
+    # seat-map version (the gateway applies it instead of taking a fresh snapshot).
+    held = [orjson.loads(r.body)["data"] for r in await ticket_rows(
+        "SELECT body FROM outbox WHERE routing_key = 'ticket.held'", {})]
+    offered = {o["reservation_id"] for o in offers}
+    versions = [e["seats_version"] for e in held if e["reservation_id"] in offered]
+    assert len(versions) == 3 and all(isinstance(v, int) for v in versions), versions
     # the first pays; the second cancels (its seat goes to the fourth, who pays); the third
     # lets its offer lapse (its seat goes to the fifth, who pays)
     first = await line[0].post(f"/reservations/{offers[0]['reservation_id']}/pay", {})

@@ -26,7 +26,7 @@ from messages.contracts import ticket as c
 from messages.contracts.base import utcnow
 from messages.db import Tx, as_utc, is_deadlock, to_db
 from messages.service import App, Context
-from ticket_svc import domain, expiry, queries
+from ticket_svc import domain, expiry, queries, versions
 
 log = logging.getLogger("ttms.ticket.waitlist")
 
@@ -192,8 +192,11 @@ async def _offer_once(app: App, schedule_id: int) -> int | None:
             f"UPDATE waitlist SET status = '{OFFERED}', reservation_id = :rid, "
             "offered_at = :now WHERE id = :id"),
             {"rid": reservation_id, "now": to_db(now), "id": head.id})
+        # The show's seat-map version, raised last like every change of its seats: the
+        # gateway applies the offer to its seat maps instead of taking a fresh snapshot.
+        raised = await versions.raise_at_commit(tx, schedule_id)
         priced = [c.PricedSeat(**s) for s in seats]
-        tx.emit(c.TicketHeld(
+        raised.emit(c.TicketHeld(
             reservation_id=reservation_id, user_id=head.user_id, schedule_id=schedule_id,
             play_id=show.play_id, play_name=show.play_name, studio_id=show.studio_id,
             starts_at=as_utc(show.starts_at), seats=priced, total=total,

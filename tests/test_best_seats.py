@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import orjson
 
 from tests.catalogue import make_show
+from ticket_svc import best as best_available
+from ticket_svc.contention import Background
 
 
 async def best(client, show: dict, quantity: int, together: bool = True):
@@ -145,3 +148,25 @@ async def test_the_seat_map_shows_the_seat_rule(api, manager):
     assert again.status == 200  # the same rule again: no new version
     assert (await api.get(f"/schedules/{show['id']}/seats")).body["version"] \
         == after.body["version"]
+
+
+async def test_picks_of_one_show_share_one_read_at_a_time():
+    """``best.ShowReads``: twenty picks of one show started together wait for one read of its
+    seats; picks that arrive while it is under way share the next one, begun when it ends."""
+    reads: list[int] = []
+
+    async def fetch(sql, args):
+        reads.append(args[0])
+        await asyncio.sleep(0.05)
+        return [(2, 3, 0, 1, c, "available" if c != 2 else "held") for c in (1, 2, 3)]
+
+    app = SimpleNamespace(db=SimpleNamespace(fetch=fetch))
+    shows = best_available.ShowReads(Background())
+    first = [asyncio.ensure_future(shows.look(app, 7)) for _ in range(20)]
+    await asyncio.sleep(0.02)  # the first read is under way
+    later = [asyncio.ensure_future(shows.look(app, 7)) for _ in range(20)]
+    seatings, again = await asyncio.gather(*first), await asyncio.gather(*later)
+    assert reads == [7, 7]  # forty picks, two reads
+    assert all(s is seatings[0] for s in seatings) and all(s is again[0] for s in again)
+    assert again[0] is not seatings[0]
+    assert seatings[0].free == {(1, 1), (1, 3)} and seatings[0].rows == 2

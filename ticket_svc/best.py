@@ -11,7 +11,8 @@ A show with ``no_single_gaps``: no choice that would leave a single seat alone
 
 The chosen seats are held exactly as named seats are (``ticket_svc.holds``: all or nothing,
 decided by the database). A pick that loses a race to another buyer is made again from a
-fresh read of the show's seats, at most ``ROUNDS`` times; seats that holds of this process are
+fresh read of the show's seats (shared by the picks waiting for it: ``ShowReads``), at
+most ``ROUNDS`` times; seats that holds of this process are
 claiming right now (``contention.SeatTurns``) are left to them, so buyers in one process pick
 different blocks instead of fighting over the same one. When no such block exists the answer
 is 409 ``seat_unavailable`` with ``errors: []``; when every round lost its race (other
@@ -20,13 +21,16 @@ processes' buyers took each block first) it is 409 ``conflict`` with ``Retry-Aft
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Iterable
 from itertools import groupby
+from typing import NamedTuple
 
 from messages import errors
 from messages.contracts.base import Caller
 from messages.service import App
 from ticket_svc import domain, holds, inventory
+from ticket_svc.contention import Background
 from ticket_svc.idempotency import Key
 
 ROUNDS = 8
@@ -117,7 +121,18 @@ READ = ("SELECT sc.seat_rows, sc.seat_cols, sc.no_single_gaps, s.seat_row, s.sea
         "WHERE sc.id = %s")
 
 
-async def _read(app: App, schedule_id: int):
+class Seating(NamedTuple):
+    """A show's size, its single-gap rule, its seats' status and its free seats, as one read
+    found them. Shared by the picks that waited for that read: read only."""
+
+    rows: int
+    cols: int
+    no_single_gaps: bool
+    status: dict[Key2, str]
+    free: frozenset[Key2]
+
+
+async def _read(app: App, schedule_id: int) -> Seating:
     """The show's size, its single-gap rule and its seats, in one plain read (a hall's rows
     through SQLAlchemy cost several times the query itself)."""
     rows = await app.db.fetch(READ, (schedule_id,))
@@ -127,7 +142,52 @@ async def _read(app: App, schedule_id: int):
         if not rows:
             raise errors.NotFound("no such show")
     first = rows[0]
-    return first[0], first[1], first[2], {(r[3], r[4]): r[5] for r in rows if r[3] is not None}
+    status = {(r[3], r[4]): r[5] for r in rows if r[3] is not None}
+    return Seating(first[0], first[1], bool(first[2]), status,
+                   frozenset(k for k, s in status.items() if s == "available"))
+
+
+class ShowReads:
+    """Coalesces the reads of best-available picks, as ``contention.SeatReads`` does for
+    named seats, and more: one read of a show's seats at a time. The picks that arrive while
+    none is under way share the next one; those that arrive while one is under way share the
+    one after it, started as soon as it ends. Each pick gets a read begun after it arrived
+    (as fresh as one of its own; a pick that loses its race reads again), and a sell-out of
+    thousands of buyers reads a 5,000-seat house back to back instead of once per buyer."""
+
+    def __init__(self, background: Background) -> None:
+        self._next: dict[int, asyncio.Future] = {}  # the read the next picks wait for
+        self._reading: set[int] = set()              # shows with a read under way
+        self._background = background
+
+    def look(self, app: App, schedule_id: int) -> Awaitable[Seating]:
+        future = self._next.get(schedule_id)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self._next[schedule_id] = loop.create_future()
+            if schedule_id not in self._reading:
+                loop.call_soon(self._start, app, schedule_id)
+        # shield: a waiter that is cancelled must not cancel the read for the others
+        return asyncio.shield(future)
+
+    def _start(self, app: App, schedule_id: int) -> None:
+        future = self._next.pop(schedule_id, None)
+        if future is not None:
+            self._reading.add(schedule_id)
+            self._background.start(self._read(app, schedule_id, future))
+
+    async def _read(self, app: App, schedule_id: int, future: asyncio.Future) -> None:
+        try:
+            future.set_result(await _read(app, schedule_id))
+        except BaseException as exc:  # each waiting pick gets the failure, a cancel too
+            if not future.done():
+                future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._reading.discard(schedule_id)
+            if schedule_id in self._next:  # picks arrived meanwhile: their read, now
+                self._start(app, schedule_id)
 
 
 async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
@@ -137,8 +197,7 @@ async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
         await holds.check_customer(app, caller, customer_id)
     picks: Picks = app.state.picks
     for _ in range(ROUNDS):
-        rows, cols, no_gaps, status = await _read(app, schedule_id)
-        free = {k for k, s in status.items() if s == "available"}
+        rows, cols, no_gaps, status, free = await app.state.show_reads.look(app, schedule_id)
         claimed = app.state.turns.busy(schedule_id) | picks.taken(schedule_id)
         allowed = None
         if no_gaps:

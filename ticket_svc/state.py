@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ticket_svc.best import Picks
+from ticket_svc.best import Picks, ShowReads
 from ticket_svc.contention import Background, SeatReads, SeatTurns
 from ticket_svc.expiry import EndedHolds
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class ProcessState:
-    __slots__ = ("background", "ended", "expiry", "picks", "seat_reads", "turns")
+    __slots__ = ("background", "ended", "expiry", "picks", "seat_reads", "show_reads", "turns")
 
     def __init__(self) -> None:
         self.background = Background()           # tasks started and not waited for
@@ -25,6 +25,7 @@ class ProcessState:
         self.ended = EndedHolds()                # holds seen paid, cancelled or expired
         self.expiry: Delay | None = None         # the delay queue, once the broker has it
         self.picks = Picks()                     # best-available holds' seats, being claimed
+        self.show_reads = ShowReads(self.background)  # best-available picks' reads, shared
 
 
 def state(app: App) -> ProcessState:

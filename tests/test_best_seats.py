@@ -10,7 +10,7 @@ import orjson
 
 from tests.catalogue import make_show
 from ticket_svc import best as best_available
-from ticket_svc.contention import Background
+from ticket_svc.contention import Background, SeatReads
 
 
 async def best(client, show: dict, quantity: int, together: bool = True):
@@ -170,3 +170,26 @@ async def test_picks_of_one_show_share_one_read_at_a_time():
     assert all(s is seatings[0] for s in seatings) and all(s is again[0] for s in again)
     assert again[0] is not seatings[0]
     assert seatings[0].free == {(1, 1), (1, 3)} and seatings[0].rows == 2
+
+
+async def test_early_reads_of_named_seats_share_one_read_at_a_time():
+    """``contention.SeatReads``: holds of one show asked together share one read of the union
+    of their seats; those asked while it is under way share the next, begun when it ends."""
+    reads: list[tuple[str, float, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def fetch(sql, args):
+        began = loop.time()
+        await asyncio.sleep(0.05)
+        reads.append((sql[sql.index(" AND ") + 5:sql.index(" WHERE ")], began, loop.time()))
+        return [("scheduled", None, 1, c, "available") for c in (1, 2, 3)]
+
+    app = SimpleNamespace(db=SimpleNamespace(fetch=fetch))
+    seat_reads = SeatReads(Background())
+    first = [asyncio.ensure_future(seat_reads.look(app, 7, [(1, c)])) for c in (1, 2)]
+    await asyncio.sleep(0.02)  # the first read is under way
+    later = [asyncio.ensure_future(seat_reads.look(app, 7, [(1, 3)])) for _ in range(5)]
+    answers = await asyncio.gather(*first, *later)
+    assert len(reads) == 2 and "3" not in reads[0][0] and "3" in reads[1][0], reads
+    assert reads[1][1] >= reads[0][2]  # one at a time: the second began when the first ended
+    assert answers[0][1][(1, 2)] == "available" and answers[-1][0] == ("scheduled", None)

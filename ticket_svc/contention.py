@@ -82,43 +82,74 @@ class SeatTurns:
             mine.set_result(frozenset(keys) if turn.won else frozenset())
 
 
-class SeatReads:
-    """Coalesces the early reads of holds: the holds of one show that start in the same
-    event-loop turn (those of one batched RPC message, or of messages read together) share
-    one query for the union of their seats, made on the next turn. A rush of many buyers on a
-    few seats then costs one round trip per batch instead of one per buyer. The answer is a
-    read of committed rows, exactly as one query per hold would give."""
+class _Batch:
+    __slots__ = ("keys", "future", "started")
 
-    MAX_KEYS = 400  # seats per query; beyond it the next holds start another query
+    def __init__(self, future: asyncio.Future) -> None:
+        self.keys: set[tuple[int, int]] = set()
+        self.future = future
+        self.started = False
+
+
+class SeatReads:
+    """Coalesces the early reads of holds: one read of a show's seats at a time. The holds
+    that arrive while none is under way (those of one batched RPC message, or of messages read
+    together) share one query for the union of their seats, made on the next turn; those that
+    arrive while one is under way share the one after it, started as soon as it ends. Each
+    hold gets a read begun after it arrived, of committed rows, exactly as one query of its
+    own would give; a rush of many buyers on a few seats costs a round trip at a time instead
+    of one per buyer."""
+
+    MAX_KEYS = 400  # seats per query; a full batch is read at once, beside the one under way
 
     def __init__(self, background: Background) -> None:
-        self._open: dict[int, tuple[set[tuple[int, int]], asyncio.Future]] = {}
+        self._open: dict[int, _Batch] = {}    # the batch the next holds of a show join
+        self._reading: dict[int, int] = {}    # reads under way, by show
         self._background = background
 
     def look(self, app: App, schedule_id: int, keys: list[tuple[int, int]]) -> asyncio.Future:
         """(show status and start, or None if unknown) and {(row, col): seat status}."""
         batch = self._open.get(schedule_id)
-        if batch is None or len(batch[0]) + len(keys) > self.MAX_KEYS:
-            loop = asyncio.get_running_loop()
-            batch = self._open[schedule_id] = (set(), loop.create_future())
-            loop.call_soon(self._start, app, schedule_id, batch)
-        batch[0].update(keys)
+        loop = asyncio.get_running_loop()
+        if batch is not None and len(batch.keys) + len(keys) > self.MAX_KEYS:
+            loop.call_soon(self._start, app, schedule_id, batch)  # full: read it now
+            batch = None
+        if batch is None:
+            batch = self._open[schedule_id] = _Batch(loop.create_future())
+            if not self._reading.get(schedule_id):
+                loop.call_soon(self._start, app, schedule_id, batch)
+        batch.keys.update(keys)
         # shield: a waiter that is cancelled must not cancel the read for the others
-        return asyncio.shield(batch[1])
+        return asyncio.shield(batch.future)
 
-    def _start(self, app: App, schedule_id: int, batch) -> None:
+    def _start(self, app: App, schedule_id: int, batch: _Batch) -> None:
         if self._open.get(schedule_id) is batch:
             del self._open[schedule_id]
-        self._background.start(self._read(app, schedule_id, batch))
+        if batch.started:
+            return
+        batch.started = True
+        self._reading[schedule_id] = self._reading.get(schedule_id, 0) + 1
+        self._background.start(self._read_then_next(app, schedule_id, batch))
+
+    async def _read_then_next(self, app: App, schedule_id: int, batch: _Batch) -> None:
+        try:
+            await self._read(app, schedule_id, batch)
+        finally:
+            left = self._reading.pop(schedule_id) - 1
+            if left:
+                self._reading[schedule_id] = left
+            waiting = self._open.get(schedule_id)
+            if waiting is not None and not left:  # holds arrived meanwhile: their read, now
+                self._start(app, schedule_id, waiting)
 
     @staticmethod
-    async def _read(app: App, schedule_id: int, batch) -> None:
-        keys, future = batch
+    async def _read(app: App, schedule_id: int, batch: _Batch) -> None:
+        future = batch.future
         try:
             rows = await app.db.fetch(
                 "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status "
                 "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND "
-                + seats_sql(sorted(keys)) + " WHERE sc.id = %s", (schedule_id,))
+                + seats_sql(sorted(batch.keys)) + " WHERE sc.id = %s", (schedule_id,))
         except Exception as exc:  # noqa: BLE001 - each waiting hold gets the failure
             if not future.done():
                 future.set_exception(exc)

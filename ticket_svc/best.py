@@ -21,8 +21,7 @@ processes' buyers took each block first) it is 409 ``conflict`` with ``Retry-Aft
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from itertools import groupby
 from typing import NamedTuple
 
@@ -30,7 +29,7 @@ from messages import errors
 from messages.contracts.base import Caller
 from messages.service import App
 from ticket_svc import domain, holds, inventory
-from ticket_svc.contention import Background
+from ticket_svc.contention import OneReadAtATime
 from ticket_svc.idempotency import Key
 
 ROUNDS = 8
@@ -147,47 +146,13 @@ async def _read(app: App, schedule_id: int) -> Seating:
                    frozenset(k for k, s in status.items() if s == "available"))
 
 
-class ShowReads:
-    """Coalesces the reads of best-available picks, as ``contention.SeatReads`` does for
-    named seats, and more: one read of a show's seats at a time. The picks that arrive while
-    none is under way share the next one; those that arrive while one is under way share the
-    one after it, started as soon as it ends. Each pick gets a read begun after it arrived
-    (as fresh as one of its own; a pick that loses its race reads again), and a sell-out of
-    thousands of buyers reads a 5,000-seat house back to back instead of once per buyer."""
+class ShowReads(OneReadAtATime):
+    """The reads of best-available picks, one at a time per show (``OneReadAtATime``): a
+    sell-out of thousands of buyers reads a 5,000-seat house back to back instead of once per
+    buyer (a pick that loses its race reads again)."""
 
-    def __init__(self, background: Background) -> None:
-        self._next: dict[int, asyncio.Future] = {}  # the read the next picks wait for
-        self._reading: set[int] = set()              # shows with a read under way
-        self._background = background
-
-    def look(self, app: App, schedule_id: int) -> Awaitable[Seating]:
-        future = self._next.get(schedule_id)
-        if future is None:
-            loop = asyncio.get_running_loop()
-            future = self._next[schedule_id] = loop.create_future()
-            if schedule_id not in self._reading:
-                loop.call_soon(self._start, app, schedule_id)
-        # shield: a waiter that is cancelled must not cancel the read for the others
-        return asyncio.shield(future)
-
-    def _start(self, app: App, schedule_id: int) -> None:
-        future = self._next.pop(schedule_id, None)
-        if future is not None:
-            self._reading.add(schedule_id)
-            self._background.start(self._read(app, schedule_id, future))
-
-    async def _read(self, app: App, schedule_id: int, future: asyncio.Future) -> None:
-        try:
-            future.set_result(await _read(app, schedule_id))
-        except BaseException as exc:  # each waiting pick gets the failure, a cancel too
-            if not future.done():
-                future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._reading.discard(schedule_id)
-            if schedule_id in self._next:  # picks arrived meanwhile: their read, now
-                self._start(app, schedule_id)
+    async def _fetch(self, app: App, schedule_id: int, keys: set[Key2]) -> Seating:
+        return await _read(app, schedule_id)
 
 
 async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,

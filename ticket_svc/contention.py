@@ -91,24 +91,25 @@ class _Batch:
         self.started = False
 
 
-class SeatReads:
-    """Coalesces the early reads of holds: one read of a show's seats at a time. The holds
-    that arrive while none is under way (those of one batched RPC message, or of messages read
-    together) share one query for the union of their seats, made on the next turn; those that
-    arrive while one is under way share the one after it, started as soon as it ends. Each
-    hold gets a read begun after it arrived, of committed rows, exactly as one query of its
-    own would give; a rush of many buyers on a few seats costs a round trip at a time instead
-    of one per buyer."""
+class OneReadAtATime:
+    """One read of a show at a time, shared: the callers that arrive while none is under way
+    (those of one batched RPC message, or of messages read together) share one read, made on
+    the next turn; those that arrive while one is under way share the one after it, started
+    as soon as it ends. Each caller gets a read begun after it arrived, as fresh as one of its
+    own. A subclass says what a read is (``_fetch``), of the union of the callers' keys."""
 
-    MAX_KEYS = 400  # seats per query; a full batch is read at once, beside the one under way
+    MAX_KEYS = 400  # keys per read; a full batch is read at once, beside the one under way
 
     def __init__(self, background: Background) -> None:
-        self._open: dict[int, _Batch] = {}    # the batch the next holds of a show join
+        self._open: dict[int, _Batch] = {}    # the batch the next callers of a show join
         self._reading: dict[int, int] = {}    # reads under way, by show
         self._background = background
 
-    def look(self, app: App, schedule_id: int, keys: list[tuple[int, int]]) -> asyncio.Future:
-        """(show status and start, or None if unknown) and {(row, col): seat status}."""
+    async def _fetch(self, app: App, schedule_id: int, keys: set[tuple[int, int]]) -> Any:
+        raise NotImplementedError
+
+    def look(self, app: App, schedule_id: int,
+             keys: list[tuple[int, int]] = ()) -> asyncio.Future:
         batch = self._open.get(schedule_id)
         loop = asyncio.get_running_loop()
         if batch is not None and len(batch.keys) + len(keys) > self.MAX_KEYS:
@@ -133,27 +134,31 @@ class SeatReads:
 
     async def _read_then_next(self, app: App, schedule_id: int, batch: _Batch) -> None:
         try:
-            await self._read(app, schedule_id, batch)
+            result = await self._fetch(app, schedule_id, batch.keys)
+        except Exception as exc:  # noqa: BLE001 - each waiting caller gets the failure
+            if not batch.future.done():
+                batch.future.set_exception(exc)
+        else:
+            if not batch.future.done():
+                batch.future.set_result(result)
         finally:
             left = self._reading.pop(schedule_id) - 1
             if left:
                 self._reading[schedule_id] = left
             waiting = self._open.get(schedule_id)
-            if waiting is not None and not left:  # holds arrived meanwhile: their read, now
+            if waiting is not None and not left:  # callers arrived meanwhile: their read, now
                 self._start(app, schedule_id, waiting)
 
-    @staticmethod
-    async def _read(app: App, schedule_id: int, batch: _Batch) -> None:
-        future = batch.future
-        try:
-            rows = await app.db.fetch(
-                "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status "
-                "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND "
-                + seats_sql(sorted(batch.keys)) + " WHERE sc.id = %s", (schedule_id,))
-        except Exception as exc:  # noqa: BLE001 - each waiting hold gets the failure
-            if not future.done():
-                future.set_exception(exc)
-            return
-        if not future.done():
-            future.set_result((rows[0][:2], {(r[2], r[3]): r[4] for r in rows}) if rows
-                              else (None, {}))
+
+class SeatReads(OneReadAtATime):
+    """The early reads of holds (``OneReadAtATime``), of the union of their seats: a rush of
+    many buyers on a few seats costs a round trip at a time instead of one per buyer. The
+    answer is a read of committed rows, exactly as one query per hold would give:
+    (show status and start, or None if unknown) and {(row, col): seat status}."""
+
+    async def _fetch(self, app: App, schedule_id: int, keys: set[tuple[int, int]]) -> Any:
+        rows = await app.db.fetch(
+            "SELECT sc.status, sc.starts_at, s.seat_row, s.seat_col, s.status "
+            "FROM schedules sc LEFT JOIN seats s ON s.schedule_id = sc.id AND "
+            + seats_sql(sorted(keys)) + " WHERE sc.id = %s", (schedule_id,))
+        return (rows[0][:2], {(r[2], r[3]): r[4] for r in rows}) if rows else (None, {})

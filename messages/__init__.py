@@ -27,6 +27,9 @@ The runtime of a service process:
   ``run_on_server`` for statements outside any service's database).
 - ``settings``: the one settings object (``TTMS_*``), and the list of services.
 - ``tokens``: access tokens, minted by user_svc and verified by the gateway.
+- ``tables``: the columns every service's ``tables.py`` declares alike (keys, references,
+  timestamps).
+- ``qr``: a check-in code drawn as a QR code (SVG), for the gateway and the ticket mail.
 
 Nothing here imports a service package, and the local launcher (``launcher/``) imports
 nothing from here: it runs before the venv exists.

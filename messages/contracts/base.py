@@ -72,6 +72,11 @@ SPACE = ("\\t\\n\\v\\f\\r\\x20\\u0085\\u00a0\\u1680\\u2000-\\u200a"
 # A name is stripped of that whitespace and must keep at least one character.
 NOT_BLANK = {"pattern": f"[^{SPACE}]"}
 
+# The default of a field of a change (PATCH) body that may be left out, meaning unchanged, but
+# not sent as null: pydantic does not validate a default, so a field typed without None takes
+# it when absent and refuses an explicit null. (Typed Any so that such a field may.)
+UNCHANGED: Any = None
+
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_datetime_text)]
 JsonBool = StrictBool

@@ -91,18 +91,25 @@ class CheckinList(BaseModel):
 # -- commands --------------------------------------------------------------------------------
 
 class GetTicket(Command, name="ticket.get_ticket"):
+    """Its owner or a clerk: → ETicket; 404 if there is none."""
+
     id: int
 
 
 class Checkin(CheckinBody, Command, name="ticket.checkin"):
-    pass
+    """Clerk: admits the ticket of a scanned code, once → CheckinResult. Each refusal is
+    typed: ``invalid_code``, ``wrong_show``, ``ticket_refunded``, ``already_checked_in``
+    (with the first time), ``checkin_closed`` outside the door window. Publishes
+    ``ticket.checked_in``."""
 
 
 class CheckinBatch(CheckinBatchBody, Command, name="ticket.checkin_batch"):
-    pass
+    """Clerk: the scans a door device made offline → CheckinBatchResult, one answer a scan."""
 
 
 class GetCheckinList(Command, name="ticket.checkin_list"):
+    """Clerk: → CheckinList, what a door device needs to admit the show offline."""
+
     id: int  # the show
 
 

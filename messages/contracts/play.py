@@ -19,6 +19,7 @@ from pydantic import (
 
 from messages.contracts.base import (
     NOT_BLANK,
+    UNCHANGED,
     Actor,
     Command,
     Event,
@@ -94,6 +95,8 @@ class PlayKind(StrEnum):
 
 
 class Rating(StrEnum):
+    """Who the play is for (told to buyers; no sale checks it)."""
+
     all = "all"
     child = "child"
     teen = "teen"
@@ -101,6 +104,9 @@ class Rating(StrEnum):
 
 
 class ScheduleStatus(StrEnum):
+    """A show is ``scheduled`` until a manager cancels it, or its play is deleted. A cancelled
+    show stays listed, as cancelled, and cannot be edited or scheduled again."""
+
     scheduled = "scheduled"
     cancelled = "cancelled"
 
@@ -173,17 +179,18 @@ class CreatePlayBody(Strict):
 
 
 class UpdatePlayBody(Strict):
-    # Absent means unchanged; an explicit null is refused except for area and description.
-    name: PlayName = None  # type: ignore[assignment]
-    kind: PlayKind = None  # type: ignore[assignment]
+    """A field left out stays as it is; ``area`` and ``description`` may be null (none)."""
+
+    name: PlayName = UNCHANGED
+    kind: PlayKind = UNCHANGED
     area: Area | None = None
-    rating: Rating = None  # type: ignore[assignment]
-    duration_minutes: Duration = None  # type: ignore[assignment]
+    rating: Rating = UNCHANGED
+    duration_minutes: Duration = UNCHANGED
     description: Description | None = None
-    starts_on: IsoDate = None  # type: ignore[assignment]
-    ends_on: IsoDate = None  # type: ignore[assignment]
-    price: Price = None  # type: ignore[assignment]
-    ticket_types: TicketTypes = None  # type: ignore[assignment]
+    starts_on: IsoDate = UNCHANGED
+    ends_on: IsoDate = UNCHANGED
+    price: Price = UNCHANGED
+    ticket_types: TicketTypes = UNCHANGED
 
     _types = field_validator("ticket_types")(_distinct_types)
 
@@ -203,10 +210,13 @@ class CreateScheduleBody(Strict):
 
 
 class UpdateScheduleBody(Strict):
-    starts_at: ShowTime = None  # type: ignore[assignment]
-    price: Price = None  # type: ignore[assignment]
-    max_tickets_per_customer: TicketCap | None = None  # absent: unchanged; null: no cap
-    prices: ZonePrices | None = None  # absent: unchanged; null or {}: none
+    """A field left out stays as it is; ``max_tickets_per_customer`` null: no cap; ``prices``
+    null or {}: none."""
+
+    starts_at: ShowTime = UNCHANGED
+    price: Price = UNCHANGED
+    max_tickets_per_customer: TicketCap | None = None
+    prices: ZonePrices | None = None
 
 
 class _ScheduleFilters(PageQuery):
@@ -225,42 +235,62 @@ ScheduleQuery = create_model(
 
 # Commands.
 class CreatePlay(CreatePlayBody, Command, name="play.create"):
-    pass
+    """Manager: → Play. Publishes ``play.created``."""
 
 
 class ListPlays(PlayQuery, Command, name="play.list"):
-    pass
+    """Anyone: → a page of the plays not deleted, by id."""
 
 
 class GetPlay(Command, name="play.get"):
+    """Anyone: → Play; 404 if there is none or it was deleted."""
+
     id: int
 
 
 class UpdatePlay(UpdatePlayBody, Command, name="play.update"):
+    """Manager: → Play; 422 if the run would end before it starts. Publishes ``play.updated``
+    with the fields that changed (order_svc's audit log records a change of price or ticket
+    types). Shows already made keep their times; their ``play_name`` follows a rename."""
+
     id: int
 
 
 class DeletePlay(Command, name="play.delete"):
+    """Manager: 409 while an upcoming show of the play has tickets sold (ticket_svc is asked).
+    Otherwise publishes ``schedule.cancelled`` for each upcoming show, then ``play.deleted``."""
+
     id: int
 
 
 class CreateSchedule(CreateScheduleBody, Command, name="play.create_schedule"):
-    pass
+    """Manager: → Schedule. The show keeps a copy of its studio's seat map as it is now
+    (asked of studio_svc). 422 outside the play's run, 409 ``schedule_conflict`` on an
+    overlap. Publishes ``schedule.created``, from which ticket_svc makes the show's seats."""
 
 
 class ListSchedules(ScheduleQuery, Command, name="play.list_schedules"):
-    pass
+    """Anyone: → a page of shows, by start time."""
 
 
 class GetSchedule(Command, name="play.get_schedule"):
+    """Anyone: → Schedule, cancelled ones too; 404 if there is none."""
+
     id: int
 
 
 class UpdateSchedule(UpdateScheduleBody, Command, name="play.update_schedule"):
+    """Manager: moves or re-prices a show → Schedule. 409 once any ticket of it is held or
+    sold (ticket_svc counts them and holds wait for the edit), or if it is cancelled.
+    Publishes ``schedule.updated`` with the show's new version."""
+
     id: int
 
 
 class CancelSchedule(Command, name="play.cancel_schedule"):
+    """Manager: publishes ``schedule.cancelled``; ticket_svc then releases the show's holds
+    and refunds its tickets. A show already cancelled: nothing happens."""
+
     id: int
 
 

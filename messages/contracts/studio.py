@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from messages.contracts.base import NOT_BLANK, Command, Event, PageQuery, Strict, UtcDatetime
+from messages.contracts.base import (
+    NOT_BLANK,
+    UNCHANGED,
+    Command,
+    Event,
+    PageQuery,
+    Strict,
+    UtcDatetime,
+)
 
 MAX_SIDE = 100  # rows and cols are 1..100
 
@@ -82,11 +90,13 @@ class CreateStudioBody(Strict):
 
 
 class UpdateStudioBody(Strict):
-    # Absent means unchanged; an explicit null is refused (except for the description).
-    name: StudioName = None  # type: ignore[assignment]
+    """A field left out stays as it is; ``description`` may be null (none). A resize drops the
+    kinds and zones of the places outside the new size."""
+
+    name: StudioName = UNCHANGED
     description: Description | None = None
-    rows: Side = None  # type: ignore[assignment]
-    cols: Side = None  # type: ignore[assignment]
+    rows: Side = UNCHANGED
+    cols: Side = UNCHANGED
 
 
 class EditSeatsBody(Strict):
@@ -100,22 +110,32 @@ class StudioQuery(PageQuery):
 
 # Commands.
 class CreateStudio(CreateStudioBody, Command, name="studio.create"):
-    pass
+    """Manager: → Studio, every place a seat; 409 if the name is taken. Publishes
+    ``studio.created``."""
 
 
 class ListStudios(StudioQuery, Command, name="studio.list"):
-    pass
+    """Signed in (the gateway checks): → a page of studios, by id."""
 
 
 class GetStudio(Command, name="studio.get"):
+    """Signed in (the gateway checks): → Studio; 404 if there is none."""
+
     id: int
 
 
 class UpdateStudio(UpdateStudioBody, Command, name="studio.update"):
+    """Manager: → Studio; 409 if the name is taken. A resize is first allowed by play_svc
+    (``play.studio_change``: 409 while the studio has upcoming shows) and drops the places
+    outside the new size. Publishes ``studio.updated`` when anything changed."""
+
     id: int
 
 
 class DeleteStudio(Command, name="studio.delete"):
+    """Manager: allowed by play_svc as a resize is (409 while it has upcoming shows).
+    Publishes ``studio.deleted``."""
+
     id: int
 
 
@@ -137,6 +157,9 @@ class GetLayout(Command, name="studio.layout"):
 
 
 class EditSeats(EditSeatsBody, Command, name="studio.edit_seats"):
+    """Manager: sets the kind and zone of some places → SeatMap; 422 naming each place
+    outside the map. Shows already made keep their copy. Publishes ``studio.updated``."""
+
     id: int
 
 

@@ -27,6 +27,9 @@ class SeatStatus(StrEnum):
 
 
 class ReservationStatus(StrEnum):
+    """A hold ends once: ``held``, then ``paid``, ``expired`` (not paid in time) or
+    ``cancelled``."""
+
     held = "held"
     paid = "paid"
     expired = "expired"
@@ -34,6 +37,8 @@ class ReservationStatus(StrEnum):
 
 
 class TicketStatus(StrEnum):
+    """A ticket is ``sold`` when its hold is paid, and may then be ``refunded``."""
+
     sold = "sold"
     refunded = "refunded"
 

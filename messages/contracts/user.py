@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from messages.contracts.base import (
     SPACE,
+    UNCHANGED,
     Actor,
     Command,
     Event,
@@ -74,31 +75,40 @@ class CreateUserBody(Strict):
 
 
 class UpdateUserBody(Strict):
-    # Absent means unchanged; an explicit null is refused (the default is not validated).
-    role: Role = None  # type: ignore[assignment]
+    """A field left out stays as it is; ``email`` may be null (none). A change of ``role`` or
+    ``disabled`` ends the account's tokens."""
+
+    role: Role = UNCHANGED
     email: Email | None = None
-    disabled: JsonBool = None  # type: ignore[assignment]
+    disabled: JsonBool = UNCHANGED
 
 
 # Commands.
 class Register(RegisterBody, Command, name="user.register"):
-    pass
+    """Anyone: → User, a customer; 409 if the username is taken, unless this is the same
+    request delivered again (within two minutes: it gets its account). With an e-mail, a
+    verification code is mailed. Publishes ``user.registered``."""
 
 
 class Login(LoginBody, Command, name="user.login"):
-    pass
+    """Anyone: → Token; 401 alike for a wrong name, a wrong password or a disabled account.
+    Refused before any read when the password hashing could not start in time."""
 
 
 class GetUser(Command, name="user.get"):
+    """The account itself or an admin: → User; 404 if there is none."""
+
     id: int
 
 
 class UpdateMe(UpdateMeBody, Command, name="user.update_me"):
-    pass
+    """Signed in: → User, with the e-mail and language sent; a new or unverified address is
+    mailed a code. Publishes ``user.updated``."""
 
 
 class ChangePassword(ChangePasswordBody, Command, name="user.change_password"):
-    pass
+    """Signed in: 401 if the old password is wrong. Every token issued before stops working:
+    publishes ``user.access_changed``."""
 
 
 class CustomerQuery(Strict):
@@ -110,18 +120,26 @@ class FindCustomer(CustomerQuery, Command, name="user.find_customer"):
 
 
 class ListUsers(PageQuery, Command, name="user.list"):
-    pass
+    """Admin: → a page of the accounts not deleted, by id."""
 
 
 class CreateUser(CreateUserBody, Command, name="user.create"):
-    pass
+    """Admin: an account of any role, made as ``user.register`` makes one (409 if the name
+    is taken)."""
 
 
 class UpdateUser(UpdateUserBody, Command, name="user.update"):
+    """Admin: → User; 409 for a change that would disable or demote the admin sending it.
+    Publishes ``user.updated``, and ``user.access_changed`` when the role or ``disabled``
+    changed (the account's tokens stop working)."""
+
     id: int
 
 
 class DeleteUser(Command, name="user.delete"):
+    """Admin, not on their own account (409): the account is kept as a row, so its name
+    stays taken, but is not found. Publishes ``user.deleted`` and ``user.access_changed``."""
+
     id: int
 
 

@@ -4,9 +4,12 @@ it (the reference once lived in a folder beside the clone, which a clone does no
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from gateway.routes import ROUTES, Who
+from messages.contracts import door, mail, order, play, studio, ticket, user  # noqa: F401
+from messages.contracts.base import COMMANDS, EVENTS
 from tests.api_doc import API_MD, WHO, read_contract
 
 # What the "who" column may say for each kind of gateway route. Ownership is checked by the
@@ -65,3 +68,15 @@ def test_nothing_reads_outside_the_repository():
     found = [f"{name}: {needle}" for name in files if name != "tests/test_api_doc.py"
              for needle in needles if needle in (ROOT / name).read_text(errors="replace")]
     assert not found, found
+
+
+def test_every_command_says_what_it_does_and_names_only_real_commands_and_events():
+    """A command's docstring is its contract on the bus (README, recipe step 1): who may send
+    it, what it answers and refuses, what it publishes. A ``service.verb`` or
+    ``aggregate.event`` it names must exist, so a renamed event cannot leave it wrong."""
+    silent = sorted(name for name, command in COMMANDS.items() if not command.__doc__)
+    assert not silent, f"commands without a docstring: {silent}"
+    unknown = sorted(f"{name}: {named}" for name, command in COMMANDS.items()
+                     for named in re.findall(r"``([a-z_]+\.[a-z_]+)``", command.__doc__)
+                     if named not in COMMANDS and named not in EVENTS)
+    assert not unknown, f"named in a docstring, but no such command or event: {unknown}"

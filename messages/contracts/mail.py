@@ -24,13 +24,16 @@ class PasswordResetConfirmBody(Strict):
 
 
 class VerifyEmail(VerifyEmailBody, Command, name="user.verify_email"):
-    pass
+    """Signed in: → User, the address verified by the code mailed to it; 422 if the code is
+    wrong or expired (five wrong tries use it up). Publishes ``user.updated``."""
 
 
 class PasswordReset(PasswordResetBody, Command, name="user.password_reset"):
-    pass
+    """Anyone: the same answer whether or not an account has the address; an enabled account
+    with it verified is mailed a reset token, good for 30 minutes and once."""
 
 
 class PasswordResetConfirm(PasswordResetConfirmBody, Command,
                            name="user.password_reset_confirm"):
-    pass
+    """Anyone with the mailed token: sets the password; 422 if the token is invalid, used or
+    expired. Every token of the account stops working: publishes ``user.access_changed``."""

@@ -130,19 +130,24 @@ BoxOfficeQuery = create_model(
 # -- commands ------------------------------------------------------------------------------
 
 class ListOrders(OrderQuery, Command, name="order.list"):
-    pass
+    """Signed in: → a page of one's own orders, newest first; a clerk sees everyone's, or
+    one account's (``user_id``)."""
 
 
 class GetOrder(Command, name="order.get"):
+    """Its buyer or a clerk: → Order; 404 if none."""
+
     id: int
 
 
 class GetPlayBoxOffice(PlayReportQuery, Command, name="order.box_office_play"):
+    """Manager: → PlayBoxOffice, a play's sales and refunds show by show."""
+
     id: int  # play id
 
 
 class GetBoxOffice(BoxOfficeQuery, Command, name="order.box_office"):
-    pass
+    """Manager: → BoxOfficeReport, the figures grouped by play, studio or day."""
 
 
 # -- the audit log (issue 20.6) --------------------------------------------------------------
@@ -174,4 +179,4 @@ class AuditQuery(PageQuery):
 
 
 class ListAudit(AuditQuery, Command, name="order.audit"):
-    pass
+    """Admin: → a page of AuditEntry, the staff actions recorded from the events."""

@@ -240,10 +240,16 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
 # -- commands ------------------------------------------------------------------------------
 
 class GetSeats(Command, name="ticket.seats"):
+    """Anyone: → SeatsForSale, every seat of the show with its status and price; 404 if
+    there is no such show."""
+
     id: int  # schedule id
 
 
 class SetSeatRules(SeatRulesBody, Command, name="ticket.set_seat_rules"):
+    """Manager: → SeatRules. A rule that changed raises the seat-map version and publishes
+    ``ticket.show_changed``."""
+
     id: int  # schedule id
 
 
@@ -254,27 +260,49 @@ class GetSeatSnapshot(Command, name="ticket.seat_snapshot"):
 
 
 class Hold(HoldBody, Command, name="ticket.hold"):
+    """Signed in (a ``customer_id``: clerk, and 422 unless it names an enabled account):
+    → Reservation, all the seats held or none, until ``expires_at``. 409 ``seat_unavailable``
+    naming each seat taken, ``single_seat_gap``, ``limit_reached`` or ``sales_closed``; 404
+    if there is no such show. The same Idempotency-Key gets the first answer. Publishes
+    ``ticket.held``."""
+
     idempotency_key: IdempotencyKey | None = None
 
 
 class GetReservation(Command, name="ticket.get_reservation"):
+    """Its buyer or a clerk: → Reservation, with its tickets once paid (a hold past its
+    ``expires_at`` reads as expired at once); 404 if none."""
+
     id: int
 
 
 class Pay(PayBody, Command, name="ticket.pay"):
+    """Its buyer or a clerk: → Reservation, paid, with one ticket a seat. 409
+    ``hold_expired`` once the hold expired or was cancelled, ``sales_closed`` once the show
+    is near. Paying again answers the paid reservation. Publishes ``ticket.sold``."""
+
     id: int
     idempotency_key: IdempotencyKey | None = None
 
 
 class CancelReservation(Command, name="ticket.cancel"):
+    """Its buyer or a clerk: the held seats become available (a hold already ended: nothing
+    changes); 409 once paid (refund its tickets instead). → the show and its new seat-map
+    version, for the gateway (which answers 204). Publishes ``ticket.released``."""
+
     id: int
 
 
 class ListTickets(TicketQuery, Command, name="ticket.list_tickets"):
-    pass
+    """Signed in: → a page of one's own tickets, newest first. A clerk may name another
+    account (``user_id``) or a show (``schedule_id``: every ticket of it)."""
 
 
 class Refund(Command, name="ticket.refund"):
+    """Its buyer or a clerk: → Ticket, refunded, its seat available again. 409
+    ``refund_closed`` once the show has started; 409 when it was checked in. Refunding again
+    answers the refunded ticket. Publishes ``ticket.refunded``."""
+
     id: int  # ticket id
 
 
@@ -415,6 +443,9 @@ class JoinWaitlistBody(Strict):
 
 
 class JoinWaitlist(JoinWaitlistBody, Command, name="ticket.join_waitlist"):
+    """Signed in: → WaitlistEntry, at the end of the show's line. 409 while enough seats are
+    available and no one waits, or when one already waits for the show; ``sales_closed``."""
+
     id: int  # schedule id
 
 

@@ -3,9 +3,10 @@ due (``FOR UPDATE SKIP LOCKED``: user_svc processes side by side take different 
 them over SMTP with ``aiosmtplib`` (``TTMS_SMTP_*``), and marks each sent once the server
 accepted it. A mail the server did not take waits and is tried again, with backoff doubling
 up to ``TTMS_MAIL_RETRY_MAX_SECONDS``, for as long as it takes: an SMTP server down for a
-while loses nothing. Each mail keeps one ``Message-ID`` across tries, so in the one case a mail
-can go twice (a crash between the server's "250 OK" and our commit) a reader's client shows it
-once.
+while loses nothing. A mail that cannot be sent at all (the library refuses it before any
+server sees it) is marked ``failed`` with the reason, so that it never holds up the others.
+Each mail keeps one ``Message-ID`` across tries, so in the one case a mail can go twice (a
+crash between the server's "250 OK" and our commit) a reader's client shows it once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ BATCH = 20
 DUE = text(
     "SELECT id, to_addr, subject, body, tries FROM mails WHERE status = 'pending' "
     "AND next_try_at <= :now ORDER BY next_try_at, id LIMIT :n FOR UPDATE SKIP LOCKED")
+# A mail that cannot be sent as written (an address SMTP refuses to carry, from before the
+# contract refused it): kept, with why, and never tried again.
+FAILED = text("UPDATE mails SET status = 'failed', tries = tries + 1, last_error = :error "
+              "WHERE id = :id")
 SENT = text("UPDATE mails SET status = 'sent', sent_at = :now, tries = tries + 1, "
             "last_error = NULL WHERE id = :id")
 LATER = text("UPDATE mails SET tries = tries + 1, next_try_at = :next, last_error = :error "
@@ -87,6 +92,11 @@ async def send_due(app: App) -> int:
                     await smtp.send_message(message(settings, row))
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     failure = str(exc)
+                except Exception as exc:  # noqa: BLE001 - this mail only; the batch goes on
+                    log.error("mail %s cannot be sent as written, and never will: %r",
+                              row.id, exc)
+                    await tx.execute(FAILED, {"id": row.id, "error": repr(exc)[:300]})
+                    continue
             if failure is None:
                 await tx.execute(SENT, {"id": row.id, "now": to_db(utcnow())})
             else:

@@ -68,7 +68,7 @@ mails = keyed(
     sa.Column("to_addr", sa.String(254), nullable=False),
     sa.Column("subject", sa.String(300), nullable=False),
     sa.Column("body", sa.Text, nullable=False),  # JSON: text, html, attachments
-    sa.Column("status", sa.String(8), nullable=False),  # pending | sent
+    sa.Column("status", sa.String(8), nullable=False),  # pending | sent | failed (never sendable)
     sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
     timestamp("next_try_at"),
     sa.Column("last_error", sa.String(300), nullable=True),

@@ -22,8 +22,14 @@ from messages.contracts.base import (
 Username = Annotated[str, StringConstraints(min_length=3, max_length=32,
                                             pattern=r"^[A-Za-z0-9_.-]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
+# An address mail can be sent to: no whitespace, control character or RFC 5322 special
+# outside the one @ (a quoted local part is not taken). SMTP libraries refuse the others, and
+# `<`, `>` or `,` could name another mailbox.
+_SPECIALS = r'()<>\[\]:;@\\,"'  # as a regex character class lists them
+_CONTROLS = r"\x00-\x1f\x7f"
+_MAILBOX = f"[^{_SPECIALS}{SPACE}{_CONTROLS}]+"
 Email = Annotated[str, StringConstraints(
-    max_length=254, pattern=f"^[^@{SPACE}]+@[^@{SPACE}]+\\.[^@{SPACE}]+$")]
+    max_length=254, pattern=f"^{_MAILBOX}@{_MAILBOX}\\.{_MAILBOX}$")]
 Language = Literal["en", "zh"]  # of the mail a user gets (zh: Simplified Chinese)
 
 

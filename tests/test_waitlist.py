@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 
 from tests.catalogue import make_show
+from tests.test_limits import capped_show
 from tests.test_sales import HOLD_SECONDS, hold
 from tests.test_seat_versions import ticket_rows
 from tests.waiting import wait_for
@@ -105,3 +106,71 @@ async def test_the_first_in_line_is_not_skipped_for_a_smaller_want(manager, new_
     offer = await _entry(big, show)
     reservation = await big.get(f"/reservations/{offer['reservation_id']}")
     assert len(reservation.body["seats"]) == 2
+
+
+async def _bought(client, show, *pairs) -> list[dict]:
+    held = await hold(client, show, *pairs)
+    assert held.status == 201, held.body
+    paid = await client.post(f"/reservations/{held.body['id']}/pay", {})
+    assert paid.status == 200, paid.body
+    return paid.body["tickets"]
+
+
+async def test_an_offer_counts_toward_the_cap_and_joining_past_it_is_refused(manager, new_user):
+    """A show caps tickets per account at 1. An offer is a hold: it counts (no second seat
+    while it stands) and gives its seat back when cancelled. Before, an offer was never counted
+    but its end gave a seat back, so an account could pass the cap."""
+    show = await capped_show(manager, 1, rows=1, cols=2)
+    a, b, d = await new_user(), await new_user(), await new_user()
+    [a_ticket] = await _bought(a, show, (1, 1))
+    [b_ticket] = await _bought(b, show, (1, 2))
+    full = await a.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})
+    assert full.status == 409 and full.code == "limit_reached", full.body
+    assert full.body["errors"][0]["loc"] == ["body", "quantity"]
+    assert (await d.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})).status == 201
+    assert (await b.post(f"/tickets/{b_ticket['id']}/refund")).status == 200
+
+    async def offered():
+        entry = await _entry(d, show)
+        return entry if entry["status"] == "offered" else None
+    offer = await wait_for(offered, timeout=15)
+    assert (await a.post(f"/tickets/{a_ticket['id']}/refund")).status == 200  # (1, 1) is free
+    over = await hold(d, show, (1, 1))
+    assert over.status == 409 and over.code == "limit_reached", over.body
+    cancelled = await d.delete(f"/reservations/{offer['reservation_id']}")
+    assert cancelled.status == 204, cancelled.body
+    assert (await hold(d, show, (1, 1))).status == 201  # the cancelled offer gave its seat back
+
+    async def one_more_refused():
+        answer = await hold(d, show, (1, 2))  # (1, 2) is free again once the offer ended
+        return answer if answer.code != "seat_unavailable" else None
+    again = await wait_for(one_more_refused, timeout=15)
+    assert again.status == 409 and again.code == "limit_reached", again.body
+
+
+async def test_one_who_bought_up_to_the_cap_since_joining_is_passed_over(manager, new_user):
+    show = await capped_show(manager, 3, rows=1, cols=4)
+    c, owner, d = await new_user(), await new_user(), await new_user()
+    await _bought(c, show, (1, 1))
+    tickets = await _bought(owner, show, (1, 2), (1, 3), (1, 4))
+    assert (await c.post(f"/schedules/{show['id']}/waitlist", {"quantity": 2})).status == 201
+    assert (await d.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})).status == 201
+    # One seat back: the first in line wants two, so it stays free, and c buys it.
+    assert (await owner.post(f"/tickets/{tickets[0]['id']}/refund")).status == 200
+
+    async def bought_it():
+        answer = await hold(c, show, (1, 2))
+        return answer if answer.status == 201 else None
+    held = await wait_for(bought_it, timeout=15)
+    assert (await c.post(f"/reservations/{held.body['id']}/pay", {})).status == 200
+    # Two back: c (2 tickets, cap 3) cannot take two more, so d is served instead.
+    for ticket in tickets[1:]:
+        assert (await owner.post(f"/tickets/{ticket['id']}/refund")).status == 200
+
+    async def served():
+        return await _offered([c, d], show) == [0, 1] or None
+    await wait_for(served, timeout=15)
+    assert (await _entry(c, show))["status"] == "passed"
+    offer = await _entry(d, show)
+    assert offer["status"] == "offered"
+    assert len((await d.get(f"/reservations/{offer['reservation_id']}")).body["seats"]) == 1

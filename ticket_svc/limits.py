@@ -5,8 +5,10 @@ Decided in the hold's own transaction, by the database: the hold raises the acco
 for the show (``account_tickets``) with one upsert, which takes that row's lock, and reads it
 back; past the cap the hold's transaction is rolled back, count and all. So two holds of one
 account, in any number of ticket_svc processes, count one after the other and cannot pass the
-cap together. A hold that ends unpaid (expired, cancelled, its show cancelled) and a refunded
-ticket give their seats back. Shows without a cap never touch the table.
+cap together. A waiting-list offer counts like a hold; joining the line counts nothing but is
+refused when the account has no room for what it asks. A hold that ends unpaid (expired,
+cancelled, its show cancelled) and a refunded ticket give their seats back. Shows without a
+cap never touch the table.
 """
 
 from __future__ import annotations
@@ -42,11 +44,34 @@ async def count_in(tx: PlainTx, schedule_id: int, user_id: int, seats: int, cap:
     total = (await tx.execute(_COUNTED, params)).scalar()
     before = int(total) - seats
     if too_many(before, seats, cap):
-        left = max(cap - before, 0)
-        raise errors.LimitReached(
-            f"at most {cap} tickets per account for this show; this account may take "
-            f"{left} more", details=[{"loc": ["body", "seats"],
-                                      "msg": f"{seats} asked, {left} left of {cap}"}])
+        raise limit_reached(cap, before, seats)
+
+
+def limit_reached(cap: int, before: int, seats: int, field: str = "seats") -> errors.LimitReached:
+    left = max(cap - before, 0)
+    return errors.LimitReached(
+        f"at most {cap} tickets per account for this show; this account may take {left} more",
+        details=[{"loc": ["body", field], "msg": f"{seats} asked, {left} left of {cap}"}])
+
+
+async def check_room(tx: Tx, schedule_id: int, user_id: int, seats: int, cap: int) -> None:
+    """409 ``limit_reached`` when the account could not take ``seats`` more of the show now
+    (joining a waiting list: nothing is counted until seats are offered)."""
+    before = (await tx.execute(_COUNTED, {"sid": schedule_id, "uid": user_id})).scalar() or 0
+    if too_many(int(before), seats, cap):
+        raise limit_reached(cap, int(before), seats, "quantity")
+
+
+async def count_in_offer(tx: Tx, schedule_id: int, user_id: int, seats: int, cap: int) -> bool:
+    """A waiting-list offer's seats, counted in as a hold's are (under the account's row
+    lock); False, with nothing counted, when they would pass the cap."""
+    params = {"sid": schedule_id, "uid": user_id, "n": seats}
+    await tx.execute(_COUNT_IN, params)
+    before = int((await tx.execute(_COUNTED, params)).scalar()) - seats
+    if too_many(before, seats, cap):
+        await tx.execute(_GIVE_BACK, params)
+        return False
+    return True
 
 
 async def give_back(tx: Tx, schedule_id: int, user_id: int, seats: int) -> None:

@@ -6,10 +6,12 @@ seats come back (a hold expired or cancelled, a ticket refunded: ticket_svc's ow
 many available seats are held for them in one transaction, like any hold (a reservation, the
 seats' conditional UPDATE, ``ticket.held``), with ``waitlist.offered`` for the customer. The
 offer lasts a hold's length (``TTMS_HOLD_SECONDS``); one that ends unpaid is ``lapsed`` and its
-seats, coming back, go to the next in line. The head of the line is locked while it is offered
-seats, so two offers of one show are made one after the other, whatever the number of
-ticket_svc processes; while the first in line wants more seats than there are, nobody behind
-them is served.
+seats, coming back, go to the next in line. An offer counts toward the show's cap on tickets
+per account like a hold (``limits``): joining is refused when the account has no room for
+what it asks, and one who bought up to the cap since is ``passed`` over when seats come back.
+The head of the line is locked while it is offered seats, so two offers of one show are made
+one after the other, whatever the number of ticket_svc processes; while the first in line
+wants more seats than there are, nobody behind them is served.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from messages.contracts import ticket as c
 from messages.contracts.base import utcnow
 from messages.db import Tx, as_utc, is_deadlock, to_db
 from messages.service import App, Context
-from ticket_svc import domain, expiry, queries, versions
+from ticket_svc import domain, expiry, limits, queries, versions
 
 log = logging.getLogger("ttms.ticket.waitlist")
 
-WAITING, OFFERED, LAPSED = "waiting", "offered", "lapsed"
+WAITING, OFFERED, LAPSED, PASSED = "waiting", "offered", "lapsed", "passed"
+# What ``_offer_once`` answers when the first in line could take no seats (the cap): the next
+# one is served.
+_PASSED_OVER = -1
 _COLUMNS = ("id, schedule_id, user_id, quantity, status, reservation_id, joined_at, "
             "offered_at")
 
@@ -44,7 +49,8 @@ async def join(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
     app = ctx.app
     async with app.db.transaction() as tx:
         show = (await tx.execute(text(
-            "SELECT status, starts_at FROM schedules WHERE id = :id FOR UPDATE"),
+            "SELECT status, starts_at, max_tickets_per_customer FROM schedules "
+            "WHERE id = :id FOR UPDATE"),
             {"id": cmd.id})).first()
         if show is None:
             raise errors.NotFound("no such show (or not on sale yet)")
@@ -63,6 +69,8 @@ async def join(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
             f"AND status = '{WAITING}'"), {"id": cmd.id, "me": me})).first()
         if mine is not None:
             raise errors.Conflict("you are already on this show's waiting list")
+        if show.max_tickets_per_customer is not None:
+            await limits.check_room(tx, cmd.id, me, cmd.quantity, show.max_tickets_per_customer)
         now = utcnow()
         result = await tx.execute(text(
             "INSERT INTO waitlist (schedule_id, user_id, quantity, status, joined_at) "
@@ -141,6 +149,8 @@ async def offer(app: App, schedule_id: int) -> None:
                 return
         else:
             return
+        if reservation_id == _PASSED_OVER:
+            continue
         if reservation_id is None:
             return
         expiry.enqueue(app, reservation_id)
@@ -157,8 +167,9 @@ async def _offer_once(app: App, schedule_id: int) -> int | None:
         if head is None:
             return None
         show = (await tx.execute(text(
-            "SELECT id, play_id, play_name, studio_id, starts_at, price, prices, status "
-            "FROM schedules WHERE id = :id LOCK IN SHARE MODE"), {"id": schedule_id})).first()
+            "SELECT id, play_id, play_name, studio_id, starts_at, price, prices, status, "
+            "max_tickets_per_customer FROM schedules WHERE id = :id LOCK IN SHARE MODE"),
+            {"id": schedule_id})).first()
         try:
             domain.check_sales_open(show.status, as_utc(show.starts_at), now,
                                     settings.sales_cutoff_minutes)
@@ -170,6 +181,12 @@ async def _offer_once(app: App, schedule_id: int) -> int | None:
             {"id": schedule_id, "n": head.quantity})).all()
         if len(free) < head.quantity:
             return None  # first come, first served: nobody behind them goes first
+        cap = show.max_tickets_per_customer
+        if cap is not None and not await limits.count_in_offer(
+                tx, schedule_id, head.user_id, head.quantity, cap):
+            await tx.execute(text(f"UPDATE waitlist SET status = '{PASSED}' WHERE id = :id"),
+                             {"id": head.id})
+            return _PASSED_OVER
         prices = domain.zone_prices(show.prices)
         seats = [{"row": s.seat_row, "col": s.seat_col,
                   "price": domain.seat_price(s.zone, prices, show.price)} for s in free]

@@ -424,6 +424,7 @@ class WaitlistStatus(StrEnum):
     waiting = "waiting"
     offered = "offered"   # seats held for the customer (``reservation_id``) until it expires
     lapsed = "lapsed"     # the offer ended unpaid; the next in line was offered the seats
+    passed = "passed"     # seats came back, but the account had reached the show's cap
 
 
 class WaitlistEntry(BaseModel):
@@ -444,7 +445,8 @@ class JoinWaitlistBody(Strict):
 
 class JoinWaitlist(JoinWaitlistBody, Command, name="ticket.join_waitlist"):
     """Signed in: → WaitlistEntry, at the end of the show's line. 409 while enough seats are
-    available and no one waits, or when one already waits for the show; ``sales_closed``."""
+    available and no one waits, or when one already waits for the show; ``sales_closed``;
+    ``limit_reached`` when the account has no room under the show's cap for what it asks."""
 
     id: int  # schedule id
 

@@ -195,3 +195,39 @@ def test_an_offer_is_shown_on_every_page_and_in_my_waiting_lists(person, new_sho
     expect(page.get_by_role("region", name="Held for you from the waiting list")).to_be_visible()
     expect(notice).to_have_count(0)
     assert not page.errors
+
+
+def test_a_customer_passed_over_for_the_cap_is_told_why(person, new_show, staff, manager_api):
+    """One who bought up to the show's cap while waiting is passed over when seats come back:
+    the show page and My tickets say why."""
+    show = new_show(rows=1, cols=4)
+    manager_api.patch(f"/schedules/{show['id']}", {"max_tickets_per_customer": 3})
+    name, password, api = staff("customer")
+    _, _, owner = staff("customer")
+
+    def bought(buyer, *cols: int) -> list[dict]:
+        held = buyer.post("/reservations", {"schedule_id": show["id"], "seats": [
+            {"row": 1, "col": c} for c in cols]})
+        return buyer.post(f"/reservations/{held['id']}/pay", {})["tickets"]
+
+    bought(api, 1)
+    tickets = bought(owner, 2, 3, 4)
+    api.post(f"/schedules/{show['id']}/waitlist", {"quantity": 2})
+    owner.post(f"/tickets/{tickets[0]['id']}/refund")  # one back: they want two; they buy it
+    bought(api, 2)
+    for ticket in tickets[1:]:  # two back: they may take one more, not two
+        owner.post(f"/tickets/{ticket['id']}/refund")
+    deadline = time.monotonic() + 15
+    while api.get("/waitlist")["items"][0]["status"] != "passed":
+        assert time.monotonic() < deadline, "not passed over"
+        time.sleep(0.2)
+    page = person()
+    sign_in(page, name, password, then=f"show/{show['id']}")
+    waitlist = page.get_by_role("region", name="Waiting list")
+    expect(waitlist.get_by_role("status")).to_have_text(re.compile(
+        "^Seats came back, but your account already has as many tickets for this show"))
+    check_a11y(page, "a waiting-list entry passed over")
+    page.goto("/#/account")
+    expect(page.get_by_role("region", name="Waiting lists").get_by_role("row").filter(
+        has_text=show["play_name"])).to_contain_text("Passed over: ticket limit reached")
+    assert not page.errors

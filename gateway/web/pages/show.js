@@ -63,6 +63,8 @@ function waitingList(section, scheduleId, path, offered) {
         quantity: entry.quantity })));
     } else if (entry && entry.status === "paid") {
       section.append(h("p", { role: "status" }, t("waitlist.paid")));
+    } else if (entry && entry.status === "passed") {
+      section.append(h("p", { role: "status" }, t("waitlist.passed")));
     } else if (entry && entry.status === "lapsed" && !soldOut) {
       section.append(h("p", { role: "status" }, t("waitlist.lapsed")));
     } else if (!session.user) {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
 from sqlalchemy import text
@@ -19,15 +21,21 @@ from tests.conftest import TEST_ENV
 from tests.test_sales import hold
 
 
-async def ticket_rows(sql: str, params: dict) -> list:
-    """Rows of the test system's own ticket database."""
+@asynccontextmanager
+async def ticket_database() -> AsyncIterator[Database]:
+    """The test system's own ticket database."""
     settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
     db = Database(settings, "ticket")
     try:
-        async with db.read() as conn:
-            return (await conn.execute(text(sql), params)).all()
+        yield db
     finally:
         await db.dispose()
+
+
+async def ticket_rows(sql: str, params: dict) -> list:
+    """Rows of the test system's own ticket database."""
+    async with ticket_database() as db, db.read() as conn:
+        return (await conn.execute(text(sql), params)).all()
 
 
 async def test_every_change_of_a_show_has_the_next_version_in_its_event_and_answer(

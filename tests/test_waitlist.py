@@ -4,11 +4,12 @@ seats coming back by refund, cancellation and expiry."""
 from __future__ import annotations
 
 import orjson
+from sqlalchemy import text
 
 from tests.catalogue import make_show
 from tests.test_limits import capped_show
 from tests.test_sales import HOLD_SECONDS, hold
-from tests.test_seat_versions import ticket_rows
+from tests.test_seat_versions import ticket_database, ticket_rows
 from tests.waiting import wait_for
 
 
@@ -174,3 +175,28 @@ async def test_one_who_bought_up_to_the_cap_since_joining_is_passed_over(manager
     offer = await _entry(d, show)
     assert offer["status"] == "offered"
     assert len((await d.get(f"/reservations/{offer['reservation_id']}")).body["seats"]) == 1
+
+
+async def test_seats_back_with_no_offer_made_are_offered_within_a_sweep(manager, new_user):
+    """The offer runs after the release's commit: a ticket_svc that dies between the two
+    leaves seats available and the line waiting. Made here by freeing a hold's seat in the
+    database, with no event; the line is served within a sweep interval (1 s here), not at
+    the next seat to come back."""
+    show = await make_show(manager, rows=1, cols=1)
+    owner, waiting = await new_user(), await new_user()
+    held = await hold(owner, show, (1, 1))
+    assert held.status == 201, held.body
+    assert (await waiting.post(f"/schedules/{show['id']}/waitlist",
+                               {"quantity": 1})).status == 201
+    async with ticket_database() as db, db.transaction() as tx:
+        await tx.execute(text("UPDATE reservations SET status = 'cancelled' WHERE id = :rid"),
+                         {"rid": held.body["id"]})
+        await tx.execute(text("UPDATE seats SET status = 'available', reservation_id = NULL "
+                              "WHERE schedule_id = :sid"), {"sid": show["id"]})
+
+    async def offered():
+        entry = await _entry(waiting, show)
+        return entry if entry["status"] == "offered" else None
+    offer = await wait_for(offered, timeout=15)
+    seats = (await waiting.get(f"/reservations/{offer['reservation_id']}")).body["seats"]
+    assert [(s["row"], s["col"]) for s in seats] == [(1, 1)]

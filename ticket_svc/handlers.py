@@ -267,7 +267,7 @@ async def ledger(cmd: c.GetLedger, ctx: Context) -> c.Ledger:
                      gross=int(r.gross), refunded=int(r.refunded)) for r in rows])
 
 
-# -- for the process's life: holds that come back due, and the sweep -----------------------------
+# -- for the process's life: holds that come back due, the sweep, stalled waiting lists ---------
 
 @handlers.startup
 async def expire_holds_when_due(app: App) -> None:
@@ -277,3 +277,8 @@ async def expire_holds_when_due(app: App) -> None:
 @handlers.startup
 async def sweep_overdue_holds(app: App) -> None:
     await expiry.sweep_forever(app)
+
+
+@handlers.startup
+async def serve_stalled_waiting_lists(app: App) -> None:
+    await waitlist.serve_stalled_forever(app)

@@ -11,12 +11,16 @@ per account like a hold (``limits``): joining is refused when the account has no
 what it asks, and one who bought up to the cap since is ``passed`` over when seats come back.
 The head of the line is locked while it is offered seats, so two offers of one show are made
 one after the other, whatever the number of ticket_svc processes; while the first in line
-wants more seats than there are, nobody behind them is served.
+wants more seats than there are, nobody behind them is served. An offer is made after the
+commit of what brought the seats back; if the process dies in between, every ticket_svc process
+serves such lines each sweep interval (``serve_stalled_forever``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -154,6 +158,40 @@ async def offer(app: App, schedule_id: int) -> None:
         if reservation_id is None:
             return
         expiry.enqueue(app, reservation_id)
+
+
+# Shows on sale whose first in line could be served now: seats came back but no offer was
+# made (ticket_svc died between the release's commit and the offer it starts afterwards).
+_STALLED = text(
+    f"SELECT w.schedule_id FROM waitlist w JOIN schedules sc ON sc.id = w.schedule_id "
+    f"WHERE w.status = '{WAITING}' AND sc.status = 'scheduled' AND sc.starts_at > :closes "
+    f"AND w.id = (SELECT MIN(h.id) FROM waitlist h WHERE h.schedule_id = w.schedule_id "
+    f"AND h.status = '{WAITING}') AND w.quantity <= (SELECT COUNT(*) FROM seats s "
+    f"WHERE s.schedule_id = w.schedule_id AND s.status = 'available') LIMIT 50")
+
+
+async def serve_stalled_forever(app: App) -> None:
+    """Every sweep interval, serve the lines that seats came back for without an offer: an
+    offer is lost with the process that was to make it, and would otherwise wait for the next
+    seat to come back or the next to join."""
+    settings = app.settings
+    while True:
+        await asyncio.sleep(settings.sweep_interval_seconds)
+        try:
+            closes = utcnow() + timedelta(minutes=settings.sales_cutoff_minutes)
+            async with app.db.read() as conn:
+                stalled = (await conn.execute(_STALLED, {"closes": to_db(closes)})).scalars()
+                shows = list(stalled)
+        except Exception as exc:  # noqa: BLE001 - the database may be away; try next round
+            log.warning("reading the stalled waiting lists failed (%s); will retry", exc)
+            continue
+        for schedule_id in shows:
+            log.info("seats of show %s came back with no offer made: serving its line",
+                     schedule_id)
+            try:
+                await offer(app, schedule_id)
+            except Exception as exc:  # noqa: BLE001 - this round only; the next tries again
+                log.warning("serving the line of show %s failed: %s", schedule_id, exc)
 
 
 async def _offer_once(app: App, schedule_id: int) -> int | None:

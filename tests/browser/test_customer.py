@@ -28,8 +28,13 @@ def test_customer_registers_buys_refunds_and_changes_password(person, new_show, 
     expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
     check_a11y(page, "register with errors")
     page.get_by_label("Password").fill("password123")
+    expect(page.get_by_label("Mail written in")).to_have_value("en")  # the page's language
+    page.get_by_label("Mail written in").select_option("zh")
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    me = page.evaluate("""fetch('/api/v1/users/me', {headers: {Authorization: 'Bearer ' +
+        sessionStorage.getItem('ttms.token')}}).then((r) => r.json())""")
+    assert me["language"] == "zh", me
 
     # Browse: search by name finds the play; its show opens the seat map.
     page.get_by_label("Search plays").fill(play_name)

@@ -70,6 +70,19 @@ def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
     saved = api.get(f"/schedules/{show['id']}")
     assert (saved["prices"], saved["max_tickets_per_customer"]) == ({"Stalls": 12000}, 2)
     assert api.get(f"/schedules/{show['id']}/seats")["no_single_gaps"] is True
+
+    # A new show gets its zone prices and cap as it is scheduled: the zones are its studio's.
+    scheduling = page.get_by_role("form", name="Schedule a show")
+    scheduling.get_by_label("Play").select_option(label=play["name"])
+    scheduling.get_by_label("Studio").select_option(label=studio["name"])
+    later = (datetime.now() + timedelta(days=5)).strftime("%Y-%m-%dT19:00")
+    fill_form(scheduling, {"Starts at": later, "Price of Stalls": "110",
+                           "Most tickets per account (empty: no cap)": "4"}, submit="Create")
+    expect(scheduling.get_by_text("Created.")).to_be_visible()
+    made = [s for s in api.get(f"/schedules?studio_id={studio['id']}")["items"]
+            if s["id"] != show["id"]]
+    assert [(s["prices"], s["max_tickets_per_customer"]) for s in made] == [
+        ({"Stalls": 11000}, 4)]
     assert not page.errors
 
 

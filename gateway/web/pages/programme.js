@@ -1,6 +1,6 @@
-// Plays and shows (manager): new play, edit a play and its ticket types, schedule a show (a
-// clash is shown at "Starts at"), move or re-price a show (its price zones, the cap per
-// account, the single-seat rule), upcoming shows with "Cancel show".
+// Plays and shows (manager): new play, edit a play and its ticket types, schedule a show with
+// its zone prices and cap (a clash is shown at "Starts at"), move or re-price a show (its price
+// zones, the cap per account, the single-seat rule), upcoming shows with "Cancel show".
 import { all, del, get, patch, post } from "../api.js";
 import { dateTime, day, fromMinor, money, t, toMinor } from "../i18n.js";
 import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
@@ -66,10 +66,8 @@ function showEditForm(show, done) {
       value: localInput(show.starts_at) })),
     field(t("field.price"), h("input", { name: "price", inputmode: "decimal",
       value: fromMinor(show.price) })),
-    field(t("field.max_per_customer"), h("input", { name: "max_tickets_per_customer",
-      type: "number", min: 1, max: 10000, value: show.max_tickets_per_customer ?? "" })));
-  const zones = h("fieldset", {}, h("legend", {}, t("programme.zone_prices")),
-    h("p", { class: "muted" }, t("loading")));
+    capField(show.max_tickets_per_customer));
+  const zones = zonePrices();
   const gaps = h("input", { type: "checkbox", name: "no_single_gaps", id: "no-single-gaps" });
   form.append(zones, h("p", {}, h("label", { for: "no-single-gaps", class: "check" }, gaps,
     t("field.no_single_gaps"))), box, h("button", { type: "submit" }, t("action.save")));
@@ -78,13 +76,7 @@ function showEditForm(show, done) {
   const ready = get(`/schedules/${show.id}/seats`).then((map) => {
     rules = map;
     gaps.checked = map.no_single_gaps;
-    const names = [...new Set([...map.seats.map((s) => s.zone).filter(Boolean),
-      ...Object.keys(show.prices || {})])].sort();
-    zones.replaceChildren(h("legend", {}, t("programme.zone_prices")), ...(names.length
-      ? names.map((zone) => field(t("field.zone_price", { zone }), h("input", {
-        name: `prices.${zone}`, inputmode: "decimal",
-        value: show.prices?.[zone] === undefined ? "" : fromMinor(show.prices[zone]) })))
-      : [h("p", { class: "muted" }, t("programme.no_zones"))]));
+    zonePrices(zones, map, show.prices || {});
   });
   onSubmit(form, box, async (values) => {
     await ready;
@@ -93,13 +85,9 @@ function showEditForm(show, done) {
       body.starts_at = new Date(values.starts_at).toISOString();
     }
     if (toMinor(values.price) !== show.price) body.price = toMinor(values.price);
-    const cap = values.max_tickets_per_customer ? Number(values.max_tickets_per_customer)
-      : null;
+    const cap = capOf(values);
     if (cap !== (show.max_tickets_per_customer ?? null)) body.max_tickets_per_customer = cap;
-    // A zone left empty costs the show's price.
-    const prices = Object.fromEntries(Object.entries(values)
-      .filter(([name, value]) => name.startsWith("prices.") && value.trim())
-      .map(([name, value]) => [name.slice(7), toMinor(value)]));
+    const prices = pricesOf(values);
     if (!sameEntries(prices, show.prices || {})) body.prices = prices;
     if (Object.keys(body).length) await patch(`/schedules/${show.id}`, body);
     if (gaps.checked !== rules.no_single_gaps) {
@@ -108,6 +96,37 @@ function showEditForm(show, done) {
     done();
   });
   return form;
+}
+
+function capField(value) {
+  return field(t("field.max_per_customer"), h("input", { name: "max_tickets_per_customer",
+    type: "number", min: 1, max: 10000, value: value ?? "" }));
+}
+
+function capOf(values) {
+  return values.max_tickets_per_customer ? Number(values.max_tickets_per_customer) : null;
+}
+
+/** The price fields of a show's zones: with no seat map yet, a fieldset saying it is loading;
+ * with one, that fieldset redrawn with a field per zone of the map (and of `prices`). */
+function zonePrices(fieldset = null, map = null, prices = {}) {
+  const target = fieldset || h("fieldset");
+  const names = map ? [...new Set([...map.seats.map((s) => s.zone).filter(Boolean),
+    ...Object.keys(prices)])].sort() : [];
+  target.replaceChildren(h("legend", {}, t("programme.zone_prices")), ...(!map
+    ? [h("p", { class: "muted" }, t("loading"))]
+    : names.length ? names.map((zone) => field(t("field.zone_price", { zone }), h("input", {
+      name: `prices.${zone}`, inputmode: "decimal",
+      value: prices[zone] === undefined ? "" : fromMinor(prices[zone]) })))
+      : [h("p", { class: "muted" }, t("programme.no_zones"))]));
+  return target;
+}
+
+/** The zone prices filled in; a zone left empty costs the show's price. */
+function pricesOf(values) {
+  return Object.fromEntries(Object.entries(values)
+    .filter(([name, value]) => name.startsWith("prices.") && value.trim())
+    .map(([name, value]) => [name.slice(7), toMinor(value)]));
 }
 
 function sameEntries(a, b) {
@@ -235,20 +254,37 @@ function ticketTypes(list) {
 
 function showForm(plays, studios, reload) {
   const box = alertBox();
+  const studio = h("select", { name: "studio_id" }, studios.map((s) =>
+    h("option", { value: s.id }, s.name)));
+  const zones = zonePrices();
   const done = h("p", { role: "status" });
   const form = h("form", { novalidate: true, "aria-labelledby": "new-show" },
     field(t("field.play"), h("select", { name: "play_id" }, plays.map((p) =>
       h("option", { value: p.id }, p.name)))),
-    field(t("field.studio"), h("select", { name: "studio_id" }, studios.map((s) =>
-      h("option", { value: s.id }, s.name)))),
+    field(t("field.studio"), studio),
     field(t("field.starts_at"), h("input", { name: "starts_at", type: "datetime-local" })),
     field(t("field.price"), h("input", { name: "price", inputmode: "decimal" })),
-    box, h("button", { type: "submit" }, t("action.create")), done);
+    capField(null), zones, box, h("button", { type: "submit" }, t("action.create")), done);
+  // The new show copies the studio's seat map as it is now: its zones are the studio's.
+  const readZones = () => {
+    const id = studio.value;
+    zonePrices(zones);
+    if (!id) return;
+    get(`/studios/${id}/seats`).then((map) => {
+      if (studio.value === id) zonePrices(zones, map);
+    }).catch(() => { if (studio.value === id) zonePrices(zones, { seats: [] }); });
+  };
+  studio.addEventListener("change", readZones);
+  readZones();
   onSubmit(form, box, async (values) => {
     done.textContent = "";
     const body = { play_id: Number(values.play_id), studio_id: Number(values.studio_id),
       starts_at: values.starts_at ? new Date(values.starts_at).toISOString() : "" };
     if (values.price) body.price = toMinor(values.price);
+    const cap = capOf(values);
+    if (cap !== null) body.max_tickets_per_customer = cap;
+    const prices = pricesOf(values);
+    if (Object.keys(prices).length) body.prices = prices;
     await post("/schedules", body);
     done.textContent = t("programme.created");
     setTimeout(reload, 800);

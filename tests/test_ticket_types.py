@@ -4,9 +4,10 @@ reservation and on each ticket, and the play's box office by type."""
 from __future__ import annotations
 
 from tests.catalogue import make_show
-from tests.test_sales import hold
+from tests.test_sales import hold, seat_status
 from tests.test_zones import zoned_show, zoned_studio
 from tests.waiting import wait_for
+from ticket_svc.domain import type_price
 
 TYPES = [{"name": "Child", "percent": 50}, {"name": "Student", "percent": 70},
          {"name": "Friends", "amount": 1000}]
@@ -96,3 +97,26 @@ async def test_a_type_applies_to_the_seats_zone_price(manager, customer):
         return held if held.status == 201 else None
     held = await wait_for(typed)
     assert held.body["seats"] == [{"row": 1, "col": 1, "price": 4000, "type": "Child"}]
+
+
+async def test_best_available_holds_every_seat_picked_as_one_type(api, manager, customer):
+    show = await typed_show(manager, rows=2, cols=4)
+
+    async def typed():  # the play's types reach ticket_svc by event
+        held = await customer.post("/reservations", {"schedule_id": show["id"], "quantity": 2,
+                                                     "type": "Child"})
+        return held if held.status == 201 else None
+    held = await wait_for(typed)
+    child = type_price(show["price"], {"percent": 50})
+    assert [(s["type"], s["price"]) for s in held.body["seats"]] == [("Child", child)] * 2
+    assert held.body["total"] == 2 * child
+    unknown = await customer.post("/reservations", {"schedule_id": show["id"], "quantity": 2,
+                                                    "type": "Pensioner"})
+    assert unknown.status == 422 and unknown.code == "validation_error", unknown.body
+    assert unknown.body["errors"][0]["loc"] == ["body", "type"]
+    with_seats = await customer.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 2, "col": 1}], "type": "Child"})
+    assert with_seats.status == 422 and with_seats.code == "validation_error", with_seats.body
+    # Nothing was held by the refusals: the other six seats are still free.
+    statuses = await seat_status(api, show)
+    assert list(statuses.values()).count("available") == 6, statuses

@@ -157,7 +157,7 @@ class ShowReads(OneReadAtATime):
 
 async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
                     customer_id: int | None, quantity: int, together: bool,
-                    idem: Key | None):
+                    idem: Key | None, ticket_type: str | None = None):
     if customer_id is not None:
         await holds.check_customer(app, caller, customer_id)
     picks: Picks = app.state.picks
@@ -175,9 +175,14 @@ async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
             raise domain.seats_unavailable([])
         picks.add(schedule_id, keys)
         try:
-            return await holds.hold(app, caller, schedule_id, buyer, None, keys, idem)
+            types = {key: ticket_type for key in keys} if ticket_type is not None else None
+            return await holds.hold(app, caller, schedule_id, buyer, None, keys, idem, types)
         except (errors.SeatUnavailable, errors.SingleSeatGap):
             continue  # another buyer was first: the next-best block, from a fresh read
+        except errors.ValidationFailed:  # the one a claim raises: a type the play lacks
+            raise errors.ValidationFailed("a ticket type asked for is not offered", [
+                {"loc": ["body", "type"],
+                 "msg": f"the play offers no ticket type {ticket_type!r}"}]) from None
         finally:
             picks.remove(schedule_id, keys)
     raise errors.Conflict("other buyers took each block first; try again", retry_after=1)

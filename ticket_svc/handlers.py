@@ -109,7 +109,7 @@ async def hold(cmd: c.Hold, ctx: Context) -> c.Reservation:
     if cmd.seats is None:  # best available
         def run(idem):
             return best.hold_best(ctx.app, caller, cmd.schedule_id, buyer, cmd.customer_id,
-                                  cmd.quantity, cmd.together, idem)
+                                  cmd.quantity, cmd.together, idem, cmd.type)
     else:
         keys = domain.seat_keys(cmd.seats)
         types = {(s.row, s.col): s.type for s in cmd.seats if s.type is not None}

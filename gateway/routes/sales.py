@@ -46,7 +46,9 @@ ROUTES = [
           "adjacent in one row), all or nothing (clerks: customer_id sells on a customer's "
           "account); honours Idempotency-Key", TAG, body=c.HoldBody,
           response=c.Reservation, status=201, idempotency_key=True,
-          rules="Exactly one of `seats` and `quantity` (422 otherwise). "
+          rules="Exactly one of `seats` and `quantity` (422 otherwise); `type` goes with "
+                "`quantity` (the ticket type of every seat picked; with `seats`, 422: each "
+                "seat names its own). "
                 "`seats` must be distinct (422). `customer_id` is for clerks and above "
                 "(403 otherwise) and must name an existing, enabled account (422 "
                 "`validation_error`). An `Idempotency-Key` already used with a different "

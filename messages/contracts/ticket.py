@@ -45,12 +45,15 @@ class TicketStatus(StrEnum):
 
 # -- shapes in answers and events ----------------------------------------------------------
 
+# One of the play's ticket types (issue 20.2); absent: the full price.
+TicketTypeName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                  max_length=40)]
+
+
 class Seat(Strict):
     row: Position
     col: Position
-    # One of the play's ticket types (issue 20.2); absent: the full price.
-    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                           max_length=40)] | None = None
+    type: TicketTypeName | None = None
 
 
 class PricedSeat(BaseModel):
@@ -185,7 +188,8 @@ class Ledger(BaseModel):
 # -- request bodies, as API.md has them ----------------------------------------------------
 
 class HoldBody(Strict):
-    """Named ``seats``, or ``quantity`` (and ``together``): ticket_svc picks the best available
+    """Named ``seats`` (each with its ticket ``type``, or none), or ``quantity`` (and
+    ``together``, and one ``type`` for them all): ticket_svc picks the best available
     (``ticket_svc.best``); exactly one of the two."""
 
     schedule_id: Id
@@ -193,6 +197,9 @@ class HoldBody(Strict):
                                      json_schema_extra={"uniqueItems": True})  # distinct
     quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)] | None = None
     together: JsonBool = True  # with quantity: adjacent in one row, nothing between them
+    # With quantity: the ticket type of every seat picked. (Left out of the dump when absent,
+    # so that an Idempotency-Key's fingerprint of a body without it is what it always was.)
+    type: TicketTypeName | None = Field(None, exclude_if=lambda v: v is None)
     customer_id: Id | None = None  # clerk+ only: sell on a customer's account
 
     @field_validator("seats")
@@ -206,6 +213,8 @@ class HoldBody(Strict):
     def _seats_or_quantity(self) -> HoldBody:
         if (self.seats is None) == (self.quantity is None):
             raise ValueError("give either seats or quantity")
+        if self.type is not None and self.seats is not None:
+            raise ValueError("type goes with quantity; name each seat's type in seats")
         return self
 
 

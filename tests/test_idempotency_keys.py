@@ -6,9 +6,11 @@ answer still stands whatever comes after it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from types import SimpleNamespace
 
+import orjson
 import pytest
 
 from messages import errors
@@ -81,3 +83,15 @@ async def test_a_key_answered_first_by_a_hold_is_not_overwritten_by_a_later_refu
     assert ctx.writes == ["INSERT IGNORE", "UPDATE idempotency_keys"]  # take, then record
     assert await idempotency.once_per_key(ctx, "hold", user, _hold(key), _never,
                                           _refused) == {"id": 1, "status": "held"}
+
+
+def test_a_hold_body_without_a_type_keeps_the_fingerprint_it_had_before_type_existed():
+    """A key taken before best-available holds had ``type`` still matches the same request
+    retried after the upgrade (a body with a type is another request)."""
+    before = {"schedule_id": 1, "seats": None, "quantity": 2, "together": True,
+              "customer_id": None}
+    expected = hashlib.sha256(orjson.dumps(["hold", before], option=orjson.OPT_SORT_KEYS)
+                              ).hexdigest()
+    assert idempotency.fingerprint("hold", c.Hold(schedule_id=1, quantity=2)) == expected
+    assert idempotency.fingerprint(
+        "hold", c.Hold(schedule_id=1, quantity=2, type="Child")) != expected

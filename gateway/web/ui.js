@@ -114,6 +114,27 @@ export async function loading(target, load, draw) {
   }
 }
 
+/** A destructive action in two clicks instead of a confirm() dialog: the first arms the
+ * button (its text becomes `question`), the second runs `action`; a failure goes to `box`. */
+export function twoStepButton(text, question, label, action, box) {
+  const button = h("button", { type: "button", class: "danger", "aria-label": label }, text);
+  let armed = false;
+  button.addEventListener("click", async () => {
+    if (!armed) {
+      armed = true;
+      button.textContent = question;
+      button.setAttribute("aria-label", `${question} ${label}`);
+      return;
+    }
+    try {
+      await action();
+    } catch (error) {
+      showError(box, error, { retry: () => button.click() });
+    }
+  });
+  return button;
+}
+
 /** Wire a form: on submit run `action(values)`; failures go to the form's alert. */
 export function onSubmit(form, box, action) {
   form.addEventListener("submit", async (event) => {

@@ -1,5 +1,5 @@
 """The admin in the browser: create a staff account, change a role, disable a user whose
-open page is then signed out at its next action."""
+open page is then signed out at its next action, delete an account."""
 
 from playwright.sync_api import expect
 
@@ -38,3 +38,16 @@ def test_admin_creates_staff_changes_a_role_and_disables_a_user(person, staff, a
     expect(victim.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(victim.get_by_text("Your session has ended.")).to_be_visible()
     expect(victim.get_by_role("button", name="Sign out")).to_have_count(0)
+
+    # Delete the new account: two clicks (the first asks), then it is gone; one's own account
+    # has no Delete.
+    delete = page.get_by_role("button", name=f"Delete {clerk}")
+    delete.click()
+    expect(delete).to_have_text("Delete this account? It can never sign in again.")
+    delete.click()
+    expect(page.get_by_text(f"Deleted {clerk}.")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text=clerk)).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete admin", exact=True)).to_have_count(0)
+    assert clerk not in {u["username"] for p in range(1, 50)
+                         for u in admin_api.get(f"/users?page_size=100&page={p}")["items"]}
+    check_a11y(page, "a user deleted")

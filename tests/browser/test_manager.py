@@ -1,10 +1,11 @@
 """The manager in the browser: a studio and its seat map (drawn by clicking and dragging),
-resize, plays, shows (a clash shown at its field), cancelling a show, and the box-office
-dashboard, whose figures are the API's."""
+resize, plays, shows (a clash shown at its field), cancelling a show, deleting a play and a
+studio, and the box-office dashboard, whose figures are the API's."""
 
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from playwright.sync_api import expect
 
@@ -112,11 +113,34 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
         re.compile(r"tickets held \(0\) or sold \(1\)"))
     check_a11y(page, "editing a show")
 
+    # A play with an upcoming show that has a ticket sold cannot be deleted; the API says why.
+    delete_play = page.get_by_role("button", name=f"Delete {play_name}")
+    delete_play.click()
+    expect(delete_play).to_have_text("Delete this play? Its upcoming shows are cancelled.")
+    delete_play.click()
+    expect(page.get_by_role("alert").filter(has_text="tickets sold")).to_be_visible()
+
     cancel = page.get_by_role("button", name=re.compile(f"^Cancel show: {play_name}"))
     cancel.click()
     page.get_by_role("button", name=re.compile(f"Cancel this show.*{play_name}")).click()
     expect(page.get_by_text("The show is cancelled")).to_be_visible()
     assert api.get(f"/schedules/{shows[0]['id']}")["status"] == "cancelled"
+
+    # Its show cancelled, the play can go, and then the studio (no upcoming show left).
+    expect(page.get_by_role("button", name=f"Delete {play_name}")).to_have_text("Delete")
+    page.get_by_role("button", name=f"Delete {play_name}").click()
+    page.get_by_role("button", name=f"Delete {play_name}").click()
+    expect(page.get_by_text(f"Deleted {play_name}; its upcoming shows are cancelled.")
+           ).to_be_visible()
+    assert api.get(f"/plays?q={quote(play_name)}")["items"] == []
+    page.get_by_role("link", name="Studios").click()
+    delete_studio = page.get_by_role("button", name=f"Delete {hall}")
+    delete_studio.click()
+    expect(delete_studio).to_have_text("Delete this studio?")
+    delete_studio.click()
+    expect(page.get_by_text(f"Deleted {hall}.")).to_be_visible()
+    assert api.get(f"/studios?q={quote(hall)}")["items"] == []
+    check_a11y(page, "a studio deleted")
 
 
 def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):

@@ -1,9 +1,10 @@
 // Plays and shows (manager): new play, edit a play and its ticket types, schedule a show with
 // its zone prices and cap (a clash is shown at "Starts at"), move or re-price a show (its price
-// zones, the cap per account, the single-seat rule), upcoming shows with "Cancel show".
+// zones, the cap per account, the single-seat rule), upcoming shows with "Cancel show";
+// delete a play.
 import { all, del, get, patch, post } from "../api.js";
 import { dateTime, day, fromMinor, money, t, toMinor } from "../i18n.js";
-import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
+import { alertBox, field, h, loading, onSubmit, table, twoStepButton } from "../ui.js";
 
 const KINDS = ["movie", "drama", "opera", "concert", "other"];
 const RATINGS = ["all", "child", "teen", "adult"];
@@ -18,13 +19,21 @@ export function render(main) {
   const reload = () => {
     loading(plays, () => Promise.all([all("/plays", {}, 500), all("/studios", {}, 500)]),
       ([playList, studios]) => {
-        plays.append(table([t("col.name"), t("col.kind"), t("col.run"), t("col.price"),
+        const box = alertBox();
+        plays.append(box, table([t("col.name"), t("col.kind"), t("col.run"), t("col.price"),
           t("col.action")], playList.map((p) => [p.name, t("kind." + p.kind),
           `${day(p.starts_on)} – ${day(p.ends_on)}`, money(p.price),
-          h("button", { type: "button", class: "secondary",
+          h("span", {}, h("button", { type: "button", class: "secondary",
             "aria-label": `${t("action.edit")} ${p.name}`,
             onclick: () => edit(t("programme.edit_play", { name: p.name }),
-              playForm(done, p)) }, t("action.edit"))]), { numeric: [3] }));
+              playForm(done, p)) }, t("action.edit")), " ",
+          twoStepButton(t("action.delete"), t("programme.confirm_delete_play"),
+            `${t("action.delete")} ${p.name}`, async () => {
+              await del(`/plays/${p.id}`);
+              box.className = "note";
+              box.textContent = t("programme.play_deleted", { name: p.name });
+              setTimeout(reload, 1500);
+            }, box))]), { numeric: [3] }));
         forms.replaceChildren(
           h("h2", { id: "new-play" }, t("programme.new_play")), playForm(reload),
           h("h2", { id: "new-show" }, t("programme.new_show")),
@@ -135,27 +144,13 @@ function sameEntries(a, b) {
 }
 
 function cancelButton(show, box, reload) {
-  const label = `${t("action.cancel_show")}: ${show.play_name}, ${dateTime(show.starts_at)}`;
-  const button = h("button", { type: "button", class: "danger", "aria-label": label },
-    t("action.cancel_show"));
-  let armed = false;
-  button.addEventListener("click", async () => {
-    if (!armed) {  // two steps instead of a confirm() dialog
-      armed = true;
-      button.textContent = t("programme.confirm_cancel");
-      button.setAttribute("aria-label", `${t("programme.confirm_cancel")} ${label}`);
-      return;
-    }
-    try {
+  return twoStepButton(t("action.cancel_show"), t("programme.confirm_cancel"),
+    `${t("action.cancel_show")}: ${show.play_name}, ${dateTime(show.starts_at)}`, async () => {
       await del(`/schedules/${show.id}`);
       box.className = "note";
       box.textContent = t("programme.cancelled");
       setTimeout(reload, 1500);
-    } catch (error) {
-      showError(box, error, { retry: () => button.click() });
-    }
-  });
-  return button;
+    }, box);
 }
 
 function playForm(reload, play = null) {

@@ -1,23 +1,32 @@
-// Studios (manager): the list, a new studio, and the seat-map editor: pick a kind (seat,
-// aisle, broken) or a price zone, click or drag over cells to paint them, Save; resize the
-// studio.
-import { all, get, patch, post } from "../api.js";
+// Studios (manager): the list (with Delete), a new studio, and the seat-map editor: pick a
+// kind (seat, aisle, broken) or a price zone, click or drag over cells to paint them, Save;
+// resize the studio.
+import { all, del, get, patch, post } from "../api.js";
 import { number, t } from "../i18n.js";
-import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
+import { alertBox, field, h, loading, onSubmit, showError, table, twoStepButton } from "../ui.js";
 
 export function render(main, { params }) {
   if (params[0]) return editor(main, Number(params[0]));
   const list = h("div");
   main.append(h("h1", {}, t("studios.title")), list,
     h("h2", { id: "new-studio" }, t("studios.new")), newStudioForm());
-  loading(list, () => all("/studios", {}, 500), (studios) => {
+  const load = () => loading(list, () => all("/studios", {}, 500), (studios) => {
     if (!studios.length) return list.append(h("p", {}, t("studios.none")));
-    list.append(table([t("col.name"), t("col.size"), t("col.seat_count"), t("col.action")],
+    const box = alertBox();
+    list.append(box, table([t("col.name"), t("col.size"), t("col.seat_count"), t("col.action")],
       studios.map((s) => [s.name, t("studios.size", { rows: s.rows, cols: s.cols }),
-        number(s.seat_count), h("a", { href: `#/studios/${s.id}`,
-          "aria-label": `${t("action.edit")} ${s.name}` }, t("action.edit"))]),
+        number(s.seat_count), h("span", {}, h("a", { href: `#/studios/${s.id}`,
+          "aria-label": `${t("action.edit")} ${s.name}` }, t("action.edit")), " ",
+        twoStepButton(t("action.delete"), t("studios.confirm_delete"),
+          `${t("action.delete")} ${s.name}`, async () => {
+            await del(`/studios/${s.id}`);
+            box.className = "note";
+            box.textContent = t("studios.deleted", { name: s.name });
+            setTimeout(load, 1500);
+          }, box))]),
       { numeric: [2] }));
   });
+  load();
 }
 
 function newStudioForm() {

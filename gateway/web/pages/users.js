@@ -1,8 +1,9 @@
 // Users (admin): the newest accounts first, a new staff account, change a role, disable or
-// enable an account (its open pages are signed out at their next request: the API answers 401).
-import { get, patch, post, query, session } from "../api.js";
+// enable an account (its open pages are signed out at their next request: the API answers 401),
+// delete one (not one's own).
+import { del, get, patch, post, query, session } from "../api.js";
 import { dateTime, t } from "../i18n.js";
-import { alertBox, field, h, loading, onSubmit, showError, table } from "../ui.js";
+import { alertBox, field, h, loading, onSubmit, showError, table, twoStepButton } from "../ui.js";
 
 const ROLES = ["customer", "clerk", "manager", "admin"];
 const SIZE = 50;
@@ -36,8 +37,15 @@ function load(list, status, page) {
         "aria-label": `${user.disabled ? t("users.enable") : t("users.disable")} ${user.username}`,
         onclick: () => change(user, { disabled: !user.disabled }) },
       user.disabled ? t("users.enable") : t("users.disable"));
+      const remove = user.id === session.user.id ? ""
+        : twoStepButton(t("action.delete"), t("users.confirm_delete"),
+          `${t("action.delete")} ${user.username}`, async () => {
+            await del(`/users/${user.id}`);
+            status.textContent = t("users.deleted", { name: user.username });
+            load(list, status, answer.page);
+          }, box);
       return [user.username, role, user.disabled ? t("users.yes") : t("users.no"),
-        dateTime(user.created_at), toggle];
+        dateTime(user.created_at), h("span", {}, toggle, " ", remove)];
     });
     async function change(user, body) {
       try {

@@ -115,8 +115,10 @@ export async function loading(target, load, draw) {
 }
 
 /** A destructive action in two clicks instead of a confirm() dialog: the first arms the
- * button (its text becomes `question`), the second runs `action`; a failure goes to `box`. */
-export function twoStepButton(text, question, label, action, box) {
+ * button (its text becomes `question`), the second runs `action`. Then `done` is said in
+ * `box` and `then` runs a moment later (a reload, once the words can be read); a failure goes
+ * to `box`. */
+export function twoStepButton(text, question, label, { action, box, done = "", then }) {
   const button = h("button", { type: "button", class: "danger", "aria-label": label }, text);
   let armed = false;
   button.addEventListener("click", async () => {
@@ -130,7 +132,13 @@ export function twoStepButton(text, question, label, action, box) {
       await action();
     } catch (error) {
       showError(box, error, { retry: () => button.click() });
+      return;
     }
+    if (done) {
+      box.className = "note";
+      box.textContent = done;
+    }
+    if (then) setTimeout(then, done ? 1500 : 0);
   });
   return button;
 }

@@ -28,12 +28,9 @@ export function render(main) {
             onclick: () => edit(t("programme.edit_play", { name: p.name }),
               playForm(done, p)) }, t("action.edit")), " ",
           twoStepButton(t("action.delete"), t("programme.confirm_delete_play"),
-            `${t("action.delete")} ${p.name}`, async () => {
-              await del(`/plays/${p.id}`);
-              box.className = "note";
-              box.textContent = t("programme.play_deleted", { name: p.name });
-              setTimeout(reload, 1500);
-            }, box))]), { numeric: [3] }));
+            `${t("action.delete")} ${p.name}`, { action: () => del(`/plays/${p.id}`), box,
+              done: t("programme.play_deleted", { name: p.name }), then: reload }))]),
+        { numeric: [3] }));
         forms.replaceChildren(
           h("h2", { id: "new-play" }, t("programme.new_play")), playForm(reload),
           h("h2", { id: "new-show" }, t("programme.new_show")),
@@ -145,12 +142,9 @@ function sameEntries(a, b) {
 
 function cancelButton(show, box, reload) {
   return twoStepButton(t("action.cancel_show"), t("programme.confirm_cancel"),
-    `${t("action.cancel_show")}: ${show.play_name}, ${dateTime(show.starts_at)}`, async () => {
-      await del(`/schedules/${show.id}`);
-      box.className = "note";
-      box.textContent = t("programme.cancelled");
-      setTimeout(reload, 1500);
-    }, box);
+    `${t("action.cancel_show")}: ${show.play_name}, ${dateTime(show.starts_at)}`,
+    { action: () => del(`/schedules/${show.id}`), box, done: t("programme.cancelled"),
+      then: reload });
 }
 
 function playForm(reload, play = null) {

@@ -18,12 +18,8 @@ export function render(main, { params }) {
         number(s.seat_count), h("span", {}, h("a", { href: `#/studios/${s.id}`,
           "aria-label": `${t("action.edit")} ${s.name}` }, t("action.edit")), " ",
         twoStepButton(t("action.delete"), t("studios.confirm_delete"),
-          `${t("action.delete")} ${s.name}`, async () => {
-            await del(`/studios/${s.id}`);
-            box.className = "note";
-            box.textContent = t("studios.deleted", { name: s.name });
-            setTimeout(load, 1500);
-          }, box))]),
+          `${t("action.delete")} ${s.name}`, { action: () => del(`/studios/${s.id}`), box,
+            done: t("studios.deleted", { name: s.name }), then: load }))]),
       { numeric: [2] }));
   });
   load();

@@ -39,11 +39,11 @@ function load(list, status, page) {
       user.disabled ? t("users.enable") : t("users.disable"));
       const remove = user.id === session.user.id ? ""
         : twoStepButton(t("action.delete"), t("users.confirm_delete"),
-          `${t("action.delete")} ${user.username}`, async () => {
-            await del(`/users/${user.id}`);
-            status.textContent = t("users.deleted", { name: user.username });
-            load(list, status, answer.page);
-          }, box);
+          `${t("action.delete")} ${user.username}`, { action: () => del(`/users/${user.id}`),
+            box, then: () => {
+              status.textContent = t("users.deleted", { name: user.username });
+              load(list, status, answer.page);
+            } });
       return [user.username, role, user.disabled ? t("users.yes") : t("users.no"),
         dateTime(user.created_at), h("span", {}, toggle, " ", remove)];
     });

@@ -164,7 +164,8 @@ export function onSubmit(form, box, action) {
 }
 
 export function table(headers, rows, { caption, numeric = [] } = {}) {
-  return h("div", { class: "table-wrap" }, h("table", {},
+  // Focusable: a table wider than a phone scrolls in its box, by keyboard too.
+  return h("div", { class: "table-wrap", tabindex: 0 }, h("table", {},
     caption ? h("caption", {}, caption) : null,
     h("thead", {}, h("tr", {}, headers.map((text, i) =>
       h("th", { scope: "col", class: numeric.includes(i) ? "num" : null }, text)))),

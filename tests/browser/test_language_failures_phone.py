@@ -1,6 +1,7 @@
 """Languages (English, Simplified Chinese: switchable on every page, remembered, dates and
 money per language), failures (429, 503, 504, unreachable: said, with Retry), the customer
-journey on a phone (390×844), and a 100×100 hall's seat map (timed with performance.now())."""
+journey and every staff page on a phone (390×844), and a 100×100 hall's seat map (timed with
+performance.now())."""
 
 import json
 import re
@@ -15,6 +16,7 @@ from tests.browser.conftest import (
     sign_in,
     wait_for_seats,
 )
+from tests.conftest import ADMIN_PASSWORD
 
 
 def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
@@ -153,3 +155,23 @@ def test_a_100_by_100_hall_draws_and_answers_quickly(person, new_show, staff):
     (SHOTS / "seat-map-100x100.json").write_text(json.dumps(report, indent=1))
     print(f"\n100x100 seat map: {report}")
     shot(page, "seat-map-100x100")
+
+
+def test_staff_pages_on_a_phone(person, new_show):
+    """Every staff page fits a phone's width (wide tables and the seat maps scroll inside their
+    own box) and passes axe there."""
+    show = new_show(rows=8, cols=20)
+    page = person(width=390, height=844)
+    sign_in(page, "admin", ADMIN_PASSWORD)  # an admin may open every staff page
+    for path, heading in (("box-office", "Box office"), ("door", "Check-in at the door"),
+                          ("studios", "Studios"),
+                          (f"studios/{show['studio_id']}", "Seat map of"),
+                          ("programme", "Plays and shows"), ("dashboard", "Box-office dashboard"),
+                          ("users", "Users")):
+        page.evaluate(f"location.hash = '#/{path}'")
+        expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
+        page.wait_for_load_state("networkidle")
+        check_a11y(page, f"{path} on a phone")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide on a 390 px phone"
+    assert not page.errors

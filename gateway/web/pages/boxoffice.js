@@ -16,7 +16,7 @@ export function render(main) {
     field(t("field.customer"), username), h("button", { type: "submit" }, t("action.find")));
   const show = h("select", { name: "show", disabled: true });
   const sale = h("div");
-  const tickets = h("section", { "aria-labelledby": "customer-tickets" });
+  const tickets = h("section");  // a region named by its heading once a customer is found
   main.append(h("h1", {}, t("boxoffice.title")), find, box, found,
     field(t("field.show"), show), sale, tickets);
 
@@ -32,6 +32,7 @@ export function render(main) {
     if (!customer) return;
     tickets.replaceChildren(h("h2", { id: "customer-tickets" },
       t("boxoffice.tickets", { name: customer.username })));
+    tickets.setAttribute("aria-labelledby", "customer-tickets");
     const list = h("div");
     tickets.append(list);
     loading(list, () => all("/tickets", { user_id: customer.id }, 500),
@@ -62,6 +63,7 @@ export function render(main) {
         throw error;
       });
     tickets.replaceChildren();
+    tickets.removeAttribute("aria-labelledby");
     if (customer) {
       found.textContent = t("boxoffice.found", { name: customer.username });
       loadTickets();

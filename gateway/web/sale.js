@@ -6,7 +6,7 @@
 // hears every new seat map (the show page's waiting list follows it).
 import { ApiError, del, get, newKey, post, session } from "./api.js";
 import { DEFAULT_CURRENCY, dateTime, duration, money, number, seatName, t } from "./i18n.js";
-import { alertBox, h, showError } from "./ui.js";
+import { alertBox, field, h, showError } from "./ui.js";
 
 const POLL_MS = 3000;
 
@@ -20,8 +20,19 @@ export function mountSale(container, scheduleId,
   const total = h("p", { "aria-live": "polite" });
   const holdButton = h("button", { type: "button", disabled: true }, t("action.hold"));
   const holdPanel = h("div");
+  // Or ticket_svc picks: the best `quantity` seats (together: side by side in one row).
+  const bestButton = h("button", { type: "submit", class: "secondary" }, t("action.hold_best"));
+  const bestType = h("select", { name: "type" });
+  const bestTypeField = h("div", { hidden: true }, field(t("sale.best_type"), bestType));
+  const best = h("form", { novalidate: true, "aria-labelledby": "best-h" },
+    h("h3", { id: "best-h" }, t("sale.best_title")),
+    field(t("field.quantity"), h("input", { name: "quantity", type: "number", min: 1, max: 10,
+      value: 2 })),
+    h("p", {}, h("label", { class: "check" }, h("input", { type: "checkbox",
+      name: "together", checked: true }), t("sale.together"))),
+    bestTypeField, bestButton);
   const side = h("div", { class: "panel" }, h("h2", {}, t("sale.your_seats")), rules, summary,
-    total, box, holdButton, status, holdPanel);
+    total, box, holdButton, best, status, holdPanel);
   container.append(h("div", { class: "layout" }, h("div", {}, map), side));
   const types = new Map();  // seat index → the chosen ticket type's name ("": full price)
 
@@ -52,6 +63,11 @@ export function mountSale(container, scheduleId,
   const priced = (seat) => atType(seat, offered().find((k) => k.name === types.get(
     seatIndex(seat))));
   const seatIndex = (seat) => (seat.row - 1) * map.cols + (seat.col - 1);
+  if (offered().length) {  // the best seats, all at one of the play's ticket types
+    bestType.append(h("option", { value: "" }, t("sale.best_full")),
+      ...offered().map((type) => h("option", { value: type.name }, type.name)));
+    bestTypeField.hidden = false;
+  }
 
   function drawRules() {
     rules.replaceChildren(
@@ -78,6 +94,7 @@ export function mountSale(container, scheduleId,
       : h("p", { class: "muted" }, t("sale.pick")));
     drawTotal();
     holdButton.disabled = hold !== null || seats.length === 0;
+    bestButton.disabled = hold !== null;
   }
 
   /** The ticket type of one selected seat: full price, or one of the play's types. */
@@ -153,19 +170,32 @@ export function mountSale(container, scheduleId,
     });
   }
 
-  holdButton.addEventListener("click", async () => {
+  holdButton.addEventListener("click", () => {
+    const seats = map.seats.map((seat) => {
+      const type = types.get(seatIndex(seat));
+      return type ? { row: seat.row, col: seat.col, type } : { row: seat.row, col: seat.col };
+    });
+    requestHold({ schedule_id: scheduleId, seats }, holdButton);
+  });
+
+  best.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = new FormData(best);
+    const body = { schedule_id: scheduleId, quantity: Number(values.get("quantity")),
+      together: values.get("together") === "on" };
+    if (values.get("type")) body.type = values.get("type");
+    requestHold(body, bestButton);
+  });
+
+  /** Ask for a hold (`body`: named seats, or the best `quantity`), `button` busy meanwhile. */
+  async function requestHold(body, button) {
     box.replaceChildren();
     if (!session.user) {
       if (onSignIn) onSignIn();
       return;
     }
-    const seats = map.seats.map((seat) => {
-      const type = types.get(seatIndex(seat));
-      return type ? { row: seat.row, col: seat.col, type } : { row: seat.row, col: seat.col };
-    });
-    const body = { schedule_id: scheduleId, seats };
     if (customer) body.customer_id = customer.id;
-    holdButton.disabled = true;
+    button.disabled = true;
     const key = newKey();
     const attempt = async () => {
       try {
@@ -174,11 +204,13 @@ export function mountSale(container, scheduleId,
         await refresh(false);
         drawHold();
       } catch (error) {
-        holdButton.disabled = false;
+        button.disabled = false;
         const named = () => (error.body.errors || []).map((e) => e.loc.find(
           (p) => p && typeof p === "object")).filter(Boolean)
           .map((s) => seatName(s.row, s.col)).join(", ") || "?";
-        if (error instanceof ApiError && error.code === "seat_unavailable") {
+        if (error instanceof ApiError && error.code === "seat_unavailable" && !body.seats) {
+          showError(box, error, { message: t("sale.no_best", { count: body.quantity }) });
+        } else if (error instanceof ApiError && error.code === "seat_unavailable") {
           showError(box, error, { message: t("sale.taken", { seats: named() }) });
           const data = await get(`/schedules/${scheduleId}/seats`).catch(() => null);
           if (data) map.update(data);
@@ -194,7 +226,7 @@ export function mountSale(container, scheduleId,
       }
     };
     await attempt();
-  });
+  }
 
   function drawHold() {
     const countdown = h("div", { role: "timer", "aria-label": t("hold.time_left") });

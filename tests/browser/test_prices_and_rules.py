@@ -244,3 +244,29 @@ def test_a_customer_passed_over_for_the_cap_is_told_why(person, new_show, staff,
     expect(page.get_by_role("region", name="Waiting lists").get_by_role("row").filter(
         has_text=show["play_name"])).to_contain_text("Passed over: ticket limit reached")
     assert not page.errors
+
+
+def test_customer_holds_the_best_seats_at_one_ticket_type(person, new_show, manager_api,
+                                                          staff):
+    show = _priced_show(new_show, manager_api)
+    name, password, api = staff("customer")
+    page = person()
+    sign_in(page, name, password, then=f"show/{show['id']}")
+    best = page.get_by_role("form", name="Or let us pick the best seats")
+    fill_form(best, {"Number of seats": "2", "Ticket type of every seat": "Child"},
+              submit="Hold the best seats")
+    held = page.get_by_role("region", name="Held for you")
+    expect(held.get_by_role("listitem")).to_have_count(2)
+    check_a11y(page, "the best seats held")
+    held.get_by_role("button", name="Pay").click()
+    expect(page.get_by_text("Paid. Your tickets:")).to_be_visible()
+    tickets = sorted((t["row"], t["col"], t["type"]) for t in api.get(
+        f"/tickets?schedule_id={show['id']}")["items"])
+    assert [t[2] for t in tickets] == ["Child", "Child"]
+    assert tickets[0][0] == tickets[1][0] and tickets[1][1] == tickets[0][1] + 1  # together
+    # The cap (3 per account) leaves one seat: two more are refused in words.
+    fill_form(best, {"Number of seats": "2"}, submit="Hold the best seats")
+    expect(page.get_by_role("alert").first).to_have_text(
+        "This show sells at most 3 tickets per account, and these seats would take you past "
+        "it. Nothing was held.")
+    assert not page.errors

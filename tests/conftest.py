@@ -17,6 +17,8 @@ import random
 import subprocess
 import sys
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import pytest
 
 import launcher
 from messages.broker import Broker, delete_namespace
+from messages.db import Database
 from messages.rpc import RpcClient
 from messages.settings import Settings
 
@@ -87,9 +90,24 @@ class System:
         return (self.run_dir / "logs" / f"{name}.log").read_text(errors="replace")
 
 
+def test_settings() -> Settings:
+    """The settings the test system runs with."""
+    return Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
+
+
+@asynccontextmanager
+async def service_database(service: str) -> AsyncIterator[Database]:
+    """One service's database of the test system, for a test to read or write directly."""
+    db = Database(test_settings(), service)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
 @pytest.fixture(scope="session")
 def system(tmp_path_factory) -> System:
-    settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
+    settings = test_settings()
     run_dir = ROOT / "run" / NAMESPACE
     launcher.down(run_dir)
     _reset_namespace(settings)

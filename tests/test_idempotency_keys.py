@@ -15,29 +15,23 @@ import pytest
 
 from messages import errors
 from messages.contracts import ticket as c
-from messages.db import Database
-from messages.settings import Settings
-from tests.conftest import TEST_ENV
+from tests.conftest import service_database
 from ticket_svc import domain, idempotency
 
 
 @pytest.fixture
 async def ctx(system):
-    settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
-    db = Database(settings, "ticket")
-    writes: list[str] = []
-    autocommit = db.autocommit
+    async with service_database("ticket") as db:
+        writes: list[str] = []
+        autocommit = db.autocommit
 
-    async def counted(sql, args=None):
-        words = getattr(sql, "text", sql).split()
-        writes.append(f"{words[0]} {words[1]}")
-        return await autocommit(sql, args)
+        async def counted(sql, args=None):
+            words = getattr(sql, "text", sql).split()
+            writes.append(f"{words[0]} {words[1]}")
+            return await autocommit(sql, args)
 
-    db.autocommit = counted
-    try:
+        db.autocommit = counted
         yield SimpleNamespace(app=SimpleNamespace(db=db), writes=writes)
-    finally:
-        await db.dispose()
 
 
 def _hold(key: str, col: int = 1) -> c.Hold:

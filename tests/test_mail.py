@@ -15,10 +15,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import event, text
 
-from messages.db import Database
-from messages.settings import Settings
 from tests.catalogue import make_show
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, service_database
 from tests.test_door import SOON, bought, decode_qr_svg
 from tests.test_orders import NOW, Sale, Show, bus  # noqa: F401 (bus: a fixture)
 from user_svc import mailer, mails, password_reset
@@ -141,23 +139,18 @@ async def test_a_reset_request_does_the_same_work_whether_or_not_the_address_is_
     them apart: the known address gets its mail, the others none."""
     _, known, _ = await register(api, sink)
     _, unverified, _ = await register(api, sink, verify=False)
-    settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
-    db = Database(settings, "user")
     ran: list[tuple[str, list]] = []
-
-    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany):
-        ran.append((statement, sorted(str(v) for v in (parameters or ())
-                                      if "@" not in str(v) and ":" not in str(v))))
-
     work = {}
-    try:
+    async with service_database("user") as db:
+        @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+        def record(conn, cursor, statement, parameters, context, executemany):
+            ran.append((statement, sorted(str(v) for v in (parameters or ())
+                                          if "@" not in str(v) and ":" not in str(v))))
+
         for email in (known, address(), unverified):
             ran.clear()
             await password_reset.request(SimpleNamespace(app=SimpleNamespace(db=db)), email)
             work[email] = list(ran)
-    finally:
-        await db.dispose()
     assert work[known] and len(set(map(repr, work.values()))) == 1, work
     resets = [m for m in await mails_to(sink, known, count=2) if "reset" in m["Subject"].lower()]
     await mails_to(sink, unverified)  # its verification code
@@ -216,10 +209,8 @@ async def test_a_mail_that_cannot_be_sent_never_holds_up_the_others(api, sink):
     refused = await api.post("/auth/register", {"username": f"m_{uuid.uuid4().hex[:10]}",
                                                 "password": "password123", "email": poison})
     assert refused.status == 422 and refused.body["errors"][0]["loc"] == ["body", "email"]
-    settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
-    db = Database(settings, "user")
     tag = uuid.uuid4().hex
-    try:
+    async with service_database("user") as db:
         async with db.transaction() as tx:
             for n in range(mailer.BATCH + 5):
                 await mails.queue(tx, f"poison:{tag}:{n}", poison, "en", "verify",
@@ -229,8 +220,6 @@ async def test_a_mail_that_cannot_be_sent_never_holds_up_the_others(api, sink):
             rows = (await conn.execute(text(
                 "SELECT status, last_error FROM mails WHERE mail_key LIKE :tag"),
                 {"tag": f"poison:{tag}:%"})).all()
-    finally:
-        await db.dispose()
     assert len(rows) == mailer.BATCH + 5
     assert {r.status for r in rows} == {"failed"}, rows
     assert all("not permitted in an SMTP mailbox" in r.last_error for r in rows), rows[0]

@@ -8,33 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import orjson
 from sqlalchemy import text
 
-from messages.db import Database
-from messages.settings import Settings
 from tests.catalogue import make_show
-from tests.conftest import TEST_ENV
+from tests.conftest import service_database
 from tests.test_sales import hold
-
-
-@asynccontextmanager
-async def ticket_database() -> AsyncIterator[Database]:
-    """The test system's own ticket database."""
-    settings = Settings(**{k.removeprefix("TTMS_").lower(): v for k, v in TEST_ENV.items()})
-    db = Database(settings, "ticket")
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 async def ticket_rows(sql: str, params: dict) -> list:
     """Rows of the test system's own ticket database."""
-    async with ticket_database() as db, db.read() as conn:
+    async with service_database("ticket") as db, db.read() as conn:
         return (await conn.execute(text(sql), params)).all()
 
 

@@ -7,9 +7,10 @@ import orjson
 from sqlalchemy import text
 
 from tests.catalogue import make_show
+from tests.conftest import service_database
 from tests.test_limits import capped_show
 from tests.test_sales import HOLD_SECONDS, hold
-from tests.test_seat_versions import ticket_database, ticket_rows
+from tests.test_seat_versions import ticket_rows
 from tests.waiting import wait_for
 
 
@@ -188,7 +189,7 @@ async def test_seats_back_with_no_offer_made_are_offered_within_a_sweep(manager,
     assert held.status == 201, held.body
     assert (await waiting.post(f"/schedules/{show['id']}/waitlist",
                                {"quantity": 1})).status == 201
-    async with ticket_database() as db, db.transaction() as tx:
+    async with service_database("ticket") as db, db.transaction() as tx:
         await tx.execute(text("UPDATE reservations SET status = 'cancelled' WHERE id = :rid"),
                          {"rid": held.body["id"]})
         await tx.execute(text("UPDATE seats SET status = 'available', reservation_id = NULL "

@@ -163,6 +163,14 @@ export function onSubmit(form, box, action) {
   });
 }
 
+/** The language a user's mail is written in, as the API names it ("en" | "zh"): a field. The
+ * default is `selected`, else the page's own language. */
+export function mailLanguageField(selected = lang.startsWith("zh") ? "zh" : "en") {
+  return field(t("email.language"), h("select", { name: "language" },
+    [["en", "English"], ["zh", "简体中文"]].map(([code, name]) =>
+      h("option", { value: code, selected: code === selected }, name))));
+}
+
 export function table(headers, rows, { caption, numeric = [] } = {}) {
   // Focusable: a table wider than a phone scrolls in its box, by keyboard too.
   return h("div", { class: "table-wrap", tabindex: 0 }, h("table", {},

@@ -1,7 +1,7 @@
 // The signed-in person's tickets (with Refund), orders, waiting lists, e-mail and password.
 import { all, get, patch, post, session } from "../api.js";
 import { dateTime, money, seatName, t } from "../i18n.js";
-import { alertBox, field, h, loading, onSubmit, table } from "../ui.js";
+import { alertBox, field, h, loading, mailLanguageField, onSubmit, table } from "../ui.js";
 import { show, ticketsTable } from "../tickets.js";
 
 export function render(main) {
@@ -55,9 +55,7 @@ function emailSection() {
     const change = h("form", { novalidate: true },
       field(t("field.email"), h("input", { name: "email", type: "email", value: user.email || "",
         autocomplete: "email" })),
-      field(t("email.language"), h("select", { name: "language" },
-        [["en", "English"], ["zh", "简体中文"]].map(([code, name]) =>
-          h("option", { value: code, selected: (user.language || "en") === code }, name)))),
+      mailLanguageField(user.language || "en"),
       h("button", { type: "submit", class: "secondary" }, t("action.save")));
     onSubmit(change, box, async (values) => {
       draw(await patch("/users/me", { email: values.email || null,

@@ -1,7 +1,7 @@
 // Sign in and register (the same page; #/register adds the e-mail field).
 import { get, post, session } from "../api.js";
-import { lang, t } from "../i18n.js";
-import { alertBox, field, h, onSubmit } from "../ui.js";
+import { t } from "../i18n.js";
+import { alertBox, field, h, mailLanguageField, onSubmit } from "../ui.js";
 
 export function render(main, { path, query }) {
   const registering = path === "register";
@@ -12,14 +12,10 @@ export function render(main, { path, query }) {
     autocomplete: registering ? "new-password" : "current-password" });
   const email = registering ? h("input", { name: "email", type: "email", autocomplete: "email" })
     : null;
-  // The language of the mail the account gets: the page's, unless chosen otherwise.
-  const language = registering ? h("select", { name: "language" },
-    [["en", "English"], ["zh", "简体中文"]].map(([code, name]) =>
-      h("option", { value: code, selected: lang.startsWith(code) }, name))) : null;
   const form = h("form", { novalidate: true },
     field(t("field.username"), username), field(t("field.password"), password),
     email ? field(t("field.email_optional"), email) : null,
-    language ? field(t("email.language"), language) : null,
+    registering ? mailLanguageField() : null,  // the page's language unless chosen otherwise
     box,
     h("button", { type: "submit" }, registering ? t("action.register") : t("action.signin")));
   main.append(

@@ -115,17 +115,20 @@ function capOf(values) {
 
 /** The price fields of a show's zones: with no seat map yet, a fieldset saying it is loading;
  * with one, that fieldset redrawn with a field per zone of the map (and of `prices`). */
-function zonePrices(fieldset = null, map = null, prices = {}) {
-  const target = fieldset || h("fieldset");
-  const names = map ? [...new Set([...map.seats.map((s) => s.zone).filter(Boolean),
-    ...Object.keys(prices)])].sort() : [];
-  target.replaceChildren(h("legend", {}, t("programme.zone_prices")), ...(!map
-    ? [h("p", { class: "muted" }, t("loading"))]
-    : names.length ? names.map((zone) => field(t("field.zone_price", { zone }), h("input", {
-      name: `prices.${zone}`, inputmode: "decimal",
-      value: prices[zone] === undefined ? "" : fromMinor(prices[zone]) })))
-      : [h("p", { class: "muted" }, t("programme.no_zones"))]));
-  return target;
+function zonePrices(fieldset = h("fieldset"), map = null, prices = {}) {
+  const legend = h("legend", {}, t("programme.zone_prices"));
+  if (!map) {
+    fieldset.replaceChildren(legend, h("p", { class: "muted" }, t("loading")));
+    return fieldset;
+  }
+  const names = [...new Set([...map.seats.map((s) => s.zone).filter(Boolean),
+    ...Object.keys(prices)])].sort();
+  const fields = names.map((zone) => field(t("field.zone_price", { zone }), h("input", {
+    name: `prices.${zone}`, inputmode: "decimal",
+    value: prices[zone] === undefined ? "" : fromMinor(prices[zone]) })));
+  fieldset.replaceChildren(legend,
+    ...(fields.length ? fields : [h("p", { class: "muted" }, t("programme.no_zones"))]));
+  return fieldset;
 }
 
 /** The zone prices filled in; a zone left empty costs the show's price. */

@@ -46,10 +46,11 @@ export function newKey() {
     : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16)).join("");
 }
 
-export async function api(method, path, body, { key, signal, anonymous } = {}) {
+export async function api(method, path, body, { key, signal, anonymous, token: given } = {}) {
   const headers = { Accept: "application/json" };
-  // Signing in sends no token: an old, revoked one would be refused (401).
-  const token = anonymous || path.startsWith("/auth/") ? null : session.token;
+  // Signing in sends no token: an old, revoked one would be refused (401). `token` is one not
+  // yet saved (signing in reads who the person is before the app treats them as signed in).
+  const token = given || (anonymous || path.startsWith("/auth/") ? null : session.token);
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["Idempotency-Key"] = key;
@@ -67,7 +68,7 @@ export async function api(method, path, body, { key, signal, anonymous } = {}) {
   try { data = await response.json(); } catch { data = null; }
   if (!response.ok) {
     const error = new ApiError(response.status, data, response.headers.get("Retry-After"));
-    if (response.status === 401 && token) {
+    if (response.status === 401 && token && !given) {
       session.forget();
       window.dispatchEvent(new Event("ttms:unauthorized"));
     }

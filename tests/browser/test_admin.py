@@ -14,8 +14,17 @@ def test_admin_creates_staff_changes_a_role_and_disables_a_user(person, staff, a
     expect(victim.get_by_role("heading", name="Tickets", exact=True)).to_be_visible()
 
     page = person()
+    # Every person the page saves as signed in, in order: only the admin, never a guessed
+    # role first (a customer's menu, and a staff page opened meanwhile refused).
+    page.add_init_script("""window.savedUsers = [];
+        const setItem = Storage.prototype.setItem;
+        Storage.prototype.setItem = function (key, value) {
+          if (key === "ttms.user") window.savedUsers.push(JSON.parse(value).role);
+          return setItem.call(this, key, value);
+        };""")
     sign_in(page, "admin", ADMIN_PASSWORD)
     expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+    assert page.evaluate("window.savedUsers") == ["admin"]
     clerk = unique("web_clerk")
     fill_form(page.get_by_role("form", name="New staff account"),
               {"Username": clerk, "Password": "password123", "Role": "clerk"}, submit="Create")

@@ -38,8 +38,9 @@ export function render(main, { path, query }) {
     }
     const token = await post("/auth/login",
       { username: values.username, password: values.password });
-    session.save(token.access_token, { username: values.username, role: "customer" });
-    const me = await get("/users/me");
+    // Saved once the role is known: a guessed role would show the wrong menu and pages, and a
+    // page opened meanwhile would be refused, then left for the role's own start page.
+    const me = await get("/users/me", { token: token.access_token });
     session.save(token.access_token, me);
     location.hash = "#/" + (next || defaultPage(me.role));
   });

@@ -112,11 +112,10 @@ def _validate(model: type[BaseModel], data: Any, where: str, wire_check: bool = 
         valid = model.model_validate(data).model_dump(mode="json", exclude_unset=True)
         details = []
     except ValidationError as exc:
-        details = [{"loc": [where, *e["loc"]], "msg": e["msg"]}
-                   for e in exc.errors(include_url=False)]
+        details = errors.validation_details(exc, (where,))
     if wire_check or details:
         named = [d["loc"] for d in details]
-        details += [{"loc": loc, "msg": msg} for loc, msg in _wire_problems(
+        details += [errors.invalid(loc, type_, msg) for loc, type_, msg in _wire_problems(
             data, valid if not details else data, [where]) if loc not in named]
     if details:
         raise errors.ValidationFailed("the request has invalid fields", details)
@@ -131,9 +130,9 @@ def _wire_problems(sent: Any, read: Any, loc: list) -> Any:
     validated values."""
     if isinstance(read, int) and not isinstance(read, bool):
         if not -2**63 <= read < 2**63:
-            yield loc, "Input should be a signed 64-bit integer"
+            yield loc, "int64", "Input should be a signed 64-bit integer"
         elif isinstance(sent, bool) or (isinstance(sent, str) and loc[0] == "body"):
-            yield loc, "Input should be a valid integer"
+            yield loc, "int_type", "Input should be a valid integer"
     elif isinstance(read, dict):
         for key, item in read.items():
             yield from _wire_problems(sent.get(key) if isinstance(sent, dict) else None, item,
@@ -334,8 +333,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _not_ready(down: list[str]) -> web.Response:
-    return problem(errors.ServiceUnavailable(f"not answering: {', '.join(down)}",
-                                             details=[{"loc": [d], "msg": "down"} for d in down]))
+    return problem(errors.ServiceUnavailable(
+        f"not answering: {', '.join(down)}",
+        details=[errors.invalid([d], "down", "down") for d in down]))
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -64,7 +64,9 @@ class Exporter:
                 subject: str) -> web.Response:
         if fmt not in self.formats:
             raise errors.ValidationFailed(f"this answer is not offered as {fmt}", [
-                {"loc": ["query", "format"], "msg": f"one of json, {', '.join(self.formats)}"}])
+                errors.invalid(["query", "format"], "enum",
+                               f"one of json, {', '.join(self.formats)}",
+                               expected=", ".join(["json", *self.formats]))])
         tables = self.tables(answer, currency)
         filename = f"{self.name}{subject}.{fmt}"
         body = _csv(next(iter(tables.values()))) if fmt == "csv" else _xlsx(tables)

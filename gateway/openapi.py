@@ -25,12 +25,20 @@ PROBLEM_SCHEMA = {
         "status": {"type": "integer"}, "detail": {"type": "string"},
         "code": {"type": "string", "enum": sorted(errors.BY_CODE)},
         "errors": {"type": "array", "items": {
-            "type": "object", "required": ["loc", "msg"], "properties": {
+            "type": "object", "required": ["loc", "type", "msg"], "properties": {
                 "loc": {"type": "array", "items": {"$ref": "#/components/schemas/Location"},
                         "description": "Where: `body`, `query` or `path`, then field "
                                        "names and list positions; for `seat_unavailable` "
                                        "the seat itself as its last item."},
-                "msg": {"type": "string"}}}},
+                "type": {"type": "string",
+                         "description": "What is wrong, as a stable name a client may word "
+                                        "in its own language: pydantic's error types "
+                                        "(`missing`, `string_too_short`, …) and the "
+                                        "service rules' (`schedule_overlap`, "
+                                        "`seat_unavailable`, …); see the API reference."},
+                "msg": {"type": "string", "description": "The same in English."},
+                "ctx": {"type": "object", "description": "The values the wording needs "
+                        "(`min_length`, `ge`, `row`, …), when it needs any."}}}},
     },
 }
 # One step of an error's `loc`. `seat_unavailable` names each seat as an object

@@ -140,9 +140,24 @@ BY_CODE: dict[str, type[ServiceError]] = {
 }
 
 
-def validation_details(exc: Any) -> list[dict[str, Any]]:
-    """pydantic ValidationError → the contract's ``errors`` list."""
-    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+def invalid(loc: list[Any], type_: str, msg: str, **ctx: Any) -> dict[str, Any]:
+    """One item of a 422's ``errors``: where, a stable ``type`` a client may word in its own
+    language (pydantic's types, and ours for the rules the services check), the English
+    ``msg``, and ``ctx``, the values the wording needs."""
+    item: dict[str, Any] = {"loc": loc, "type": type_, "msg": msg}
+    if ctx:
+        item["ctx"] = ctx
+    return item
+
+
+def validation_details(exc: Any, where: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic ValidationError → the contract's ``errors`` list, each item's ``loc`` starting
+    with ``where``. Of pydantic's ``ctx`` only the plain values travel (a failed validator's
+    exception object does not)."""
+    return [invalid([*where, *e["loc"]], e["type"], e["msg"], **{
+        k: v for k, v in (e.get("ctx") or {}).items()
+        if isinstance(v, int | float | str) and not isinstance(v, bool)})
+        for e in exc.errors(include_url=False)]
 
 
 def from_infrastructure(exc: BaseException) -> ServiceError | None:

@@ -79,7 +79,7 @@ async def report(app: App, cmd: c.GetBoxOffice) -> c.BoxOfficeReport:
     start, end = getattr(cmd, "from"), cmd.to
     if start is not None and end is not None and start > end:
         raise errors.ValidationFailed("`from` is after `to`", [
-            {"loc": ["query", "from"], "msg": "must not be after `to`"}])
+            errors.invalid(["query", "from"], "range_order", "must not be after `to`")])
     source = sales.outerjoin(shows, shows.c.id == sales.c.schedule_id)
     where = []
     if start is not None:

@@ -91,8 +91,8 @@ async def update_play(cmd: c.UpdatePlay, ctx: Context) -> c.Play:
         before = await _load_play(tx, cmd.id, lock="update")
         if changes.get("starts_on", before.starts_on) > changes.get("ends_on", before.ends_on):
             raise errors.ValidationFailed("the run must not end before it starts", [
-                {"loc": ["body", "starts_on" if "starts_on" in changes else "ends_on"],
-                 "msg": "starts_on must not be after ends_on"}])
+                errors.invalid(["body", "starts_on" if "starts_on" in changes else "ends_on"],
+                               "run_order", "starts_on must not be after ends_on")])
         if not changes:
             return to_play(before)
         if "ticket_types" in changes:  # priced by type from the next hold of each show on
@@ -207,14 +207,16 @@ async def _check_overlap(tx: Tx, studio_id: int, starts_at: datetime, ends_at: d
     if clash is not None:
         raise errors.ScheduleConflict(
             f"the show overlaps show {clash.id} in this studio",
-            [{"loc": ["body", "starts_at"], "msg": f"overlaps schedule {clash.id}"}])
+            [errors.invalid(["body", "starts_at"], "schedule_overlap",
+                            f"overlaps schedule {clash.id}", schedule_id=clash.id)])
 
 
 def _check_run(play, starts_at: datetime) -> None:
     if not domain.in_run(starts_at, play.starts_on, play.ends_on):
         raise errors.ValidationFailed("the show must start inside the play's run", [
-            {"loc": ["body", "starts_at"],
-             "msg": f"the play runs from {play.starts_on} to {play.ends_on}"}])
+            errors.invalid(["body", "starts_at"], "outside_run",
+                           f"the play runs from {play.starts_on} to {play.ends_on}",
+                           starts_on=str(play.starts_on), ends_on=str(play.ends_on))])
 
 
 async def _begin_edit(app: App, schedule_id: int, version: int) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from messages import errors
 from messages.contracts.studio import Seat, SeatKind
 
 
@@ -18,12 +19,14 @@ def edit_errors(rows: int, cols: int, seats: list[Seat]) -> list[dict[str, Any]]
     seen: set[tuple[int, int]] = set()
     for i, seat in enumerate(seats):
         if seat.row > rows or seat.col > cols:
-            problems.append({"loc": ["body", "seats", i],
-                             "msg": f"row {seat.row}, col {seat.col} is outside the "
-                                    f"{rows}×{cols} map"})
+            problems.append(errors.invalid(
+                ["body", "seats", i], "seat_outside",
+                f"row {seat.row}, col {seat.col} is outside the {rows}×{cols} map",
+                row=seat.row, col=seat.col, rows=rows, cols=cols))
         elif (seat.row, seat.col) in seen:
-            problems.append({"loc": ["body", "seats", i],
-                             "msg": f"row {seat.row}, col {seat.col} appears twice"})
+            problems.append(errors.invalid(
+                ["body", "seats", i], "seat_twice",
+                f"row {seat.row}, col {seat.col} appears twice", row=seat.row, col=seat.col))
         seen.add((seat.row, seat.col))
     return problems
 

@@ -173,7 +173,7 @@ async def test_true_is_not_an_integer_in_a_complete_body(manager):
     answer = await send(manager, "POST", "/studios", {"name": _name("Bool"), "rows": True,
                                                       "cols": 2})
     clean(answer, 422)
-    assert answer.body["errors"] == [{"loc": ["body", "rows"],
+    assert answer.body["errors"] == [{"loc": ["body", "rows"], "type": "int_type",
                                       "msg": "Input should be a valid integer"}]
     seats = await send(manager, "POST", "/reservations", {
         "schedule_id": 1, "seats": [{"row": 1, "col": False}]})

@@ -56,13 +56,29 @@ async def test_a_seat_unavailable_refusal_matches_the_document(api, manager, cus
 
 
 async def test_every_declared_problem_shape_is_what_the_gateway_sends(api, customer):
-    """A plain validation refusal (strings and integers in `loc`) still fits the document."""
+    """A plain validation refusal (strings and integers in `loc`) still fits the document,
+    each item naming its `type` and the `ctx` its wording needs."""
     answer = await customer.post("/reservations", {"schedule_id": 1, "seats": [
         {"row": 1, "col": 1}, {"row": 0, "col": 1}]})
     assert answer.status == 422, answer.body
-    assert ["body", "seats", 1, "row"] in [e["loc"] for e in answer.body["errors"]]
+    assert {"loc": ["body", "seats", 1, "row"], "type": "greater_than_equal",
+            "msg": "Input should be greater than or equal to 1",
+            "ctx": {"ge": 1}} in answer.body["errors"]
     doc = await document(api)
     assert not list(validator(doc, "#/components/schemas/Problem").iter_errors(answer.body))
+
+
+async def test_a_rule_of_a_contract_says_its_own_type(customer):
+    """A contract's own rule (a validator, not a constraint) has its own `type`, not
+    pydantic's catch-all `value_error` with "Value error, " before the words."""
+    answer = await customer.post("/reservations", {"schedule_id": 1, "seats": [
+        {"row": 1, "col": 1}, {"row": 1, "col": 1}]})
+    assert answer.status == 422, answer.body
+    assert answer.body["errors"] == [{"loc": ["body", "seats"], "type": "seats_distinct",
+                                      "msg": "seats must be distinct"}]
+    both = await customer.post("/reservations", {"schedule_id": 1, "quantity": 2,
+                                                 "seats": [{"row": 1, "col": 1}]})
+    assert [e["type"] for e in both.body["errors"]] == ["seats_or_quantity"]
 
 
 # -- strict JSON types -----------------------------------------------------------------------

@@ -134,7 +134,9 @@ async def test_not_a_seat_is_seat_unavailable(manager, customer):
     show = await make_show(manager, rows=2, cols=2, not_seats=((1, 1, "aisle"),))
     aisle = await hold(customer, show, (1, 1), (1, 2))
     assert aisle.status == 409 and aisle.code == "seat_unavailable"
-    assert "not a seat" in aisle.body["errors"][0]["msg"]
+    assert aisle.body["errors"] == [{
+        "loc": ["body", "seats", {"row": 1, "col": 1}], "type": "seat_unavailable",
+        "msg": "row 1 col 1: not a seat", "ctx": {"row": 1, "col": 1, "status": "not a seat"}}]
     outside = await hold(customer, show, (9, 9))
     assert outside.status == 409 and outside.code == "seat_unavailable"
 

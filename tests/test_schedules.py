@@ -190,6 +190,10 @@ async def test_overlapping_shows_in_one_studio_are_refused(manager):
                                                    "studio_id": studio["id"],
                                                    "starts_at": iso(clash)})
         assert answer.status == 409 and answer.code == "schedule_conflict", clash
+        # The show it overlaps, for a client to say in its own words.
+        assert answer.body["errors"] == [{
+            "loc": ["body", "starts_at"], "type": "schedule_overlap",
+            "msg": f"overlaps schedule {show['id']}", "ctx": {"schedule_id": show["id"]}}]
     short = await make_play(manager, duration_minutes=30)
     inside = await manager.post("/schedules", {"play_id": short["id"], "studio_id": studio["id"],
                                                "starts_at": iso(start + timedelta(minutes=45))})

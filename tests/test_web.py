@@ -1,11 +1,11 @@
 """The web app is served by the gateway: the page at / (never cached), its files under a
 versioned path (cached for a year), gzip when asked for, and /api/v1 as before."""
 
+import json
 import re
+from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.asyncio
+from messages import errors
 
 
 async def test_page_and_assets_are_served_with_caching_and_gzip(api):
@@ -42,3 +42,26 @@ async def test_unknown_assets_are_404_problems_and_the_api_is_unchanged(api):
         assert up.status == 404
     answer = await api.get("/plays")
     assert answer.status == 200 and "items" in answer.body
+
+
+def test_every_problem_code_and_error_type_the_api_sends_has_words_in_every_language():
+    """The web app words a refusal by its `code` ("problem.<code>", or the door page's
+    "door.<code>"; busy, unavailable and timed out by status), and a field error by its `type`
+    ("invalid.<type>"): every code, and every type of the API reference's table, has a string
+    in each catalogue (a misspelt key left a Chinese page saying the API's English)."""
+    web = Path(__file__).parent.parent / "gateway" / "web"
+    catalogues = {path.name: json.loads(path.read_text())
+                  for path in (web / "strings").glob("*.json")}
+    by_status = {"rate_limited", "service_unavailable", "timeout"}
+    reference = (Path(__file__).parent.parent / "docs" / "API.md").read_text()
+    table = reference.split("| `type` | `ctx` | where |")[1].split("\n\n")[0]
+    types = set(re.findall(r"^\| ((?:`\w+`(?: / )?)+) \|", table, re.M))
+    names = {name for cell in types for name in re.findall(r"`(\w+)`", cell)}
+    assert {"schedule_overlap", "seat_unavailable", "down"} <= names
+    for name, strings in catalogues.items():
+        unworded = [code for code in errors.BY_CODE if code not in by_status
+                    and f"problem.{code}" not in strings and f"door.{code}" not in strings]
+        assert not unworded, (name, unworded)
+        assert not [k for k in strings if k.startswith("problem.")
+                    and k[len("problem."):] not in errors.BY_CODE], name
+        assert not [t for t in names if f"invalid.{t}" not in strings], name

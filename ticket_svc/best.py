@@ -181,8 +181,9 @@ async def hold_best(app: App, caller: Caller, schedule_id: int, buyer: int,
             continue  # another buyer was first: the next-best block, from a fresh read
         except errors.ValidationFailed:  # the one a claim raises: a type the play lacks
             raise errors.ValidationFailed("a ticket type asked for is not offered", [
-                {"loc": ["body", "type"],
-                 "msg": f"the play offers no ticket type {ticket_type!r}"}]) from None
+                errors.invalid(["body", "type"], "ticket_type_unknown",
+                               f"the play offers no ticket type {ticket_type!r}",
+                               name=ticket_type)]) from None
         finally:
             picks.remove(schedule_id, keys)
     raise errors.Conflict("other buyers took each block first; try again", retry_after=1)

@@ -73,7 +73,8 @@ def _refusal(row, facts: etickets.CodeFacts, schedule_id: int | None) -> None:
         first = as_utc(row.checked_in_at)
         raise errors.AlreadyCheckedIn(
             f"checked in at {first.isoformat()}",
-            details=[{"loc": ["checked_in_at"], "msg": first.isoformat()}])
+            details=[errors.invalid(["checked_in_at"], "checked_in", first.isoformat(),
+                                    at=first.isoformat())])
 
 
 async def admit(app: App, caller: Caller, code: str, schedule_id: int | None,

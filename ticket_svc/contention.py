@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+from messages.contracts.ticket import seat_not_available
 from messages.service import App
 from ticket_svc import domain
 from ticket_svc.queries import seats_sql
@@ -67,8 +68,7 @@ class SeatTurns:
                 taken = [k for k in keys if k in won]
                 if taken:
                     raise domain.seats_unavailable(
-                        [{"loc": ["body", "seats", {"row": r, "col": col}],
-                          "msg": f"row {r} col {col}: held"} for r, col in taken])
+                        [seat_not_available(r, col, "held") for r, col in taken])
         mine = asyncio.get_running_loop().create_future()
         for k in keys:
             self._turns[(schedule_id, *k)] = mine

@@ -112,8 +112,8 @@ def type_price(price: int, ticket_type: dict[str, Any] | None) -> int:
 def unknown_types(wanted: dict[tuple[int, int], str],
                   offered: dict[str, Any]) -> list[dict[str, Any]]:
     """The seats held as a type the play does not offer, as the contract's ``errors``."""
-    return [{"loc": ["body", "seats", {"row": r, "col": c}, "type"],
-             "msg": f"the play offers no ticket type {name!r}"}
+    return [errors.invalid(["body", "seats", {"row": r, "col": c}, "type"], "ticket_type_unknown",
+                           f"the play offers no ticket type {name!r}", name=name)
             for (r, c), name in sorted(wanted.items()) if name not in offered]
 
 
@@ -170,8 +170,9 @@ def single_gaps(status: dict[tuple[int, int], str], keys: list[tuple[int, int]],
 def single_gap_refusal(lone: list[tuple[int, int]]) -> errors.SingleSeatGap:
     return errors.SingleSeatGap(
         "the show allows no single seat left alone; this hold would leave one",
-        details=[{"loc": ["body", "seats", {"row": r, "col": col}],
-                  "msg": f"row {r} col {col} would be left alone"} for r, col in lone])
+        details=[errors.invalid(["body", "seats", {"row": r, "col": col}], "lone_seat",
+                                f"row {r} col {col} would be left alone", row=r, col=col)
+                 for r, col in lone])
 
 
 # -- the door --------------------------------------------------------------------------------

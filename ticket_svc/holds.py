@@ -89,7 +89,8 @@ async def check_customer(app: App, caller: Caller, customer_id: int) -> None:
         why = "is disabled" if state.exists else "names no account"
         raise errors.ValidationFailed(
             f"customer_id {why}; a sale needs an existing, enabled account",
-            details=[{"loc": ["body", "customer_id"], "msg": f"customer_id {why}"}])
+            details=[errors.invalid(["body", "customer_id"], "customer_inactive",
+                                    f"customer_id {why}")])
 
 
 async def refuse_early(app: App, schedule_id: int, keys: list[tuple[int, int]]) -> None:
@@ -220,4 +221,4 @@ async def _unavailable_details(app: App, schedule_id: int,
             + queries.seats_sql(keys)),
             {"sid": schedule_id})).all()}
     return domain.seats_not_available(found, keys) or [
-        {"loc": ["body", "seats"], "msg": "taken by another buyer just now"}]
+        errors.invalid(["body", "seats"], "seat_taken", "taken by another buyer just now")]

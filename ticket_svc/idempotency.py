@@ -115,8 +115,8 @@ async def once_per_key(ctx: Context, command: str, user_id: int, cmd: Command,
         if first.fingerprint is not None and first.fingerprint != idem.fingerprint:
             raise errors.IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request; nothing was done",
-                details=[{"loc": ["header", "Idempotency-Key"],
-                          "msg": "already used with another method, path or body"}])
+                details=[errors.invalid(["header", "Idempotency-Key"], "key_reused",
+                                        "already used with another method, path or body")])
         if first.state != "done":
             raise errors.Conflict("a request with this Idempotency-Key is still being handled",
                                   retry_after=1)

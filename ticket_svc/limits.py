@@ -51,7 +51,8 @@ def limit_reached(cap: int, before: int, seats: int, field: str = "seats") -> er
     left = max(cap - before, 0)
     return errors.LimitReached(
         f"at most {cap} tickets per account for this show; this account may take {left} more",
-        details=[{"loc": ["body", field], "msg": f"{seats} asked, {left} left of {cap}"}])
+        details=[errors.invalid(["body", field], "limit", f"{seats} asked, {left} left of {cap}",
+                                asked=seats, left=left, cap=cap)])
 
 
 async def check_room(tx: Tx, schedule_id: int, user_id: int, seats: int, cap: int) -> None:

@@ -74,7 +74,7 @@ async def confirm(ctx: Context, token: str, new_password: str, hash_password) ->
             "SELECT user_id, expires_at, used_at FROM reset_tokens WHERE token_hash = :hash"),
             {"hash": _hash(token)})).first()
     invalid = errors.ValidationFailed("the reset token is invalid, used or expired", [
-        {"loc": ["body", "token"], "msg": "invalid, used or expired"}])
+        errors.invalid(["body", "token"], "token_invalid", "invalid, used or expired")])
     if row is None or row.used_at is not None or as_utc(row.expires_at) <= utcnow():
         raise invalid
     new_hash = await hash_password(new_password)

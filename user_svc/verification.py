@@ -43,7 +43,7 @@ async def send_code(tx: Tx, app: App, user) -> None:
 async def verify(ctx: Context, code: str) -> None:
     user_id = ctx.caller.require_signed_in()
     wrong = errors.ValidationFailed("the code is wrong or has expired", [
-        {"loc": ["body", "code"], "msg": "wrong or expired code"}])
+        errors.invalid(["body", "code"], "code_invalid", "wrong or expired code")])
     async with ctx.app.db.transaction() as tx:
         row = (await tx.execute(text(
             "SELECT c.email, c.code_hash, c.tries, c.expires_at, u.email AS current "

@@ -58,6 +58,7 @@ export function showError(box, error, { retry, form, message } = {}) {
     } }, t("action.retry")));
   }
   if (form && error && Array.isArray(error.body.errors)) {
+    const unplaced = [];
     for (const item of error.body.errors) {
       // A field inside a list or map is named by its path ("ticket_types.0.name"); a plain
       // field by its last name.
@@ -66,9 +67,24 @@ export function showError(box, error, { retry, form, message } = {}) {
       const name = loc[loc.length - 1];
       const input = (path && form.querySelector(`[name="${CSS.escape(path)}"]`))
         || (name && form.querySelector(`[name="${CSS.escape(name)}"]`));
-      if (input) fieldError(input, item.msg);
+      if (input) fieldError(input, itemText(item));
+      else unplaced.push(itemText(item));
+    }
+    // A problem with no field of its own on this form is said with the failure itself.
+    if (unplaced.length) {
+      box.append(h("ul", {}, [...new Set(unplaced)].map((text) => h("li", {}, text))));
     }
   }
+}
+
+/**
+ * One item of a 422's `errors` in the page's language: the API's English `msg`, or in another
+ * language the catalogue's words for its `type` ("invalid.<type>"), filled from its `ctx`.
+ */
+export function itemText(item) {
+  const key = "invalid." + item.type;
+  if (item.type && has(key) && (lang !== "en" || !item.msg)) return t(key, item.ctx || {});
+  return item.msg || t("error.unexpected");
 }
 
 export function fieldError(input, text) {

@@ -17,6 +17,7 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
 )
+from pydantic_core import PydanticCustomError
 
 from messages import errors
 
@@ -51,7 +52,7 @@ def _date_text(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date written as a string YYYY-MM-DD")
+        raise PydanticCustomError("date_text", "must be a date written as a string YYYY-MM-DD")
     return value
 
 
@@ -59,8 +60,8 @@ def _datetime_text(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _ISO_DATETIME.match(value):
-        raise ValueError("must be a timestamp written as an RFC 3339 string "
-                         "(YYYY-MM-DDTHH:MM:SS with an offset)")
+        raise PydanticCustomError("datetime_text", "must be a timestamp written as an RFC 3339 "
+                                  "string (YYYY-MM-DDTHH:MM:SS with an offset)")
     return value
 
 

@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from messages.contracts.base import (
     NOT_BLANK,
@@ -58,13 +59,14 @@ class TicketType(Strict):
     @model_validator(mode="after")
     def _one_price(self):
         if (self.percent is None) == (self.amount is None):
-            raise ValueError("a ticket type has either percent or amount")
+            raise PydanticCustomError("percent_or_amount",
+                                     "a ticket type has either percent or amount")
         return self
 
 
 def _distinct_types(types: list[TicketType] | None) -> list[TicketType] | None:
     if types and len({t.name for t in types}) != len(types):
-        raise ValueError("ticket type names must be distinct")
+        raise PydanticCustomError("types_distinct", "ticket type names must be distinct")
     return types
 
 
@@ -77,7 +79,7 @@ def _in_time(value: datetime) -> datetime:
     # Far from datetime's limits, so adding a show's duration or moving to UTC cannot overflow.
     # Judged on the time as written (its year), which the document's pattern can say.
     if not _EARLIEST <= value.replace(tzinfo=None) < _LATEST:
-        raise ValueError("must be in the years 2000 to 8999")
+        raise PydanticCustomError("year_range", "must be in the years 2000 to 8999")
     return value
 
 
@@ -174,7 +176,7 @@ class CreatePlayBody(Strict):
     @model_validator(mode="after")
     def _run_in_order(self):
         if self.starts_on > self.ends_on:
-            raise ValueError("starts_on must not be after ends_on")
+            raise PydanticCustomError("run_order", "starts_on must not be after ends_on")
         return self
 
 

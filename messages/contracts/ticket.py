@@ -10,7 +10,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from messages import errors
 from messages.contracts.base import Actor, Command, Event, JsonBool, PageQuery, Strict, UtcDatetime
 
 MAX_SEATS_PER_HOLD = 10
@@ -124,9 +126,15 @@ def seats_not_available(found: dict[tuple[int, int], str | None],
         if status == "unavailable":
             status = "not a seat"
         if status != "available":
-            details.append({"loc": ["body", "seats", {"row": r, "col": col}],
-                            "msg": f"row {r} col {col}: {status}"})
+            details.append(seat_not_available(r, col, status))
     return details
+
+
+def seat_not_available(row: int, col: int, status: str) -> dict:
+    """One seat of a ``seat_unavailable`` refusal's ``errors``; ``status`` says why (``held``,
+    ``sold`` or ``not a seat``)."""
+    return errors.invalid(["body", "seats", {"row": row, "col": col}], "seat_unavailable",
+                          f"row {row} col {col}: {status}", row=row, col=col, status=status)
 
 
 class Ticket(BaseModel):
@@ -206,15 +214,16 @@ class HoldBody(Strict):
     @classmethod
     def _distinct(cls, seats: list[Seat] | None) -> list[Seat] | None:
         if seats and len(seats) > 1 and len({(s.row, s.col) for s in seats}) != len(seats):
-            raise ValueError("seats must be distinct")
+            raise PydanticCustomError("seats_distinct", "seats must be distinct")
         return seats
 
     @model_validator(mode="after")
     def _seats_or_quantity(self) -> HoldBody:
         if (self.seats is None) == (self.quantity is None):
-            raise ValueError("give either seats or quantity")
+            raise PydanticCustomError("seats_or_quantity", "give either seats or quantity")
         if self.type is not None and self.seats is not None:
-            raise ValueError("type goes with quantity; name each seat's type in seats")
+            raise PydanticCustomError("type_with_quantity",
+                                     "type goes with quantity; name each seat's type in seats")
         return self
 
 

@@ -59,6 +59,26 @@ def test_chinese_switchable_everywhere_and_remembered(person, new_show, staff):
     assert missing == [[], []]
 
 
+def test_field_errors_are_said_in_chinese(person):
+    """The API's field errors are English; the Chinese page words each by its `type`, with
+    the numbers from its `ctx`. The English page keeps the API's words."""
+    page = person()
+    page.goto("/#/register")
+    page.get_by_label("Language").select_option("zh-CN")
+    fill_form(page, {"用户名": "no spaces", "密码": "short", "电子邮件（可选）": "a b@example.com"},
+              submit="注册")
+    expect(page.get_by_role("alert")).to_have_text("部分字段有误，请检查。")
+    expect(page.get_by_label("密码", exact=True)).to_have_accessible_description(
+        "至少 8 个字符。")
+    expect(page.get_by_label("用户名")).to_have_accessible_description("格式不正确。")
+    expect(page.get_by_label("电子邮件（可选）")).to_have_accessible_description("格式不正确。")
+    check_a11y(page, "field errors in Chinese")
+    page.get_by_label("语言").select_option("en")
+    fill_form(page, {"Password": "short"}, submit="Register")
+    expect(page.get_by_label("Password", exact=True)).to_have_accessible_description(
+        "String should have at least 8 characters")
+
+
 def problem(status: int, code: str, detail: str) -> dict:
     return {"status": status, "content_type": "application/problem+json",
             "headers": {"Retry-After": "2"} if status == 429 else {},

@@ -292,10 +292,11 @@ async def _insert_schedule(app: App, cmd: c.CreateSchedule,
             ends_at=to_db(ends_at), price=play.price if cmd.price is None else cmd.price,
             status=SCHEDULED, max_tickets_per_customer=cmd.max_tickets_per_customer,
             prices=cmd.prices or None,
-            seat_map=domain.snapshot(seat_map), created_at=to_db(utcnow())))
+            seat_map=domain.snapshot(seat_map, cmd.no_single_gaps), created_at=to_db(utcnow())))
         schedule = await _load_schedule(tx, result.inserted_primary_key[0])
         tx.emit(c.ScheduleCreated(schedule=schedule, rows=seat_map["rows"],
-                                  cols=seat_map["cols"], seats=seat_map["seats"]))
+                                  cols=seat_map["cols"], seats=seat_map["seats"],
+                                  no_single_gaps=cmd.no_single_gaps))
     return schedule
 
 

@@ -64,9 +64,10 @@ async def make_schedule(manager: Client, play: dict, studio: dict, starts_at: da
 
 async def make_show(manager: Client, *, rows: int = 5, cols: int = 5, price: int = 4500,
                     starts_in: timedelta = timedelta(days=2),
-                    not_seats: tuple[tuple[int, int, str], ...] = ()) -> dict:
+                    not_seats: tuple[tuple[int, int, str], ...] = (), **extra) -> dict:
     """A show of a play of its own in a studio of its own (so shows never overlap), with
-    ``not_seats`` as (row, col, kind) places that are not plain seats."""
+    ``not_seats`` as (row, col, kind) places that are not plain seats; ``extra``: more of
+    the new show's body."""
     studio = await make_studio(manager, rows, cols)
     if not_seats:
         edit = await manager.patch(f"/studios/{studio['id']}/seats", {
@@ -77,7 +78,7 @@ async def make_show(manager: Client, *, rows: int = 5, cols: int = 5, price: int
     play = await make_play(manager, duration_minutes=90, price=price,
                            starts_on=str(day - timedelta(days=1)),
                            ends_on=str(day + timedelta(days=30)))
-    return await make_schedule(manager, play, studio, starts_at)
+    return await make_schedule(manager, play, studio, starts_at, **extra)
 
 
 class Events:

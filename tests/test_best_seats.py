@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import orjson
 
-from tests.catalogue import make_show
+from tests.catalogue import make_show, rpc
 from ticket_svc import best as best_available
 from ticket_svc.contention import Background, SeatReads
 
@@ -114,6 +114,27 @@ async def test_the_single_gap_rule_refuses_exactly_what_it_should(manager, custo
     first = await customer.post("/reservations", {"schedule_id": off["id"],
                                                   "seats": [{"row": 1, "col": 2}]})
     assert first.status == 201, first.body
+
+
+async def test_a_show_created_with_the_rule_keeps_it_from_its_first_hold(manager, customer,
+                                                                         system):
+    """``no_single_gaps`` set as the show is scheduled holds from the first hold, whether
+    ticket_svc made the show from ``schedule.created`` or asked play_svc for it (a hold that
+    came first). Each show's first hold is sent as soon as it is created."""
+    for _ in range(3):
+        show = await make_show(manager, rows=1, cols=3, no_single_gaps=True)
+        answer = await customer.post("/reservations", {"schedule_id": show["id"],
+                                                       "seats": [{"row": 1, "col": 2}]})
+        assert answer.status == 409 and answer.code == "single_seat_gap", answer.body
+    ok, inventory = await rpc(system, "play.schedule_inventory", {"id": show["id"]})
+    assert ok and inventory["no_single_gaps"] is True
+    seats = await customer.get(f"/schedules/{show['id']}/seats")
+    assert seats.body["no_single_gaps"] is True
+    # Once created, the rule is ticket_svc's: a manager turns it off there.
+    off = await manager.patch(f"/schedules/{show['id']}/seat-rules", {"no_single_gaps": False})
+    assert off.status == 200, off.body
+    assert (await customer.post("/reservations", {"schedule_id": show["id"], "seats": [
+        {"row": 1, "col": 2}]})).status == 201
 
 
 async def test_best_available_never_leaves_a_single_seat(manager, customer):

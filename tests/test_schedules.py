@@ -78,7 +78,7 @@ async def test_schedule_created_carries_the_seat_map_snapshot(manager, system):
     ok, inventory = await rpc(system, "play.schedule_inventory", {"id": show["id"]})
     unzoned = [{k: v for k, v in place.items() if k != "zone"} for place in expected]
     assert ok and inventory == {"schedule": show, "rows": 3, "cols": 4, "seats": unzoned,
-                                "version": 0}
+                                "version": 0, "no_single_gaps": False}
     ok, error = await rpc(system, "play.schedule_inventory", {"id": 999999999})
     assert not ok and error["code"] == "not_found"
 

@@ -58,7 +58,8 @@ handlers = Handlers(state=ProcessState)
 
 @handlers.event(p.ScheduleCreated)
 async def on_schedule_created(event: p.ScheduleCreated, tx: Tx, app: App) -> None:
-    await inventory.store(tx, event.schedule, event.rows, event.cols, event.seats)
+    await inventory.store(tx, event.schedule, event.rows, event.cols, event.seats,
+                          no_single_gaps=event.no_single_gaps)
 
 
 @handlers.event(p.ScheduleUpdated)

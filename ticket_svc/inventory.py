@@ -22,20 +22,23 @@ from ticket_svc.queries import SEAT_MAP, seats_sql
 
 
 async def store(tx: Tx, schedule: p.Schedule, rows: int, cols: int,
-                seats: list[Any], version: int = 0) -> None:
+                seats: list[Any], version: int = 0, no_single_gaps: bool = False) -> None:
     """Create a show's copy and its seats unless they exist (idempotent: the event and a
-    reservation that came first may both do it)."""
+    reservation that came first may both do it). ``no_single_gaps``: the seat rule it was
+    created with (``set_rules`` changes it afterwards)."""
     created = await tx.execute(text(
         "INSERT IGNORE INTO schedules (id, play_id, studio_id, play_name, starts_at, ends_at, "
         "price, status, seat_rows, seat_cols, version, max_tickets_per_customer, prices, "
-        "ticket_types) VALUES (:id, :play_id, :studio_id, :play_name, :starts_at, :ends_at, "
-        ":price, :status, :rows, :cols, :version, :cap, :prices, :types)"),
+        "ticket_types, no_single_gaps) VALUES (:id, :play_id, :studio_id, :play_name, "
+        ":starts_at, :ends_at, :price, :status, :rows, :cols, :version, :cap, :prices, :types, "
+        ":gaps)"),
         {"id": schedule.id, "play_id": schedule.play_id, "studio_id": schedule.studio_id,
          "play_name": schedule.play_name, "starts_at": to_db(schedule.starts_at),
          "ends_at": to_db(schedule.ends_at),
          "price": schedule.price, "status": schedule.status.value, "rows": rows, "cols": cols,
          "version": version, "cap": schedule.max_tickets_per_customer,
-         "prices": _prices_json(schedule), "types": _types_json(schedule.ticket_types)})
+         "prices": _prices_json(schedule), "types": _types_json(schedule.ticket_types),
+         "gaps": int(no_single_gaps)})
     if created.rowcount == 0:
         return
     await versions.create(tx, schedule.id)
@@ -73,7 +76,7 @@ async def fetch(app: App, schedule_id: int) -> None:
     inventory = p.ScheduleInventory.model_validate(data)
     async with app.db.transaction() as tx:
         await store(tx, inventory.schedule, inventory.rows, inventory.cols, inventory.seats,
-                    inventory.version)
+                    inventory.version, inventory.no_single_gaps)
 
 
 async def catch_up_with_edit(app: App, schedule_id: int, version: int) -> None:

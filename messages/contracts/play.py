@@ -26,6 +26,7 @@ from messages.contracts.base import (
     Event,
     IsoDate,
     IsoDatetime,
+    JsonBool,
     PageQuery,
     Strict,
     UtcDatetime,
@@ -152,6 +153,7 @@ class ScheduleInventory(BaseModel):
     cols: int
     seats: list[Seat]  # every place, row by row, each `seat`, `aisle` or `broken`
     version: int = 0  # the show's edit count (see UpdateSchedule, GetScheduleInventory)
+    no_single_gaps: bool = False  # the seat rule the show was created with
 
 
 class UpcomingCount(BaseModel):
@@ -209,6 +211,8 @@ class CreateScheduleBody(Strict):
     price: Price | None = None  # the play's price when absent
     max_tickets_per_customer: TicketCap | None = None  # no cap when absent
     prices: ZonePrices | None = None  # {zone: price}; none when absent
+    # The seat rule the show starts with; from then on ticket_svc's (PATCH …/seat-rules).
+    no_single_gaps: JsonBool = False
 
 
 class UpdateScheduleBody(Strict):
@@ -347,6 +351,7 @@ class ScheduleCreated(Event, type="schedule.created"):
     rows: int
     cols: int
     seats: list[Seat]
+    no_single_gaps: bool = False  # the seat rule the show starts with
 
 
 class ScheduleUpdated(Event, type="schedule.updated"):

@@ -77,18 +77,23 @@ def test_manager_sets_zones_prices_types_and_the_cap(person, staff):
     assert (saved["prices"], saved["max_tickets_per_customer"]) == ({"Stalls": 12000}, 2)
     assert api.get(f"/schedules/{show['id']}/seats")["no_single_gaps"] is True
 
-    # A new show gets its zone prices and cap as it is scheduled: the zones are its studio's.
+    # A new show gets its zone prices, cap and single-seat rule as it is scheduled: the zones
+    # are its studio's.
     scheduling = page.get_by_role("form", name="Schedule a show")
     scheduling.get_by_label("Play").select_option(label=play["name"])
     scheduling.get_by_label("Studio").select_option(label=studio["name"])
     later = (datetime.now() + timedelta(days=5)).strftime("%Y-%m-%dT19:00")
     fill_form(scheduling, {"Starts at": later, "Price of Stalls": "110",
-                           "Most tickets per account (empty: no cap)": "4"}, submit="Create")
+                           "Most tickets per account (empty: no cap)": "4"})
+    scheduling.get_by_label("Do not let a hold leave a single seat alone").check()
+    check_a11y(page, "scheduling a show with an editing form open")
+    scheduling.get_by_role("button", name="Create").click()
     expect(scheduling.get_by_text("Created.")).to_be_visible()
     made = [s for s in api.get(f"/schedules?studio_id={studio['id']}")["items"]
             if s["id"] != show["id"]]
     assert [(s["prices"], s["max_tickets_per_customer"]) for s in made] == [
         ({"Stalls": 11000}, 4)]
+    assert api.get(f"/schedules/{made[0]['id']}/seats")["no_single_gaps"] is True
     assert not page.errors
 
 

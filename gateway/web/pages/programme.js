@@ -1,10 +1,10 @@
 // Plays and shows (manager): new play, edit a play and its ticket types, schedule a show with
-// its zone prices and cap (a clash is shown at "Starts at"), move or re-price a show (its price
-// zones, the cap per account, the single-seat rule), upcoming shows with "Cancel show";
-// delete a play.
+// its zone prices, cap and single-seat rule (a clash is shown at "Starts at"), move or
+// re-price a show (its price zones, the cap per account, the single-seat rule), upcoming shows
+// with "Cancel show"; delete a play.
 import { all, del, get, patch, post } from "../api.js";
 import { dateTime, day, fromMinor, money, t, toMinor } from "../i18n.js";
-import { alertBox, field, h, loading, onSubmit, table, twoStepButton } from "../ui.js";
+import { alertBox, field, h, loading, onSubmit, table, twoStepButton, uid } from "../ui.js";
 
 const KINDS = ["movie", "drama", "opera", "concert", "other"];
 const RATINGS = ["all", "child", "teen", "adult"];
@@ -74,9 +74,8 @@ function showEditForm(show, done) {
       value: fromMinor(show.price) })),
     capField(show.max_tickets_per_customer));
   const zones = zonePrices();
-  const gaps = h("input", { type: "checkbox", name: "no_single_gaps", id: "no-single-gaps" });
-  form.append(zones, h("p", {}, h("label", { for: "no-single-gaps", class: "check" }, gaps,
-    t("field.no_single_gaps"))), box, h("button", { type: "submit" }, t("action.save")));
+  const [gapsRule, gaps] = gapsField();
+  form.append(zones, gapsRule, box, h("button", { type: "submit" }, t("action.save")));
   // The show's zones are those of its own seat map (the studio's as it was when scheduled).
   let rules = null;
   const ready = get(`/schedules/${show.id}/seats`).then((map) => {
@@ -111,6 +110,13 @@ function capField(value) {
 
 function capOf(values) {
   return values.max_tickets_per_customer ? Number(values.max_tickets_per_customer) : null;
+}
+
+/** The single-seat rule's checkbox, in a paragraph of its own: [paragraph, checkbox]. */
+function gapsField() {
+  const input = h("input", { type: "checkbox", name: "no_single_gaps", id: uid("gaps") });
+  return [h("p", {}, h("label", { for: input.id, class: "check" }, input,
+    t("field.no_single_gaps"))), input];
 }
 
 /** The price fields of a show's zones: with no seat map yet, a fieldset saying it is loading;
@@ -249,6 +255,7 @@ function showForm(plays, studios, reload) {
   const studio = h("select", { name: "studio_id" }, studios.map((s) =>
     h("option", { value: s.id }, s.name)));
   const zones = zonePrices();
+  const [gapsRule, gaps] = gapsField();
   const done = h("p", { role: "status" });
   const form = h("form", { novalidate: true, "aria-labelledby": "new-show" },
     field(t("field.play"), h("select", { name: "play_id" }, plays.map((p) =>
@@ -256,7 +263,8 @@ function showForm(plays, studios, reload) {
     field(t("field.studio"), studio),
     field(t("field.starts_at"), h("input", { name: "starts_at", type: "datetime-local" })),
     field(t("field.price"), h("input", { name: "price", inputmode: "decimal" })),
-    capField(null), zones, box, h("button", { type: "submit" }, t("action.create")), done);
+    capField(null), zones, gapsRule, box, h("button", { type: "submit" }, t("action.create")),
+    done);
   // The new show copies the studio's seat map as it is now: its zones are the studio's.
   const readZones = () => {
     const id = studio.value;
@@ -277,6 +285,7 @@ function showForm(plays, studios, reload) {
     if (cap !== null) body.max_tickets_per_customer = cap;
     const prices = pricesOf(values);
     if (Object.keys(prices).length) body.prices = prices;
+    if (gaps.checked) body.no_single_gaps = true;
     await post("/schedules", body);
     done.textContent = t("programme.created");
     setTimeout(reload, 800);

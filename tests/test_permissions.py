@@ -255,7 +255,8 @@ ID_IS: dict[str | None, tuple[str, ...]] = {
     "order": ("GET /orders/{id}",),
 }
 QUERY = {"GET /customers": "?username={new_username}", "GET /tickets": "?user_id={owner}",
-         "GET /orders": "?user_id={owner}", "GET /audit": "?action=refund"}
+         "GET /orders": "?user_id={owner}", "GET /waitlist": "?user_id={owner}",
+         "GET /audit": "?action=refund"}
 SENT: dict[str, tuple[int, Any]] = {  # a callable body is made from the world
     "POST /auth/register": (201, lambda w: {"username": w.unique("reg"),
                                             "password": "password123"}),
@@ -342,6 +343,17 @@ async def _(w, caller, owner):
                                                 "seats": [{"row": 1, "col": 1}]})
     assert held.status == 201, held.body  # sold out: the line is open
     return Request(f"/schedules/{show['id']}/waitlist", 201, {"quantity": 1})
+
+
+@builds("DELETE /waitlist/{id}")
+async def _(w, caller, owner):
+    show = await w.make_show(w.play, await w.make_studio(1, 1), catalogue.at(days=3))
+    held = await w.other.post("/reservations", {"schedule_id": show["id"],
+                                                "seats": [{"row": 1, "col": 1}]})
+    assert held.status == 201, held.body
+    joined = await owner.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})
+    assert joined.status == 201, joined.body
+    return Request(f"/waitlist/{joined.body['id']}", 200)
 
 
 async def generic_request(w: World, caller: Client, owner: Client, contract: Contract) -> Request:

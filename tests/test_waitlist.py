@@ -201,3 +201,80 @@ async def test_seats_back_with_no_offer_made_are_offered_within_a_sweep(manager,
     offer = await wait_for(offered, timeout=15)
     seats = (await waiting.get(f"/reservations/{offer['reservation_id']}")).body["seats"]
     assert [(s["row"], s["col"]) for s in seats] == [(1, 1)]
+
+
+async def test_the_box_office_puts_a_customer_in_line_and_reads_their_entries(
+        manager, clerk, admin, new_user):
+    """A customer at the window of a sold-out show: the clerk puts their account in line
+    (``customer_id``), reads their entries (``?user_id=``), and the offer, when seats come
+    back, is held on their account. Only staff may name another account."""
+    show = await make_show(manager, rows=1, cols=1)
+    owner, walk_in, nosy = await new_user(), await new_user(), await new_user()
+    [ticket] = await _bought(owner, show, (1, 1))
+    queued = await clerk.post(f"/schedules/{show['id']}/waitlist",
+                              {"quantity": 1, "customer_id": walk_in.user["id"]})
+    assert queued.status == 201, queued.body
+    assert (queued.body["user_id"], queued.body["position"]) == (walk_in.user["id"], 1)
+    assert (await _entry(walk_in, show))["id"] == queued.body["id"]  # theirs, not the clerk's
+    assert not (await clerk.get("/waitlist")).body["items"]
+    listed = await clerk.get(f"/waitlist?user_id={walk_in.user['id']}")
+    assert [e["id"] for e in listed.body["items"]] == [queued.body["id"]], listed.body
+    again = await clerk.post(f"/schedules/{show['id']}/waitlist",
+                             {"quantity": 1, "customer_id": walk_in.user["id"]})
+    assert again.status == 409 and again.code == "conflict", again.body
+
+    for answer in (await nosy.post(f"/schedules/{show['id']}/waitlist",
+                                   {"quantity": 1, "customer_id": walk_in.user["id"]}),
+                   await nosy.get(f"/waitlist?user_id={walk_in.user['id']}")):
+        assert answer.status == 403 and answer.code == "forbidden", answer.body
+    assert (await walk_in.get(f"/waitlist?user_id={walk_in.user['id']}")).status == 200
+    disabled = await new_user()
+    assert (await admin.patch(f"/users/{disabled.user['id']}", {"disabled": True})
+            ).status == 200
+    refused = await clerk.post(f"/schedules/{show['id']}/waitlist",
+                               {"quantity": 1, "customer_id": disabled.user["id"]})
+    assert refused.status == 422 and refused.body["errors"][0]["type"] == "customer_inactive"
+
+    assert (await owner.post(f"/tickets/{ticket['id']}/refund")).status == 200
+
+    async def offered():
+        entry = await _entry(walk_in, show)
+        return entry if entry["status"] == "offered" else None
+    offer = await wait_for(offered, timeout=15)
+    held = await clerk.get(f"/reservations/{offer['reservation_id']}")
+    assert held.body["user_id"] == walk_in.user["id"] and held.body["status"] == "held"
+    paid = await clerk.post(f"/reservations/{offer['reservation_id']}/pay", {})
+    assert paid.status == 200 and paid.body["tickets"][0]["user_id"] == walk_in.user["id"]
+
+
+async def test_leaving_the_line_moves_those_behind_up_and_is_never_offered_seats(
+        manager, clerk, new_user):
+    show = await make_show(manager, rows=1, cols=1)
+    owner = await new_user()
+    first, second, third = await new_user(), await new_user(), await new_user()
+    [ticket] = await _bought(owner, show, (1, 1))
+    entries = []
+    for client in (first, second, third):
+        joined = await client.post(f"/schedules/{show['id']}/waitlist", {"quantity": 1})
+        assert joined.status == 201, joined.body
+        entries.append(joined.body)
+    assert (await third.delete(f"/waitlist/{entries[0]['id']}")).status == 403  # not theirs
+    left = await first.delete(f"/waitlist/{entries[0]['id']}")
+    assert left.status == 200 and left.body["status"] == "left", left.body
+    assert left.body["position"] is None
+    assert (await first.delete(f"/waitlist/{entries[0]['id']}")).body["status"] == "left"
+    assert (await _entry(second, show))["position"] == 1
+    by_clerk = await clerk.delete(f"/waitlist/{entries[2]['id']}")  # for the customer
+    assert by_clerk.status == 200 and by_clerk.body["status"] == "left", by_clerk.body
+    assert (await clerk.delete("/waitlist/999999999")).status == 404
+    # The seat comes back: the one still in line is offered it, not those who left.
+    assert (await owner.post(f"/tickets/{ticket['id']}/refund")).status == 200
+
+    async def offered():
+        entry = await _entry(second, show)
+        return entry if entry["status"] == "offered" else None
+    offer = await wait_for(offered, timeout=15)
+    assert [(await _entry(c, show))["status"] for c in (first, third)] == ["left", "left"]
+    too_late = await second.delete(f"/waitlist/{offer['id']}")
+    assert too_late.status == 409 and too_late.code == "conflict", too_late.body
+    assert "cancel that hold" in too_late.body["detail"]

@@ -224,7 +224,12 @@ async def join_waitlist(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
 
 @handlers.command(c.ListWaitlist)
 async def list_waitlist(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
-    return await waitlist.mine(cmd, ctx)
+    return await waitlist.entries(cmd, ctx)
+
+
+@handlers.command(c.LeaveWaitlist)
+async def leave_waitlist(cmd: c.LeaveWaitlist, ctx: Context) -> c.WaitlistEntry:
+    return await waitlist.leave(cmd, ctx)
 
 
 # Seats that come back go to the line first (ticket_svc's own events, after their commit;

@@ -146,7 +146,7 @@ waitlist = keyed(
     ref("schedule_id"),
     ref("user_id"),
     sa.Column("quantity", sa.SmallInteger, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),  # waiting | offered | lapsed | passed
+    sa.Column("status", sa.String(8), nullable=False),  # waiting|offered|lapsed|passed|left
     ref("reservation_id", nullable=True),  # the offer's hold
     timestamp("joined_at"),
     timestamp("offered_at", nullable=True),

@@ -29,14 +29,14 @@ from sqlalchemy.exc import DBAPIError
 
 from messages import errors
 from messages.contracts import ticket as c
-from messages.contracts.base import utcnow
+from messages.contracts.base import Role, utcnow
 from messages.db import Tx, as_utc, is_deadlock, to_db
 from messages.service import App, Context
-from ticket_svc import domain, expiry, limits, queries, versions
+from ticket_svc import domain, expiry, holds, limits, queries, versions
 
 log = logging.getLogger("ttms.ticket.waitlist")
 
-WAITING, OFFERED, LAPSED, PASSED = "waiting", "offered", "lapsed", "passed"
+WAITING, OFFERED, LAPSED, PASSED, LEFT = "waiting", "offered", "lapsed", "passed", "left"
 # What ``_offer_once`` answers when the first in line could take no seats (the cap): the next
 # one is served.
 _PASSED_OVER = -1
@@ -51,6 +51,11 @@ class _Raced(Exception):
 async def join(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
     me = ctx.caller.require_signed_in()
     app = ctx.app
+    if cmd.customer_id is not None:  # the box office puts a customer in line
+        if not ctx.caller.at_least(Role.clerk):
+            raise errors.Forbidden("only box-office staff may put another account in line")
+        await holds.check_customer(app, ctx.caller, cmd.customer_id)
+        me = cmd.customer_id
     async with app.db.transaction() as tx:
         show = (await tx.execute(text(
             "SELECT status, starts_at, max_tickets_per_customer FROM schedules "
@@ -72,7 +77,7 @@ async def join(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
             f"SELECT id FROM waitlist WHERE schedule_id = :id AND user_id = :me "
             f"AND status = '{WAITING}'"), {"id": cmd.id, "me": me})).first()
         if mine is not None:
-            raise errors.Conflict("you are already on this show's waiting list")
+            raise errors.Conflict("this account is already on this show's waiting list")
         if show.max_tickets_per_customer is not None:
             await limits.check_room(tx, cmd.id, me, cmd.quantity, show.max_tickets_per_customer)
         now = utcnow()
@@ -85,8 +90,12 @@ async def join(cmd: c.JoinWaitlist, ctx: Context) -> c.WaitlistEntry:
     return (await _entries(app, "w.id = :id", {"id": entry_id}))[0]
 
 
-async def mine(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
+async def entries(cmd: c.ListWaitlist, ctx: Context) -> dict[str, Any]:
+    """The caller's entries, or (a clerk's) those of the account ``user_id``."""
     me = ctx.caller.require_signed_in()
+    if cmd.user_id is not None and cmd.user_id != me:
+        ctx.caller.require_owner_or(cmd.user_id, Role.clerk, "waiting list")
+        me = cmd.user_id
     async with ctx.app.db.read() as conn:
         total = (await conn.execute(text("SELECT COUNT(*) FROM waitlist WHERE user_id = :me"),
                                     {"me": me})).scalar()
@@ -109,6 +118,28 @@ async def _entries(app: App, where: str, params: dict[str, Any]) -> list[c.Waitl
         status=r.status, position=r.position if r.status == WAITING else None,
         reservation_id=r.reservation_id, joined_at=as_utc(r.joined_at),
         offered_at=as_utc(r.offered_at)) for r in rows]
+
+
+async def leave(cmd: c.LeaveWaitlist, ctx: Context) -> c.WaitlistEntry:
+    """Take a waiting entry out of the line (its account or a clerk). The row lock orders it
+    with an offer being made to it: an entry offered seats first is 409 (its hold is cancelled
+    like any other), one that left first is never offered any."""
+    ctx.caller.require_signed_in()
+    async with ctx.app.db.transaction() as tx:
+        row = (await tx.execute(text(
+            "SELECT user_id, status FROM waitlist WHERE id = :id FOR UPDATE"),
+            {"id": cmd.id})).first()
+        if row is None:
+            raise errors.NotFound("no such waiting-list entry")
+        ctx.caller.require_owner_or(row.user_id, Role.clerk, "waiting-list entry")
+        if row.status == WAITING:
+            await tx.execute(text(f"UPDATE waitlist SET status = '{LEFT}' WHERE id = :id"),
+                             {"id": cmd.id})
+        elif row.status != LEFT:
+            raise errors.Conflict(
+                "seats were offered already: cancel that hold instead" if row.status == OFFERED
+                else f"this entry is {row.status}, no longer in line")
+    return (await _entries(ctx.app, "w.id = :id", {"id": cmd.id}))[0]
 
 
 # -- seats came back ------------------------------------------------------------------------

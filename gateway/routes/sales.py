@@ -7,7 +7,7 @@ reservation or ticket is 403 ``forbidden``; one that does not exist is 404.
 from gateway import seatmaps, seatstreams
 from gateway.routes.base import Route, Who
 from messages.contracts import ticket as c
-from messages.contracts.base import Page, PageQuery
+from messages.contracts.base import Page
 
 TAG = "Seats for sale, holds, tickets"
 # One event of the seat-map stream, as a client's SSE parser sees it: its data is JSON (the
@@ -88,9 +88,15 @@ ROUTES = [
           "in line (waitlist.offered), who pays the reservation before it expires", TAG,
           body=c.JoinWaitlistBody, response=c.WaitlistEntry, status=201,
           rules="409 `conflict` while the show has that many seats available and nobody "
-                "waiting, or when the caller already waits for it; 409 `sales_closed` as "
-                "for a hold."),
+                "waiting, or when the account already waits for it; 409 `sales_closed` as "
+                "for a hold. `customer_id` (clerk+ only) puts that account in line: 422 "
+                "`customer_inactive` when it is disabled or names no account."),
     Route("GET", "/waitlist", c.ListWaitlist, Who.signed_in,
-          "Your waiting-list entries, newest first, with your place in line and any offer",
-          TAG, query=PageQuery, response=Page[c.WaitlistEntry]),
+          "Your waiting-list entries, newest first, with your place in line and any offer; "
+          "clerks and above may pass ?user_id=", TAG,
+          query=c.WaitlistQuery, response=Page[c.WaitlistEntry]),
+    Route("DELETE", "/waitlist/{id}", c.LeaveWaitlist, Who.signed_in,
+          "Leave a show's waiting list (owner or clerk+); those behind move up", TAG,
+          response=c.WaitlistEntry,
+          rules="409 `conflict` once seats were offered (cancel that hold instead)."),
 ]

@@ -443,6 +443,7 @@ class WaitlistStatus(StrEnum):
     offered = "offered"   # seats held for the customer (``reservation_id``) until it expires
     lapsed = "lapsed"     # the offer ended unpaid; the next in line was offered the seats
     passed = "passed"     # seats came back, but the account had reached the show's cap
+    left = "left"         # the customer (or a clerk for them) left the line while waiting
 
 
 class WaitlistEntry(BaseModel):
@@ -459,18 +460,34 @@ class WaitlistEntry(BaseModel):
 
 class JoinWaitlistBody(Strict):
     quantity: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_HOLD)]
+    customer_id: Id | None = None  # clerk+ only: put a customer in line (the box office)
+
+
+class WaitlistQuery(PageQuery):
+    user_id: Id | None = None  # clerk+ only: another account's entries
 
 
 class JoinWaitlist(JoinWaitlistBody, Command, name="ticket.join_waitlist"):
-    """Signed in: → WaitlistEntry, at the end of the show's line. 409 while enough seats are
-    available and no one waits, or when one already waits for the show; ``sales_closed``;
-    ``limit_reached`` when the account has no room under the show's cap for what it asks."""
+    """Signed in: → WaitlistEntry, at the end of the show's line; a clerk puts the account
+    ``customer_id`` in line (403 for a customer; 422 ``customer_inactive`` when it is disabled
+    or unknown). 409 while enough seats are available and no one waits, or when the account
+    already waits for the show; ``sales_closed``; ``limit_reached`` when the account has no
+    room under the show's cap for what it asks."""
 
     id: int  # schedule id
 
 
-class ListWaitlist(PageQuery, Command, name="ticket.waitlist"):
-    """The caller's own entries, newest first."""
+class ListWaitlist(WaitlistQuery, Command, name="ticket.waitlist"):
+    """Signed in: → a page of the caller's own entries, newest first; a clerk may name another
+    account (``user_id``)."""
+
+
+class LeaveWaitlist(Command, name="ticket.leave_waitlist"):
+    """Its account or a clerk: → WaitlistEntry, ``left``; the others behind move up. Leaving
+    again answers the same. 409 once seats were offered (cancel that hold instead) or the
+    entry ended otherwise."""
+
+    id: int  # waitlist entry id
 
 
 class WaitlistOffered(Event, type="waitlist.offered"):

@@ -193,6 +193,37 @@ def test_waiting_list_join_offer_shown_and_paid(person, new_show, staff):
     assert not page.errors
 
 
+def test_leaving_the_waiting_list_on_the_show_page_and_in_my_tickets(person, new_show, staff):
+    """Leaving takes two clicks (the place in line is lost); a show page's leaver may join
+    again at the end of the line, and My tickets says who left."""
+    show, _, _ = _sold_out(new_show, staff, cols=1)
+    name, password, api = staff("customer")
+    page = person()
+    sign_in(page, name, password, then=f"show/{show['id']}")
+    waitlist = page.get_by_role("region", name="Waiting list")
+    fill_form(waitlist, {"Number of seats": "1"}, submit="Join the waiting list")
+    leave = waitlist.get_by_role("button", name="Leave the waiting list")
+    leave.click()
+    expect(leave).to_have_text("Leave the line? The place in it is lost.")
+    check_a11y(page, "leaving the waiting list")
+    leave.click()
+    expect(waitlist.get_by_text("This show is sold out.")).to_be_visible()
+    assert [e["status"] for e in api.get("/waitlist")["items"]] == ["left"]
+
+    fill_form(waitlist, {"Number of seats": "1"}, submit="Join the waiting list")
+    expect(waitlist.get_by_role("status")).to_have_text(
+        "You are number 1 in line (seats wanted: 1).")
+    page.get_by_role("link", name="My tickets").click()
+    waiting = page.get_by_role("region", name="Waiting lists")
+    row = waiting.get_by_role("row").filter(has_text="Number 1 in line")
+    row.get_by_role("button", name="Leave the waiting list").click()
+    row.get_by_role("button", name=re.compile("^Leave the line")).click()
+    expect(waiting.get_by_role("row").filter(has_text="Left the line")).to_have_count(2)
+    assert [e["status"] for e in api.get("/waitlist")["items"]] == ["left", "left"]
+    check_a11y(page, "waiting lists left")
+    assert not page.errors
+
+
 def test_an_offer_is_shown_on_every_page_and_in_my_waiting_lists(person, new_show, staff):
     show, owner, sold = _sold_out(new_show, staff, cols=1)
     name, password, api = staff("customer")

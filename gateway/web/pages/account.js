@@ -1,7 +1,9 @@
 // The signed-in person's tickets (with Refund), orders, waiting lists, e-mail and password.
-import { all, get, patch, post, session } from "../api.js";
+import { all, del, get, patch, post, session } from "../api.js";
 import { dateTime, money, seatName, t } from "../i18n.js";
-import { alertBox, field, h, loading, mailLanguageField, onSubmit, table } from "../ui.js";
+import {
+  alertBox, field, h, loading, mailLanguageField, onSubmit, table, twoStepButton,
+} from "../ui.js";
 import { show, ticketsTable } from "../tickets.js";
 
 export function render(main) {
@@ -18,9 +20,10 @@ export function render(main) {
   const loadTickets = () => loading(tickets, () => all("/tickets", {}, 500),
     (items) => tickets.append(ticketsTable(items, loadTickets)));
   loadTickets();
-  loading(waiting, () => get("/waitlist?page_size=50"), (page) => {
+  const loadWaiting = () => loading(waiting, () => get("/waitlist?page_size=50"), (page) => {
     if (!page.items.length) return waiting.append(h("p", {}, t("account.no_waitlists")));
-    waiting.append(table([t("col.show"), t("col.when"), t("col.seats"), t("col.status")],
+    const box = alertBox();
+    waiting.append(box, table([t("col.show"), t("col.when"), t("col.seats"), t("col.status")],
       page.items.map((entry) => {
         const what = h("a", { href: `#/show/${entry.schedule_id}` }, "…");
         const when = h("span", {}, "");
@@ -28,11 +31,20 @@ export function render(main) {
           what.textContent = s ? s.play_name : String(entry.schedule_id);
           when.textContent = s ? dateTime(s.starts_at) : "";
         });
-        return [what, when, String(entry.quantity), entry.status === "waiting"
-          ? t("waitlist.position", { position: entry.position })
-          : t("waitlist.status." + entry.status)];
+        if (entry.status !== "waiting") {
+          return [what, when, String(entry.quantity), t("waitlist.status." + entry.status)];
+        }
+        // Leaving takes two clicks (the place in line is lost); the show's link names it.
+        what.id = `waitlist-${entry.id}`;
+        const leave = twoStepButton(t("action.leave_waitlist"), t("waitlist.confirm_leave"),
+          t("action.leave_waitlist"), { box, done: t("waitlist.left"), then: loadWaiting,
+            action: () => del(`/waitlist/${entry.id}`) });
+        leave.setAttribute("aria-describedby", what.id);
+        return [what, when, String(entry.quantity), h("span", {},
+          t("waitlist.position", { position: entry.position }), " ", leave)];
       }), { numeric: [2] }));
   });
+  loadWaiting();
   loading(orders, () => get("/orders?page_size=50"), (page) => {
     if (!page.items.length) return orders.append(h("p", {}, t("account.no_orders")));
     orders.append(table(

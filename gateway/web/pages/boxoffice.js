@@ -1,10 +1,12 @@
 // The box office (clerk+): find the customer by username, pick a show, pick seats, hold and
-// take payment on the customer's account; the customer's tickets, with Refund.
+// take payment on the customer's account, or put them on a sold-out show's waiting list (and
+// take payment for the seats it holds for them); the customer's tickets, with Refund.
 import { all, get, query } from "../api.js";
 import { dateTime, t } from "../i18n.js";
 import { mountSale } from "../sale.js";
 import { alertBox, field, h, loading, onSubmit } from "../ui.js";
 import { ticketsTable } from "../tickets.js";
+import { waitingList } from "../waitlist.js";
 
 export function render(main) {
   let customer = null;
@@ -16,9 +18,10 @@ export function render(main) {
     field(t("field.customer"), username), h("button", { type: "submit" }, t("action.find")));
   const show = h("select", { name: "show", disabled: true });
   const sale = h("div");
+  const line = h("section");     // the show's waiting list, for the customer, once sold out
   const tickets = h("section");  // a region named by its heading once a customer is found
   main.append(h("h1", {}, t("boxoffice.title")), find, box, found,
-    field(t("field.show"), show), sale, tickets);
+    field(t("field.show"), show), sale, line, tickets);
 
   loading(sale, () => all("/schedules", { status: "scheduled",
     from: new Date().toISOString() }, 500), (shows) => {
@@ -43,12 +46,17 @@ export function render(main) {
     if (stopSale) stopSale();
     stopSale = null;
     sale.replaceChildren();
+    line.replaceChildren();
+    line.removeAttribute("aria-labelledby");
     if (!show.value) return;
     if (!customer) {
       sale.append(h("p", { class: "note" }, t("boxoffice.find_first")));
       return;
     }
-    stopSale = mountSale(sale, Number(show.value), { customer, onPaid: loadTickets });
+    const id = Number(show.value);
+    const waitlist = waitingList(line, id, { customer, offered: (reservation) =>
+      stopSale?.adopt(reservation, t("waitlist.offer_title_for", { name: customer.username })) });
+    stopSale = mountSale(sale, id, { customer, onPaid: loadTickets, onSeats: waitlist });
   };
   show.addEventListener("change", openSale);
 

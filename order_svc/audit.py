@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from messages.contracts import door as d
 from messages.contracts import order as c
 from messages.contracts import play as p
 from messages.contracts import ticket as t
@@ -48,6 +49,12 @@ def ticket_refunded(event: t.TicketRefunded, tx: PlainTx) -> None:
         "buyer_id": event.user_id, "reservation_id": event.reservation_id,
         "schedule_id": event.schedule_id, "price": event.price, "currency": event.currency},
         event.refunded_at)
+
+
+def ticket_reissued(event: d.TicketReissued, tx: PlainTx) -> None:
+    _record(tx, event.actor, c.AuditAction.code_reissued, f"ticket {event.ticket_id}", {
+        "buyer_id": event.user_id, "schedule_id": event.schedule_id,
+        "code_version": event.code_version}, event.reissued_at)
 
 
 def schedule_updated(event: p.ScheduleUpdated, tx: PlainTx) -> None:

@@ -60,6 +60,7 @@ APPLIED = {
 AUDITED = {
     t.TicketHeld: audit.ticket_held,
     t.TicketRefunded: audit.ticket_refunded,
+    d.TicketReissued: audit.ticket_reissued,
     p.ScheduleUpdated: audit.schedule_updated,
     p.PlayUpdated: audit.play_updated,
     p.ScheduleCancelled: audit.schedule_cancelled,

@@ -4,6 +4,7 @@ admins only through GET /audit, and never changed through the API."""
 from __future__ import annotations
 
 from tests.catalogue import make_show
+from tests.test_door import bought
 from tests.test_sales import hold
 from tests.waiting import wait_for
 
@@ -29,6 +30,10 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
     sold = await clerk.post(f"/reservations/{sale.body['id']}/pay", {})
     ticket = sold.body["tickets"][0]
     assert (await clerk.post(f"/tickets/{ticket['id']}/refund")).status == 200
+    # a clerk reissues a code of the buyer's; the buyer's own reissue is no staff action
+    [kept] = (await bought(buyer, show, (3, 1)))
+    assert (await buyer.post(f"/tickets/{kept['id']}/reissue")).status == 200
+    assert (await clerk.post(f"/tickets/{kept['id']}/reissue")).status == 200
     # an admin changes the buyer's role; a manager re-prices and cancels another show
     assert (await admin.patch(f"/users/{buyer.user['id']}", {"role": "clerk"})).status == 200
     other = await make_show(manager)
@@ -47,7 +52,8 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
                   ("user_changed", f"user {buyer.user['id']}"),
                   ("show_changed", f"schedule {other['id']}"),
                   ("show_cancelled", f"schedule {other['id']}"),
-                  ("play_repriced", f"play {show['play_id']}")}
+                  ("play_repriced", f"play {show['play_id']}"),
+                  ("code_reissued", f"ticket {kept['id']}")}
         return found if wanted <= subjects else None
     found = await wait_for(all_there)
     by = {(e["action"], e["subject"]): e for e in found}
@@ -68,6 +74,9 @@ async def test_staff_sales_refunds_show_changes_and_account_changes_are_audited(
     assert repriced["details"]["changed"] == ["price"]
     if other["play_id"] != show["play_id"]:
         assert ("play_repriced", f"play {other['play_id']}") not in by
+    reissued = [e for e in found if e["subject"] == f"ticket {kept['id']}"]
+    assert [(e["actor_id"], e["details"]["code_version"]) for e in reissued] == [
+        (clerk.user["id"], 3)]  # the buyer's own (version 2) is not there
     # the buyer's own hold and refund left no entry
     assert ("clerk_sale", f"reservation {own.body['id']}") not in by
     assert ("refund", f"ticket {paid.body['tickets'][0]['id']}") not in by

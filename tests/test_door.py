@@ -231,6 +231,43 @@ async def test_offline_scans_uploaded_later_first_scan_wins(manager, clerk, cust
     assert (await clerk.post("/checkins", {"code": code_a})).code == "already_checked_in"
 
 
+async def test_a_reissued_code_admits_and_every_earlier_one_is_refused(
+        manager, clerk, customer, new_user):
+    """A ticket shared or lost gets a new code: the old one is refused online and offline
+    (the check-in list names the version that admits), the new one admits once; a refunded or
+    checked-in ticket gets none, and nobody but its owner or staff may ask."""
+    show = await make_show(manager, starts_in=SOON)
+    shared, refunded = await bought(customer, show, (4, 1), (4, 2))
+    first = await code_of(customer, shared)
+    assert (await (await new_user()).post(f"/tickets/{shared['id']}/reissue")).status == 403
+    by_owner = await customer.post(f"/tickets/{shared['id']}/reissue")
+    assert by_owner.status == 200, by_owner.body
+    second = by_owner.body["code"]
+    assert second != first and second == await code_of(customer, shared)
+    by_clerk = await clerk.post(f"/tickets/{shared['id']}/reissue")  # at the box office
+    assert by_clerk.status == 200, by_clerk.body
+    third = by_clerk.body["code"]
+    assert len({first, second, third}) == 3
+    listing = (await clerk.get(f"/schedules/{show['id']}/checkin-list")).body
+    assert listing["reissued"] == {str(shared["id"]): 3}, listing
+    assert int.from_bytes(_b64(third[4:])[18:22], "big") == 3  # the version a code carries
+
+    for old in (first, second):
+        refused = await clerk.post("/checkins", {"code": old})
+        assert refused.status == 422 and refused.code == "invalid_code", refused.body
+    now = datetime.now(UTC).isoformat()
+    batch = await clerk.post("/checkins/batch", {"scans": [{"code": second, "scanned_at": now}]})
+    assert [i["result"] for i in batch.body["items"]] == ["invalid_code"], batch.body
+    assert (await clerk.post("/checkins", {"code": third})).status == 200
+    spent = await customer.post(f"/tickets/{shared['id']}/reissue")
+    assert spent.status == 409 and spent.code == "conflict", spent.body
+
+    assert (await customer.post(f"/tickets/{refunded['id']}/refund")).status == 200
+    gone = await customer.post(f"/tickets/{refunded['id']}/reissue")
+    assert gone.status == 409 and gone.code == "ticket_refunded", gone.body
+    assert (await customer.post("/tickets/999999999/reissue")).status == 404
+
+
 @pytest.mark.parametrize("body", [{}, {"code": ""}, {"code": "x" * 201},
                                   {"code": "TT1.a", "schedule_id": 0}])
 async def test_a_malformed_check_in_is_422(clerk, body):

@@ -178,6 +178,22 @@ async def test_ticket_mail_carries_qr_codes_that_check_in(api, sink, manager, cl
         int(re.search(r"ticket-(\d+)", p.get_filename()).group(1)) for p in svgs)
 
 
+async def test_a_reissued_code_is_mailed_with_its_qr_code(api, sink, manager, clerk):
+    client, email, _ = await register(api, sink)
+    show = await make_show(manager, starts_in=SOON)
+    [ticket] = await bought(client, show, (2, 2))
+    await mails_to(sink, email, count=2)  # the verification code, the tickets
+    new = (await client.post(f"/tickets/{ticket['id']}/reissue")).body["code"]
+    mails = await mails_to(sink, email, count=3)
+    [reissued] = [m for m in mails if m["Subject"] == f"New code for ticket {ticket['id']}"]
+    assert new in text_of(reissued)
+    [svg] = [part for part in reissued.iter_attachments()
+             if part.get_content_type() == "image/svg+xml"]
+    content = svg.get_content()
+    assert decode_qr_svg(content if isinstance(content, str) else content.decode()) == new
+    assert (await clerk.post("/checkins", {"code": new})).status == 200
+
+
 async def test_smtp_down_for_thirty_seconds_every_mail_arrives_once(api, sink, manager):
     buyers = [await register(api, sink) for _ in range(4)]
     show = await make_show(manager, starts_in=SOON)

@@ -251,7 +251,8 @@ ID_IS: dict[str | None, tuple[str, ...]] = {
              "PATCH /schedules/{id}/seat-rules", "GET /schedules/{id}/checkin-list"),
     "new_show": ("PATCH /schedules/{id}", "DELETE /schedules/{id}"),
     "hold": ("GET /reservations/{id}", "POST /reservations/{id}/pay", "DELETE /reservations/{id}"),
-    "ticket": ("GET /tickets/{id}", "GET /tickets/{id}/qr.svg", "POST /tickets/{id}/refund"),
+    "ticket": ("GET /tickets/{id}", "GET /tickets/{id}/qr.svg", "POST /tickets/{id}/refund",
+               "POST /tickets/{id}/reissue"),
     "order": ("GET /orders/{id}",),
 }
 QUERY = {"GET /customers": "?username={new_username}", "GET /tickets": "?user_id={owner}",

@@ -52,10 +52,60 @@ async def e_ticket(app: App, caller: Caller, ticket_id: int) -> d.ETicket:
     if row is None:
         raise errors.NotFound("no such ticket")
     caller.require_owner_or(row.user_id, Role.clerk, "ticket")
+    return _e_ticket_of(app, row)
+
+
+def _e_ticket_of(app: App, row) -> d.ETicket:
     return d.ETicket(**queries.ticket_of(row).model_dump(), code=code_of(app, row),
                      checked_in_at=as_utc(row.checked_in_at), play_id=row.play_id,
                      play_name=row.play_name, studio_id=row.studio_id,
                      starts_at=as_utc(row.starts_at), ends_at=as_utc(row.ends_at))
+
+
+REISSUE = text(
+    "UPDATE tickets SET code_version = code_version + 1 "
+    f"WHERE id = :id AND status = '{SOLD}' AND checked_in_at IS NULL")
+
+
+async def reissue(app: App, caller: Caller, ticket_id: int) -> d.ETicket:
+    """A new code for a sold ticket: its code version goes up by one, so every earlier code
+    (signed with the version it had) is refused at the door. The conditional UPDATE decides
+    against a check-in or a refund at the same moment: either it was first (409) or the new
+    code stands (and the check-in of the old one is refused)."""
+    now = utcnow()
+    async with app.db.transaction() as tx:
+        row = (await tx.execute(TICKET, {"id": ticket_id})).first()
+        if row is None:
+            raise errors.NotFound("no such ticket")
+        caller.require_owner_or(row.user_id, Role.clerk, "ticket")
+        _no_new_code(row, now)
+        if (await tx.execute(REISSUE, {"id": ticket_id})).rowcount != 1:
+            # Refunded or checked in meanwhile: the latest commit says which.
+            latest = (await tx.execute(text(
+                "SELECT status, checked_in_at FROM tickets WHERE id = :id FOR UPDATE"),
+                {"id": ticket_id})).first()
+            _no_new_code(latest, now)
+            raise errors.Conflict("the ticket changed meanwhile; try again")
+        row = (await tx.execute(TICKET, {"id": ticket_id})).first()  # with its own change
+        code = code_of(app, row)
+        tx.emit(d.TicketReissued(
+            ticket_id=row.id, reservation_id=row.reservation_id, user_id=row.user_id,
+            schedule_id=row.schedule_id, play_id=row.play_id, studio_id=row.studio_id,
+            row=row.seat_row, col=row.seat_col, price=row.price, code=code,
+            code_version=row.code_version, play_name=row.play_name,
+            starts_at=as_utc(row.starts_at), reissued_at=now,
+            actor=caller.actor() if caller.user_id != row.user_id else None))
+    return _e_ticket_of(app, row)
+
+
+def _no_new_code(row, now: datetime) -> None:
+    """Why a ticket may get no new code (raised); ``row`` without ``ends_at``: not asked."""
+    if row.status == REFUNDED:
+        raise errors.TicketRefunded("the ticket was refunded; it has no code")
+    if row.checked_in_at is not None:
+        raise errors.Conflict("the ticket was checked in already; its code is spent")
+    if getattr(row, "ends_at", None) is not None and as_utc(row.ends_at) <= now:
+        raise errors.Conflict("the show has ended")
 
 
 def _refusal(row, facts: etickets.CodeFacts, schedule_id: int | None) -> None:
@@ -161,8 +211,8 @@ async def checkin_list(app: App, caller: Caller, schedule_id: int) -> d.CheckinL
         if show is None:
             raise errors.NotFound("no such show")
         rows = (await conn.execute(text(
-            "SELECT id, status, checked_in_at FROM tickets WHERE schedule_id = :id "
-            "ORDER BY id"), {"id": schedule_id})).all()
+            "SELECT id, status, checked_in_at, code_version FROM tickets "
+            "WHERE schedule_id = :id ORDER BY id"), {"id": schedule_id})).all()
     opens, closes = domain.checkin_window(as_utc(show.starts_at), as_utc(show.ends_at),
                                           app.settings.checkin_opens_minutes)
     seed = app.settings.ticket_signing_key.get_secret_value()
@@ -172,4 +222,6 @@ async def checkin_list(app: App, caller: Caller, schedule_id: int) -> d.CheckinL
         opens_at=opens, closes_at=closes, sold=sum(r.status == SOLD for r in rows),
         refunded=[r.id for r in rows if r.status == REFUNDED],
         checked_in=[r.id for r in rows if r.checked_in_at is not None],
+        reissued={str(r.id): r.code_version for r in rows
+                  if r.status == SOLD and r.code_version != etickets.FIRST_CODE_VERSION},
         generated_at=utcnow())

@@ -210,6 +210,11 @@ async def checkin_batch(cmd: d.CheckinBatch, ctx: Context) -> d.CheckinBatchResu
     return await checkins.batch(ctx.app, ctx.caller, cmd)
 
 
+@handlers.command(d.ReissueCode)
+async def reissue_code(cmd: d.ReissueCode, ctx: Context) -> d.ETicket:
+    return await checkins.reissue(ctx.app, ctx.caller, cmd.id)
+
+
 @handlers.command(d.GetCheckinList)
 async def checkin_list(cmd: d.GetCheckinList, ctx: Context) -> d.CheckinList:
     return await checkins.checkin_list(ctx.app, ctx.caller, cmd.id)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from messages import errors, tokens
+from messages.contracts import door as d
 from messages.contracts import mail as m
 from messages.contracts import ticket as t
 from messages.contracts import user as c
@@ -228,6 +229,11 @@ async def on_ticket_sold(event: t.TicketSold, tx: Tx, app: App) -> None:
 @handlers.event(t.TicketRefunded, plain=True)
 async def on_ticket_refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
     await ticket_mail.refunded(event, tx, app)
+
+
+@handlers.event(d.TicketReissued, plain=True)
+async def on_ticket_reissued(event: d.TicketReissued, tx: Tx, app: App) -> None:
+    await ticket_mail.reissued(event, tx, app)
 
 
 @handlers.startup

@@ -36,6 +36,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "cancelled.subject": "Show cancelled: ticket {ticket_id} refunded",
         "cancelled.body": "Hello {username},\n\nthe show of ticket {ticket_id} (row {row}, "
                           "seat {col}) was cancelled; the ticket is refunded: {price}.",
+        "reissued.subject": "New code for ticket {ticket_id}",
+        "reissued.body": "Hello {username},\n\nticket {ticket_id} ({play_name}, {starts_at} "
+                         "UTC, row {row}, seat {col}) has a new code: {code}\n\nShow its new "
+                         "QR code (attached) at the door; the old code no longer admits.",
     },
     "zh": {
         "verify.subject": "您的 TTMS 验证码",
@@ -56,6 +60,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "cancelled.subject": "演出取消：门票 {ticket_id} 已退款",
         "cancelled.body": "{username}，您好：\n\n门票 {ticket_id}（{row} 排 {col} 座）的演出"
                           "已取消，门票已退款：{price}。",
+        "reissued.subject": "门票 {ticket_id} 的新票码",
+        "reissued.body": "{username}，您好：\n\n门票 {ticket_id}（《{play_name}》，{starts_at} "
+                         "UTC，{row} 排 {col} 座）已换发新票码：{code}\n\n入场时请出示新的二维码"
+                         "（见附件）；旧票码不再有效。",
     },
 }
 

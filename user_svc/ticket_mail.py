@@ -1,13 +1,15 @@
 """Ticket mail, from ticket_svc's events: after a payment the buyer gets each ticket with its
-check-in code and QR code (an SVG attachment); a refund, and a cancelled show's refunds, are
-told too. Only to a verified address, in the buyer's language. A box-office sale names the
-customer as buyer, so the customer's account address gets it. The mail row is written in the
-event's inbox transaction, keyed by the event's subject: never twice for one event."""
+check-in code and QR code (an SVG attachment); a refund, a cancelled show's refunds and a
+ticket's new code are told too. Only to a verified address, in the buyer's language. A
+box-office sale names the customer as buyer, so the customer's account address gets it. The
+mail row is written in the event's inbox transaction, keyed by the event's subject: never twice
+for one event."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 
+from messages.contracts import door as d
 from messages.contracts import ticket as t
 from messages.db import Tx
 from messages.qr import qr_svg
@@ -48,3 +50,17 @@ async def refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
                       buyer.language or app.settings.mail_language, kind,
                       username=buyer.username, ticket_id=event.ticket_id, row=event.row,
                       col=event.col, price=mails.money(event.price, event.currency))
+
+
+async def reissued(event: d.TicketReissued, tx: Tx, app: App) -> None:
+    buyer = await _buyer(tx, event.user_id)
+    if buyer is None:
+        return
+    attachments = [{"filename": f"ticket-{event.ticket_id}.svg", "content_type": "image/svg+xml",
+                    "content": qr_svg(event.code, title=f"Ticket {event.ticket_id}").decode()}]
+    await mails.queue(tx, f"reissued:{event.ticket_id}:{event.code_version}", buyer.email,
+                      buyer.language or app.settings.mail_language, "reissued",
+                      attachments=attachments, username=buyer.username,
+                      ticket_id=event.ticket_id, play_name=event.play_name,
+                      starts_at=mails.when(event.starts_at), row=event.row, col=event.col,
+                      code=event.code)

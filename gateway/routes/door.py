@@ -15,6 +15,11 @@ ROUTES = [
           "`ticket_refunded` once refunded", TAG, extra={"render": ticket_qr,
                                                            "content_type": SVG,
                                                            "conflict": True}),
+    Route("POST", "/tickets/{id}/reissue", d.ReissueCode, Who.signed_in,
+          "A new check-in code for a sold ticket, one shared or lost (owner or clerk+): the "
+          "old code no longer admits", TAG, response=d.ETicket,
+          rules="409 `ticket_refunded`; 409 `conflict` once checked in or once the show has "
+                "ended."),
     Route("POST", "/checkins", d.Checkin, Who.clerk,
           "Check a ticket in at the door by its code: admitted once", TAG, body=d.CheckinBody,
           response=d.CheckinResult,
@@ -28,5 +33,6 @@ ROUTES = [
           body=d.CheckinBatchBody, response=d.CheckinBatchResult),
     Route("GET", "/schedules/{id}/checkin-list", d.GetCheckinList, Who.clerk,
           "What a door device needs to admit a show's tickets offline: the public key, the "
-          "door window, the refunded and checked-in tickets", TAG, response=d.CheckinList),
+          "door window, the refunded, checked-in and reissued tickets", TAG,
+          response=d.CheckinList),
 ]

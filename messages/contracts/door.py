@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from messages.contracts.base import Command, IsoDatetime, Strict, UtcDatetime
+from messages.contracts.base import Actor, Command, IsoDatetime, Strict, UtcDatetime
 from messages.contracts.ticket import Id, SoldTicketEvent, Ticket
 
 MAX_CODE = 200
@@ -85,6 +85,9 @@ class CheckinList(BaseModel):
     sold: int
     refunded: list[int]                  # ticket ids
     checked_in: list[int]
+    # Tickets whose code was reissued: {ticket id (as text): the code version that admits};
+    # a code of an older version is refused.
+    reissued: dict[str, int] = {}
     generated_at: UtcDatetime
 
 
@@ -107,6 +110,15 @@ class CheckinBatch(CheckinBatchBody, Command, name="ticket.checkin_batch"):
     """Clerk: the scans a door device made offline → CheckinBatchResult, one answer a scan."""
 
 
+class ReissueCode(Command, name="ticket.reissue_code"):
+    """Its owner or a clerk: a new check-in code for a sold ticket (one shared or lost) →
+    ETicket with the new code; the old one is refused at the door from now on (``invalid_code``;
+    the check-in list names the version that admits). 409 ``ticket_refunded``; 409
+    ``conflict`` once checked in or once the show has ended. Publishes ``ticket.reissued``."""
+
+    id: int  # ticket id
+
+
 class GetCheckinList(Command, name="ticket.checkin_list"):
     """Clerk: → CheckinList, what a door device needs to admit the show offline."""
 
@@ -118,3 +130,15 @@ class GetCheckinList(Command, name="ticket.checkin_list"):
 class TicketCheckedIn(SoldTicketEvent, type="ticket.checked_in"):
     checked_in_at: UtcDatetime
     offline: bool = False
+
+
+class TicketReissued(SoldTicketEvent, type="ticket.reissued"):
+    """A ticket's check-in code was replaced: the new code, for the buyer's mail; ``actor``
+    when staff did it (audited)."""
+
+    code: str
+    code_version: int
+    play_name: str
+    starts_at: UtcDatetime
+    reissued_at: UtcDatetime
+    actor: Actor | None = None

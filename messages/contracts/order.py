@@ -160,6 +160,7 @@ class AuditAction(StrEnum):
     play_repriced = "play_repriced"        # a play's price or ticket types changed
     user_changed = "user_changed"          # an account's role, disabled flag or email, by an admin
     user_deleted = "user_deleted"
+    code_reissued = "code_reissued"        # a ticket's check-in code replaced by staff
 
 
 class AuditEntry(BaseModel):

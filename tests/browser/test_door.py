@@ -1,5 +1,6 @@
-"""The door in the browser: a customer's printable ticket shows its QR code; a clerk types the
-code at the door page and sees a big Admitted, then a Refused for the second scan."""
+"""The door in the browser: a customer's printable ticket shows its QR code and gets a new one
+(the old code is then refused); a clerk types the code at the door page and sees a big
+Admitted, then a Refused for the second scan."""
 
 from playwright.sync_api import expect
 
@@ -22,11 +23,23 @@ def test_printable_ticket_and_the_door_admit_once(person, new_show, staff):
     expect(page.get_by_text("Row 2, seat 2")).to_be_visible()
     check_a11y(page, "printable ticket")
     shot(page, "ticket-printable")
+    # The code was shared: a new one (two clicks), and the old one stops admitting.
+    expect(page.get_by_text(code, exact=True)).to_be_visible()
+    page.get_by_role("button", name="New code").click()
+    page.get_by_role("button", name="Replace the code? The old one will no longer admit.").click()
+    expect(page.get_by_role("status")).to_contain_text("This ticket has a new code")
+    old, code = code, customer_api.get(f"/tickets/{ticket_id}")["code"]
+    assert code != old
+    expect(page.get_by_text(code, exact=True)).to_be_visible()
+    check_a11y(page, "a ticket with a new code")
 
     clerk, password, _ = staff("clerk")
     door = person()
     sign_in(door, clerk, password, then="door")
     expect(door.get_by_role("heading", name="Check-in at the door")).to_be_visible()
+    door.get_by_label("Ticket code").fill(old)
+    door.get_by_role("button", name="Check in").click()
+    expect(door.get_by_role("status")).to_contain_text("Not a valid ticket code.")
     door.get_by_label("Ticket code").fill(code)
     door.get_by_role("button", name="Check in").click()
     answer = door.get_by_role("status")

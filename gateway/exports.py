@@ -102,18 +102,20 @@ def _xlsx(tables: dict[str, Table]) -> bytes:
 
 def _report(answer: dict[str, Any], currency: str) -> dict[str, Table]:
     header = ["key", "label", "tickets_sold", "tickets_refunded", "gross", "refunded", "net",
-              "currency"]
+              "currency", "checked_in", "no_show"]
     return {"Box office": (header, [
         [i["key"], i["label"] or "", i["tickets_sold"], i["tickets_refunded"],
-         money(i["gross"]), money(i["refunded"]), money(i["net"]), currency]
+         money(i["gross"]), money(i["refunded"]), money(i["net"]), currency,
+         i.get("checked_in", 0), i.get("no_show", 0)]
         for i in answer["items"]])}
 
 
 def _play(answer: dict[str, Any], currency: str) -> dict[str, Table]:
     shows = (["schedule_id", "starts_at_utc", "studio_id", "sold", "refunded", "net", "currency",
-              "occupancy"], [
+              "occupancy", "checked_in", "no_show"], [
         [s["schedule_id"], utc(s["starts_at"]), s["studio_id"] or "", s["sold"], s["refunded"],
-         money(s["net"]), currency, "" if s["occupancy"] is None else s["occupancy"]]
+         money(s["net"]), currency, "" if s["occupancy"] is None else s["occupancy"],
+         s["checked_in"], "" if s["no_show"] is None else s["no_show"]]
         for s in answer["schedules"]])
     total = (["play_id", "play_name", "tickets_sold", "tickets_refunded", "gross", "refunded",
               "net", "currency"], [[

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import and_, case, func, literal_column, select
 
 from messages import errors
 from messages.contracts import order as c
 from messages.contracts.base import utcnow
-from messages.db import as_utc
+from messages.db import as_utc, to_db
 from messages.service import App
 from order_svc import domain
 from order_svc.tables import plays, sales, shows, studios
@@ -97,9 +97,14 @@ async def report(app: App, cmd: c.GetBoxOffice) -> c.BoxOfficeReport:
     else:
         key = func.date(shows.c.starts_at)
         label = literal_column("NULL")
+    # No-shows count only the shows that have ended (as a play's report says per show).
+    no_show = func.sum(case((and_(shows.c.ends_at <= to_db(utcnow()),
+                                  sales.c.refunded.is_(False), sales.c.checked_in_at.is_(None)),
+                             1), else_=0))
     async with app.db.read() as conn:
         rows = (await conn.execute(
-            select(*sale_figures(key.label("key"), label.label("label"))).select_from(source)
+            select(*sale_figures(key.label("key"), label.label("label")),
+                   no_show.label("no_show")).select_from(source)
             .where(*where).group_by(key).order_by(key))).all()
     items = []
     for row in rows:
@@ -110,5 +115,6 @@ async def report(app: App, cmd: c.GetBoxOffice) -> c.BoxOfficeReport:
         items.append(c.BoxOfficeLine(
             key=row_key, label=row.label if cmd.group_by != c.GroupBy.day else str(row_key),
             tickets_sold=row.sold, tickets_refunded=int(row.refunded_n), gross=gross,
-            refunded=refunded, net=gross - refunded))
+            refunded=refunded, net=gross - refunded, checked_in=int(row.checked_in),
+            no_show=int(row.no_show or 0)))
     return c.BoxOfficeReport(items=items)

@@ -294,6 +294,16 @@ async def test_box_office_counts_check_ins_and_after_the_show_no_shows(
         [line] = office.body["schedules"]
         assert (line["sold"], line["refunded"], line["checked_in"], line["no_show"]) == (
             4, 1, 1, 2), line
+        # The grouped report counts them too: by play and studio (this show's own), and by
+        # day (other tests' shows may share it).
+        for group, key in (("play", show.play_id), ("studio", show.studio_id),
+                           ("day", show.starts_at.date().isoformat())):
+            report = await manager.get(f"/box-office?group_by={group}")
+            [mine] = [i for i in report.body["items"] if i["key"] == key]
+            if group == "day":
+                assert mine["checked_in"] >= 1 and mine["no_show"] >= 2, mine
+            else:
+                assert (mine["checked_in"], mine["no_show"]) == (1, 2), mine
     await eventually(exact, timeout=5)
 
 

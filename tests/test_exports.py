@@ -50,8 +50,8 @@ async def test_a_plays_report_as_csv_and_as_a_workbook(manager, customer):
         (line,) = _rows(body)
         assert line["schedule_id"] == str(show["id"])
         assert line["starts_at_utc"].endswith("+00:00")
-        assert (line["sold"], line["refunded"], line["net"], line["currency"]) == \
-            ("2", "1", "45.50", "CNY")
+        assert (line["sold"], line["refunded"], line["net"], line["currency"],
+                line["checked_in"], line["no_show"]) == ("2", "1", "45.50", "CNY", "0", "")
     for query, headers in (("?format=xlsx", None), ("", {"Accept": XLSX})):
         status, head, body = await _raw(manager, path + query, headers)
         assert status == 200 and head["Content-Type"] == XLSX, (status, body[:200])
@@ -76,7 +76,8 @@ async def test_the_box_office_report_as_csv(manager, customer, clerk):
     lines = {line["key"]: line for line in _rows(body)}
     mine = lines[str(show["play_id"])]
     assert (mine["tickets_sold"], mine["gross"], mine["refunded"], mine["net"],
-            mine["currency"]) == ("2", "91.00", "45.50", "45.50", "CNY")
+            mine["currency"], mine["checked_in"], mine["no_show"]) == (
+        "2", "91.00", "45.50", "45.50", "CNY", "0", "0")
     # a workbook is only the play's report; an unknown format is refused; staff only
     for query in ("?format=xlsx", "?format=pdf"):
         refused = await manager.get("/box-office" + query)

@@ -309,18 +309,19 @@ async def test_box_office_by_play_studio_and_day(bus, manager, clerk, customer):
             (b.schedule_id, 1, 0, 5000, round(1 / b.seat_count, 4))]
         assert await report("play") == sorted([
             {"key": a.play_id, "label": "Medea", "tickets_sold": 3, "tickets_refunded": 1,
-             "gross": 11000, "refunded": 3000, "net": 8000},
+             "gross": 11000, "refunded": 3000, "net": 8000, "checked_in": 0, "no_show": 0},
             {"key": c.play_id, "label": "Faust", "tickets_sold": 1, "tickets_refunded": 0,
-             "gross": 7000, "refunded": 0, "net": 7000}], key=lambda i: i["key"])
+             "gross": 7000, "refunded": 0, "net": 7000, "checked_in": 0, "no_show": 0}],
+            key=lambda i: i["key"])
         studios = {i["key"]: i for i in await report("studio")}
         assert studios[a.studio_id]["label"] == "Small hall"
         assert (studios[a.studio_id]["gross"], studios[a.studio_id]["net"]) == (13000, 10000)
         assert studios[b.studio_id]["net"] == 5000 and len(studios) == 2
         assert await report("day") == [
             {"key": start, "label": start, "tickets_sold": 3, "tickets_refunded": 1,
-             "gross": 13000, "refunded": 3000, "net": 10000},
+             "gross": 13000, "refunded": 3000, "net": 10000, "checked_in": 0, "no_show": 0},
             {"key": end, "label": end, "tickets_sold": 1, "tickets_refunded": 0,
-             "gross": 5000, "refunded": 0, "net": 5000}]
+             "gross": 5000, "refunded": 0, "net": 5000, "checked_in": 0, "no_show": 0}]
         assert [i["key"] for i in await report("day", to=start)] == [start]
 
     await eventually(exact)

@@ -90,6 +90,8 @@ class BoxOfficeLine(BaseModel):
     gross: int
     refunded: int
     net: int
+    checked_in: int = 0  # tickets admitted at the door
+    no_show: int = 0     # of the shows that have ended: sold, not refunded, never checked in
 
 
 class BoxOfficeReport(BaseModel):

@@ -144,29 +144,33 @@ def test_manager_draws_a_studio_schedules_and_cancels_shows(person, staff, http)
 
 
 def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):
-    show = new_show(rows=3, cols=4, play_name=unique("Carmen"), price=5000)
+    # About 30 minutes away: the door is open, and one ticket goes in.
+    show = new_show(rows=3, cols=4, play_name=unique("Carmen"), price=5000, days=0.02)
     _, _, buyer = staff("customer")
     held = buyer.post("/reservations", {"schedule_id": show["id"],
                                         "seats": [{"row": 1, "col": 1}, {"row": 1, "col": 2}]})
     paid = buyer.post(f"/reservations/{held['id']}/pay", {"payment_ref": "x"})
     buyer.post(f"/tickets/{paid['tickets'][0]['id']}/refund")
-    # The order service's figures follow the events: wait until it has counted the refund.
+    _, _, clerk = staff("clerk")
+    clerk.post("/checkins", {"code": buyer.get(f"/tickets/{paid['tickets'][1]['id']}")["code"]})
+    # The order service's figures follow the events: wait until it has counted them.
     deadline = time.monotonic() + 30
     while True:
         report = manager_api.get("/box-office?group_by=play")["items"]
         line = next((i for i in report if i["key"] == show["play_id"]), None)
-        if line and line["tickets_refunded"] == 1 or time.monotonic() > deadline:
+        if line and (line["tickets_refunded"], line["checked_in"]) == (1, 1) \
+                or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert line == {**line, "tickets_sold": 2, "tickets_refunded": 1, "gross": 10000,
-                    "refunded": 5000, "net": 5000}
+                    "refunded": 5000, "net": 5000, "checked_in": 1, "no_show": 0}
     name, password, _ = staff("manager")
     page = person()
     sign_in(page, name, password)
     expect(page.get_by_role("heading", name="Box-office dashboard")).to_be_visible()
     row = page.get_by_role("row").filter(has_text=show["play_name"])
     expect(row.get_by_role("cell")).to_have_text(
-        [show["play_name"], "2", "1", "CN¥100.00", "CN¥50.00", "CN¥50.00"])
+        [show["play_name"], "2", "1", "CN¥100.00", "CN¥50.00", "CN¥50.00", "1", "0"])
     expect(page.get_by_role("img", name="Net takings by play")).to_be_visible()
     # Every line of the page's table is a line of the API's report.
     total = sum(i["tickets_sold"] - i["tickets_refunded"] for i in report)
@@ -177,7 +181,7 @@ def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):
     assert abs(figures["occupancy"] - 1 / 12) < 0.001
     occupancy = page.get_by_role("table", name=re.compile("Occupancy of"))
     expect(occupancy.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(
-        [re.compile(r"\d"), "2", "1", "CN¥50.00", "8.3%"])
+        [re.compile(r"\d"), "2", "1", "CN¥50.00", "8.3%", "1", "—"])  # no-shows once ended
     check_a11y(page, "dashboard")
     shot(page, "manager-dashboard", doc=True)
 
@@ -185,7 +189,7 @@ def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_role("row").filter(has_text=show["studio_name"]).get_by_role(
         "cell")).to_have_text([show["studio_name"], "2", "1", "CN¥100.00", "CN¥50.00",
-                               "CN¥50.00"])
+                               "CN¥50.00", "1", "0"])
 
     page.get_by_label("Group by").select_option("day")
     page.get_by_role("button", name="Show").click()
@@ -196,4 +200,4 @@ def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):
     expect(page.get_by_role("row").filter(has_text=label).get_by_role("cell")).to_have_text(
         [label, f"{line['tickets_sold']:,}", f"{line['tickets_refunded']:,}",
          f"CN¥{line['gross'] / 100:,.2f}", f"CN¥{line['refunded'] / 100:,.2f}",
-         f"CN¥{line['net'] / 100:,.2f}"])
+         f"CN¥{line['net'] / 100:,.2f}", f"{line['checked_in']:,}", f"{line['no_show']:,}"])

@@ -1,5 +1,6 @@
-// The box-office dashboard (manager): takings by play, studio or day (table + chart), and a
-// play's shows with their occupancy. Every figure is the API's (GET /box-office…).
+// The box-office dashboard (manager): takings and attendance by play, studio or day (table +
+// chart), and a play's shows with their occupancy and attendance (no-shows once ended). Every
+// figure is the API's (GET /box-office…).
 import { all, get, query } from "../api.js";
 import { barChart } from "../charts.js";
 import { dateTime, day, money, number, percent, t } from "../i18n.js";
@@ -32,9 +33,10 @@ export function render(main, { query: params }) {
     report.append(
       h("p", {}, t("dashboard.totals", { sold: number(sold), net: money(net) })),
       table([t("col.key"), t("col.sold"), t("col.refunded"), t("col.gross"),
-        t("col.refunded_money"), t("col.net")],
+        t("col.refunded_money"), t("col.net"), t("col.checked_in"), t("col.no_show")],
       items.map((i) => [label(i), number(i.tickets_sold), number(i.tickets_refunded),
-        money(i.gross), money(i.refunded), money(i.net)]), { numeric: [1, 2, 3, 4, 5] }),
+        money(i.gross), money(i.refunded), money(i.net), number(i.checked_in),
+        number(i.no_show)]), { numeric: [1, 2, 3, 4, 5, 6, 7] }),
       barChart(items.map((i) => ({ label: label(i), value: i.net, text: money(i.net) })),
         t("dashboard.chart", { group: t("group." + group) })));
   });
@@ -56,9 +58,11 @@ function playShows(section) {
     loading(body, () => get(`/box-office/plays/${pick.value}`), (play) => {
       const title = t("dashboard.occupancy", { play: play.play_name || play.play_id });
       body.append(table([t("col.when"), t("col.sold"), t("col.refunded"), t("col.net"),
-        t("col.occupancy")], play.schedules.map((s) => [dateTime(s.starts_at), number(s.sold),
-        number(s.refunded), money(s.net), percent(s.occupancy)]),
-      { numeric: [1, 2, 3, 4], caption: title }),
+        t("col.occupancy"), t("col.checked_in"), t("col.no_show")],
+      play.schedules.map((s) => [dateTime(s.starts_at), number(s.sold), number(s.refunded),
+        money(s.net), percent(s.occupancy), number(s.checked_in),
+        s.no_show === null ? "—" : number(s.no_show)]),
+      { numeric: [1, 2, 3, 4, 5, 6], caption: title }),
       barChart(play.schedules.map((s) => ({ label: dateTime(s.starts_at),
         value: s.occupancy || 0, text: percent(s.occupancy) })), title));
     });

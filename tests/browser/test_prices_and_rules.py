@@ -312,3 +312,65 @@ def test_customer_holds_the_best_seats_at_one_ticket_type(person, new_show, mana
         "This show sells at most 3 tickets per account, and these seats would take you past "
         "it. Nothing was held.")
     assert not page.errors
+
+
+def test_price_and_rule_forms_in_chinese_on_a_phone(person, new_show, manager_api, staff):
+    """The manager's price and rule forms, and the customer's priced seat map, in Chinese at
+    a phone's width: every label in Chinese, axe passes, the page never scrolls sideways."""
+    show = _priced_show(new_show, manager_api)
+    play = manager_api.get(f"/plays/{show['play_id']}")
+
+    def fits(page, what: str) -> None:
+        check_a11y(page, what)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{what} is {width} px wide on a 390 px phone"
+
+    name, password, _ = staff("manager")
+    page = person(width=390, height=844)
+    page.goto("/")
+    page.get_by_label("Language").select_option("zh-CN")
+    sign_in_zh(page, name, password, then="programme")
+    page.get_by_role("button", name=f"编辑 {play['name']}").click()
+    editing = page.get_by_role("form", name=f"编辑剧目：{play['name']}")
+    expect(editing.get_by_role("group", name="票种 1").get_by_label("票种名称")).to_have_value(
+        "Child")
+    editing.get_by_role("button", name="添加票种").click()
+    expect(editing.get_by_role("group", name="票种 3")).to_be_visible()
+    fits(page, "a play's ticket types in Chinese on a phone")
+    shot(page, "ticket-types-zh-phone")
+    editing.get_by_role("button", name="保存").click()  # the empty third type: refused
+    expect(editing.get_by_role("alert")).to_have_text(re.compile("^部分字段有误"))
+    page.reload()
+    page.get_by_role("button", name=re.compile(f"^编辑: {play['name']}")).click()
+    moving = page.get_by_role("form", name=re.compile(f"^调整场次：{play['name']}"))
+    expect(moving.get_by_label("Stalls")).to_have_value("90.00")
+    expect(moving.get_by_label("每个账户最多购票数（留空：不限）")).to_have_value("3")
+    expect(moving.get_by_label("不允许锁座后留下孤立的单个空座")).to_be_checked()
+    fits(page, "a show's prices and rules in Chinese on a phone")
+    shot(page, "show-rules-zh-phone")
+
+    customer, customer_password, _ = staff("customer")
+    buyer = person(width=390, height=844)
+    buyer.goto("/")
+    buyer.get_by_label("Language").select_option("zh-CN")
+    sign_in_zh(buyer, customer, customer_password, then=f"show/{show['id']}")
+    expect(buyer.get_by_text("本场次每个账户最多购买 3 张票。")).to_be_visible()
+    buyer.get_by_role("button", name="1排1座", exact=True).click()
+    buyer.get_by_label("1排1座的票种").select_option("Child")
+    expect(buyer.get_by_text("合计 ¥45.00")).to_be_visible()
+    fits(buyer, "a priced seat map in Chinese on a phone")
+    for seat in ("1排2座", "1排3座", "1排4座"):
+        buyer.get_by_role("button", name=seat, exact=True).click()
+    buyer.get_by_role("button", name="锁定座位").click()
+    expect(buyer.get_by_role("alert").first).to_have_text(
+        "本场次每个账户最多购买 3 张票，这些座位会超出限额。没有锁定任何座位。")
+    shot(buyer, "limit-zh-phone")
+    assert not page.errors and not buyer.errors
+
+
+def sign_in_zh(page, username: str, password: str, then: str) -> None:
+    page.goto(f"/#/signin?next={then}")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_role("button", name="退出").wait_for()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import jwt
 
@@ -124,6 +125,37 @@ async def test_admin_creates_staff_and_lists_users(admin, api):
     assert answer.body in tail.body["items"]
     assert (await admin.get("/users", params={"page_size": 101})).status == 422
     assert (await admin.get("/users", params={"page": 0})).status == 422
+
+
+async def test_admin_finds_accounts_by_part_of_a_name_or_address_and_by_role(admin, new_user):
+    tag = uuid.uuid4().hex[:8]
+    made = {}
+    for name, role, email in ((f"Ada_{tag}", "clerk", None),
+                              (f"bob_{tag}", "customer", f"ADA.{tag}@example.com"),
+                              (f"cyp_{tag}", "customer", None), (f"cyx_{tag}", "manager", None)):
+        answer = await admin.post("/users", {"username": name, "password": "password123",
+                                             "role": role, **({"email": email} if email else {})})
+        assert answer.status == 201, answer.body
+        made[name] = answer.body
+
+    async def found(**params) -> list[str]:
+        answer = await admin.get("/users", params={"page_size": 100, **params})
+        assert answer.status == 200, answer.body
+        return [u["username"] for u in answer.body["items"]]
+
+    # Any case, in the name or the address; then one role.
+    assert await found(q=f"ada_{tag.upper()}") == [f"Ada_{tag}"]
+    assert await found(q=f"ada.{tag}") == [f"bob_{tag}"]
+    assert await found(q=tag, role="manager") == [f"cyx_{tag}"]
+    assert sorted(await found(q=tag)) == sorted(u["username"] for u in made.values())
+    # `_` and `%` are themselves, not wildcards: "cy_…" matches neither "cyp_…" nor "cyx_…".
+    assert await found(q=f"cy_{tag}") == []
+    assert await found(q="%" + tag) == []
+    none = await admin.get("/users", params={"q": "no-such-" + tag})
+    assert none.body["items"] == [] and none.body["total"] == 0
+    assert (await admin.get("/users", params={"role": "owner"})).status == 422
+    assert (await admin.get("/users", params={"q": ""})).status == 422
+    assert (await (await new_user("manager")).get("/users", params={"q": tag})).status == 403
 
 
 async def test_update_me_and_change_password(api, new_user):

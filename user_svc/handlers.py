@@ -9,7 +9,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from messages import errors, tokens
@@ -257,7 +257,14 @@ async def find_customer(cmd: c.FindCustomer, ctx: Context) -> c.User:
 @handlers.command(c.ListUsers)
 async def list_users(cmd: c.ListUsers, ctx: Context) -> Page[c.User]:
     ctx.caller.require(Role.admin)
-    return await ctx.app.db.page(select(users), users, [LIVE], [users.c.id], cmd, to_user)
+    where = [LIVE]
+    if cmd.q is not None:
+        part = cmd.q.lower()
+        where.append(or_(func.lower(users.c.username).contains(part, autoescape=True),
+                         func.lower(users.c.email).contains(part, autoescape=True)))
+    if cmd.role is not None:
+        where.append(users.c.role == cmd.role.value)
+    return await ctx.app.db.page(select(users), users, where, [users.c.id], cmd, to_user)
 
 
 @handlers.command(c.UpdateUser)

@@ -2,7 +2,7 @@
 
 from gateway.routes.base import Route, Who
 from messages.contracts import user as c
-from messages.contracts.base import Page, PageQuery
+from messages.contracts.base import Page
 
 TAG = "Users"
 
@@ -24,8 +24,9 @@ ROUTES = [
     Route("GET", "/customers", c.FindCustomer, Who.clerk,
           "Find a customer account by username (exact; the box office sells on it)", TAG,
           query=c.CustomerQuery, response=c.User, extra={"not_found": True}),
-    Route("GET", "/users", c.ListUsers, Who.admin, "List users", TAG, query=PageQuery,
-          response=Page[c.User]),
+    Route("GET", "/users", c.ListUsers, Who.admin,
+          "List users, by id; `q` finds part of a username or e-mail address (any case), "
+          "`role` one role", TAG, query=c.UserQuery, response=Page[c.User]),
     Route("POST", "/users", c.CreateUser, Who.admin, "Create a user of any role", TAG,
           body=c.CreateUserBody, response=c.User, status=201),
     Route("GET", "/users/{id}", c.GetUser, Who.admin_or_self, "A user", TAG, response=c.User),

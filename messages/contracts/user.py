@@ -125,8 +125,14 @@ class FindCustomer(CustomerQuery, Command, name="user.find_customer"):
     """Clerk+: the customer account with this username (the box office sells on it)."""
 
 
-class ListUsers(PageQuery, Command, name="user.list"):
-    """Admin: → a page of the accounts not deleted, by id."""
+class UserQuery(PageQuery):
+    # Part of the username or of the e-mail address, in any case (`%` and `_` are literal).
+    q: Annotated[str, Field(min_length=1, max_length=254)] | None = None
+    role: Role | None = None
+
+
+class ListUsers(UserQuery, Command, name="user.list"):
+    """Admin: → a page of the accounts not deleted, by id; ``q`` and ``role`` narrow it."""
 
 
 class CreateUser(CreateUserBody, Command, name="user.create"):

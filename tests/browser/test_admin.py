@@ -60,3 +60,13 @@ def test_admin_creates_staff_changes_a_role_and_disables_a_user(person, staff, a
     assert clerk not in {u["username"] for p in range(1, 50)
                          for u in admin_api.get(f"/users?page_size=100&page={p}")["items"]}
     check_a11y(page, "a user deleted")
+
+    # Find an account among many: part of its name, in any case, and a role.
+    search = page.get_by_role("search", name="Find accounts")
+    fill_form(search, {"Username or e-mail contains": customer.upper(), "Role": "customer"},
+              submit="Find")
+    expect(page.get_by_role("row")).to_have_count(2)  # the header and the one customer
+    expect(page.get_by_role("button", name=f"Enable {customer}")).to_be_visible()
+    fill_form(search, {"Role": "admin"}, submit="Find")
+    expect(page.get_by_text("No account matches.")).to_be_visible()
+    check_a11y(page, "a search of accounts")

@@ -201,3 +201,37 @@ def test_dashboard_figures_equal_the_apis(person, staff, new_show, manager_api):
         [label, f"{line['tickets_sold']:,}", f"{line['tickets_refunded']:,}",
          f"CN¥{line['gross'] / 100:,.2f}", f"CN¥{line['refunded'] / 100:,.2f}",
          f"CN¥{line['net'] / 100:,.2f}", f"{line['checked_in']:,}", f"{line['no_show']:,}"])
+
+
+def test_manager_schedules_a_series_and_is_told_which_shows_clash(person, staff):
+    """Three shows a day apart at 19:00 in a studio where the second day's 19:00 is taken: two
+    are scheduled, and the third-party clash is named with its time."""
+    name, password, api = staff("manager")
+    studio = api.post("/studios", {"name": unique("Hall"), "rows": 2, "cols": 2})
+    today = datetime.now(UTC).date()
+    play = api.post("/plays", {"name": unique("Series"), "kind": "drama", "rating": "all",
+                               "duration_minutes": 90, "starts_on": str(today),
+                               "ends_on": str(today + timedelta(days=30)), "price": 5000})
+    first = (datetime.now() + timedelta(days=3)).replace(hour=19, minute=0, second=0,
+                                                         microsecond=0)
+    taken = api.post("/schedules", {"play_id": play["id"], "studio_id": studio["id"],
+                                    "starts_at": (first + timedelta(days=1)).astimezone()
+                                    .isoformat()})
+    page = person()
+    sign_in(page, name, password, then="programme")
+    scheduling = page.get_by_role("form", name="Schedule a show")
+    scheduling.get_by_label("Play").select_option(label=play["name"])
+    scheduling.get_by_label("Studio").select_option(label=studio["name"])
+    fill_form(scheduling, {"Starts at": first.strftime("%Y-%m-%dT%H:%M"),
+                           "Repeat": "daily", "Number of shows": "3"})
+    check_a11y(page, "scheduling a series")
+    scheduling.get_by_role("button", name="Create").click()
+    expect(scheduling.get_by_text("Created 2 of 3 shows.")).to_be_visible()
+    refused = scheduling.get_by_role("alert")
+    expect(refused).to_contain_text("Some shows were not scheduled:")
+    expect(refused.get_by_role("listitem")).to_have_count(1)
+    expect(refused.get_by_role("listitem")).to_contain_text(f"overlaps show {taken['id']}")
+    starts = sorted(datetime.fromisoformat(s["starts_at"]) for s in api.get(
+        f"/schedules?studio_id={studio['id']}")["items"])
+    assert starts == [(first + timedelta(days=d)).astimezone() for d in range(3)], starts
+    assert not page.errors

@@ -4,7 +4,9 @@
 // with "Cancel show"; delete a play.
 import { all, del, get, patch, post } from "../api.js";
 import { dateTime, day, fromMinor, money, t, toMinor } from "../i18n.js";
-import { alertBox, field, h, loading, onSubmit, table, twoStepButton, uid } from "../ui.js";
+import {
+  alertBox, describe, field, h, loading, onSubmit, showError, table, twoStepButton, uid,
+} from "../ui.js";
 
 const KINDS = ["movie", "drama", "opera", "concert", "other"];
 const RATINGS = ["all", "child", "teen", "adult"];
@@ -262,6 +264,11 @@ function showForm(plays, studios, reload) {
       h("option", { value: p.id }, p.name)))),
     field(t("field.studio"), studio),
     field(t("field.starts_at"), h("input", { name: "starts_at", type: "datetime-local" })),
+    h("div", { class: "inline" },
+      field(t("field.repeat"), h("select", { name: "repeat" }, ["once", "daily", "weekly"].map(
+        (r) => h("option", { value: r }, t("repeat." + r))))),
+      field(t("field.show_count"), h("input", { name: "count", type: "number", min: 1,
+        max: MAX_SERIES, value: 1 }))),
     field(t("field.price"), h("input", { name: "price", inputmode: "decimal" })),
     capField(null), zones, gapsRule, box, h("button", { type: "submit" }, t("action.create")),
     done);
@@ -286,9 +293,48 @@ function showForm(plays, studios, reload) {
     const prices = pricesOf(values);
     if (Object.keys(prices).length) body.prices = prices;
     if (gaps.checked) body.no_single_gaps = true;
-    await post("/schedules", body);
-    done.textContent = t("programme.created");
-    setTimeout(reload, 800);
+    const times = seriesOf(values);
+    if (times.length === 1) {
+      await post("/schedules", body);
+      done.textContent = t("programme.created");
+      setTimeout(reload, 800);
+      return;
+    }
+    // A series: each show is scheduled on its own; those refused (a clash, the play's run)
+    // are listed, the others stand.
+    const refused = [];
+    for (const [index, when] of times.entries()) {
+      try {
+        await post("/schedules", { ...body, starts_at: when.toISOString() });
+      } catch (error) {
+        if (index === 0 && error.status === 422) throw error;  // the form's fields say why
+        refused.push(t("programme.refused_at", { when: dateTime(when.toISOString()),
+          reason: describe(error) }));
+      }
+    }
+    done.textContent = t("programme.created_n", { count: times.length - refused.length,
+      total: times.length });
+    if (refused.length) {
+      showError(box, null, { message: t("programme.some_refused") });
+      box.append(h("ul", {}, refused.map((text) => h("li", {}, text))));
+    }
+    if (refused.length < times.length) setTimeout(reload, refused.length ? 4000 : 800);
   });
   return form;
+}
+
+const MAX_SERIES = 60;
+
+/** The start times a schedule form asks for: one, or `count` a day or a week apart (in local
+ * time, so a 19:30 show stays at 19:30 across a change of daylight saving). */
+function seriesOf(values) {
+  const first = values.starts_at ? new Date(values.starts_at) : null;
+  const count = Math.min(Math.max(Number(values.count) || 1, 1), MAX_SERIES);
+  if (!first || values.repeat === "once" || count === 1) return [first || new Date(NaN)];
+  const step = values.repeat === "weekly" ? 7 : 1;
+  return Array.from({ length: count }, (_, i) => {
+    const when = new Date(first);
+    when.setDate(first.getDate() + i * step);
+    return when;
+  });
 }

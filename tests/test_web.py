@@ -65,3 +65,15 @@ def test_every_problem_code_and_error_type_the_api_sends_has_words_in_every_lang
         assert not [k for k in strings if k.startswith("problem.")
                     and k[len("problem."):] not in errors.BY_CODE], name
         assert not [t for t in names if f"invalid.{t}" not in strings], name
+
+
+def test_every_audit_action_is_on_the_audit_page_with_words_in_every_language():
+    from messages.contracts.order import AuditAction
+
+    web = Path(__file__).parent.parent / "gateway" / "web"
+    page = (web / "pages" / "audit.js").read_text()
+    listed = re.search(r"const ACTIONS = \[([^\]]*)\]", page)[1]
+    assert re.findall(r'"(\w+)"', listed) == [a.value for a in AuditAction]
+    for path in (web / "strings").glob("*.json"):
+        strings = json.loads(path.read_text())
+        assert not [a for a in AuditAction if f"audit.{a.value}" not in strings], path.name

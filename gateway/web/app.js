@@ -21,6 +21,7 @@ const PAGES = [
   [/^programme$/, "./pages/programme.js", "manager", "nav.programme"],
   [/^dashboard$/, "./pages/dashboard.js", "manager", "nav.dashboard"],
   [/^users$/, "./pages/users.js", "admin", "nav.users"],
+  [/^audit$/, "./pages/audit.js", "admin", "nav.audit"],
 ];
 
 const main = document.getElementById("main");

@@ -1,6 +1,8 @@
 """The admin in the browser: create a staff account, change a role, disable a user whose
 open page is then signed out at its next action, delete an account."""
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.browser.conftest import check_a11y, fill_form, shot, sign_in, unique
@@ -70,3 +72,20 @@ def test_admin_creates_staff_changes_a_role_and_disables_a_user(person, staff, a
     fill_form(search, {"Role": "admin"}, submit="Find")
     expect(page.get_by_text("No account matches.")).to_be_visible()
     check_a11y(page, "a search of accounts")
+
+    # The audit log: the admin's own changes, by name, and a filter by action.
+    page.get_by_role("link", name="Audit log").click()
+    deleted = page.get_by_role("row").filter(has_text=re.compile(rf"user {found['id']}\b")
+                                             ).filter(has_text="Account deleted")
+    expect(deleted).to_have_count(1)
+    expect(deleted).to_contain_text("admin (admin)")
+    expect(deleted).to_contain_text("127.0.0.1")
+    check_a11y(page, "the audit log")
+    shot(page, "admin-audit")
+    page.get_by_label("Action").select_option("user_deleted")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"#/audit\?action=user_deleted$"))
+    actions = page.locator("tbody tr td:nth-child(2)")
+    expect(actions.first).to_have_text("Account deleted")
+    assert set(actions.all_inner_texts()) == {"Account deleted"}
+    assert not page.errors

@@ -187,7 +187,7 @@ def test_staff_pages_on_a_phone(person, new_show):
                           ("studios", "Studios"),
                           (f"studios/{show['studio_id']}", "Seat map of"),
                           ("programme", "Plays and shows"), ("dashboard", "Box-office dashboard"),
-                          ("users", "Users")):
+                          ("users", "Users"), ("audit", "Audit log")):
         page.evaluate(f"location.hash = '#/{path}'")
         expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
         page.wait_for_load_state("networkidle")

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 3600
     ticket_signing_key: SecretStr = SecretStr(DEV_TICKET_SIGNING_KEY)
     checkin_opens_minutes: int = Field(120, ge=0)  # the door opens this long before a show
+    # Buyers are mailed a reminder this long before their show (0: never).
+    reminder_minutes: int = Field(1440, ge=0)
     admin_username: str = "admin"
     admin_password: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
     # argon2id cost: OWASP's first choice (19 MiB, 2 passes, 1 lane), ~20 ms of one core on

@@ -194,6 +194,34 @@ async def test_a_reissued_code_is_mailed_with_its_qr_code(api, sink, manager, cl
     assert (await clerk.post("/checkins", {"code": new})).status == 200
 
 
+async def test_buyers_are_reminded_once_before_their_show(api, sink, manager):
+    """TTMS_REMINDER_MINUTES (a day) before the show each buyer is mailed once, with their
+    valid tickets bought before then; a ticket refunded, and a buyer who bought after the
+    reminder time, are not. The show starts a day and a few seconds from now: the tickets are
+    bought before its reminder time, which comes while the test waits."""
+    reminded, reminded_email, _ = await register(api, sink, language="zh")
+    late, late_email, _ = await register(api, sink)
+    lead = timedelta(minutes=int(TEST_ENV.get("TTMS_REMINDER_MINUTES", 1440)), seconds=10)
+    show = await make_show(manager, starts_in=lead)
+    kept, refunded = await bought(reminded, show, (1, 1), (1, 2))
+    assert (await reminded.post(f"/tickets/{refunded['id']}/refund")).status == 200
+    await mails_to(sink, reminded_email, count=3)  # the code, the tickets, the refund
+    await asyncio.sleep(11)  # past the reminder time: the late buyer buys after it
+    await bought(late, show, (2, 2))
+    mails = await mails_to(sink, reminded_email, count=4, within=20)
+    [reminder] = [m for m in mails if m["Subject"].startswith("即将开演")]
+    assert show["play_name"] in reminder["Subject"]
+    assert "1 排 1 座" in text_of(reminder) and "1 排 2 座" not in text_of(reminder)
+    await asyncio.sleep(2)  # two more sweeps: still one reminder, and none for the late buyer
+    assert len([m for m in sink.messages() if m["To"] == reminded_email
+                and m["Subject"].startswith("即将开演")]) == 1
+    assert not [m for m in sink.messages() if m["To"] == late_email
+                and m["Subject"].startswith("Soon:")]
+    async with service_database("ticket") as db, db.read() as conn:
+        assert (await conn.execute(text("SELECT reminded_at FROM schedules WHERE id = :id"),
+                                   {"id": show["id"]})).scalar() is not None
+
+
 async def test_smtp_down_for_thirty_seconds_every_mail_arrives_once(api, sink, manager):
     buyers = [await register(api, sink) for _ in range(4)]
     show = await make_show(manager, starts_in=SOON)

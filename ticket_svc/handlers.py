@@ -42,6 +42,7 @@ from ticket_svc import (
     idempotency,
     inventory,
     payments,
+    reminders,
     waitlist,
 )
 from ticket_svc.queries import ticket_of
@@ -278,7 +279,8 @@ async def ledger(cmd: c.GetLedger, ctx: Context) -> c.Ledger:
                      gross=int(r.gross), refunded=int(r.refunded)) for r in rows])
 
 
-# -- for the process's life: holds that come back due, the sweep, stalled waiting lists ---------
+# -- for the process's life: holds that come back due, the sweep, stalled waiting lists,
+# reminders ---------------------------------------------------------------------------------
 
 @handlers.startup
 async def expire_holds_when_due(app: App) -> None:
@@ -293,3 +295,8 @@ async def sweep_overdue_holds(app: App) -> None:
 @handlers.startup
 async def serve_stalled_waiting_lists(app: App) -> None:
     await waitlist.serve_stalled_forever(app)
+
+
+@handlers.startup
+async def remind_buyers_before_their_show(app: App) -> None:
+    await reminders.remind_forever(app)

@@ -50,7 +50,10 @@ schedules = keyed_copy(
     sa.Column("prices", sa.Text, nullable=True),
     # The play's ticket types, [{name, percent | amount}] (JSON); NULL: none.
     sa.Column("ticket_types", sa.Text, nullable=True),
+    # When the reminder mail of the show's buyers went out (``reminders``); NULL: not yet.
+    timestamp("reminded_at", nullable=True),
     sa.Index("ix_schedules_play", "play_id"),
+    sa.Index("ix_schedules_reminder", "reminded_at", "starts_at"),
 )
 
 # Only for shows with a cap: the account's held and sold (not refunded) seats of the show,

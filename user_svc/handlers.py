@@ -231,6 +231,11 @@ async def on_ticket_refunded(event: t.TicketRefunded, tx: Tx, app: App) -> None:
     await ticket_mail.refunded(event, tx, app)
 
 
+@handlers.event(t.ShowReminder, plain=True)
+async def on_show_reminder(event: t.ShowReminder, tx: Tx, app: App) -> None:
+    await ticket_mail.reminder(event, tx, app)
+
+
 @handlers.event(d.TicketReissued, plain=True)
 async def on_ticket_reissued(event: d.TicketReissued, tx: Tx, app: App) -> None:
     await ticket_mail.reissued(event, tx, app)

@@ -36,6 +36,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "cancelled.subject": "Show cancelled: ticket {ticket_id} refunded",
         "cancelled.body": "Hello {username},\n\nthe show of ticket {ticket_id} (row {row}, "
                           "seat {col}) was cancelled; the ticket is refunded: {price}.",
+        "reminder.subject": "Soon: {play_name}, {starts_at} UTC",
+        "reminder.body": "Hello {username},\n\n{play_name} starts at {starts_at} UTC. Your "
+                         "seats: {seats}.\n\nShow each ticket's QR code at the door: it is in "
+                         "your purchase mail and on each ticket's page in My tickets.",
+        "reminder.seat": "row {row}, seat {col}",
         "reissued.subject": "New code for ticket {ticket_id}",
         "reissued.body": "Hello {username},\n\nticket {ticket_id} ({play_name}, {starts_at} "
                          "UTC, row {row}, seat {col}) has a new code: {code}\n\nShow its new "
@@ -60,6 +65,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "cancelled.subject": "演出取消：门票 {ticket_id} 已退款",
         "cancelled.body": "{username}，您好：\n\n门票 {ticket_id}（{row} 排 {col} 座）的演出"
                           "已取消，门票已退款：{price}。",
+        "reminder.subject": "即将开演：《{play_name}》，{starts_at} UTC",
+        "reminder.body": "{username}，您好：\n\n《{play_name}》将于 {starts_at} UTC 开演。"
+                         "您的座位：{seats}。\n\n入场时请出示每张票的二维码：见购票邮件，"
+                         "或“我的票”中每张票的页面。",
+        "reminder.seat": "{row} 排 {col} 座",
         "reissued.subject": "门票 {ticket_id} 的新票码",
         "reissued.body": "{username}，您好：\n\n门票 {ticket_id}（《{play_name}》，{starts_at} "
                          "UTC，{row} 排 {col} 座）已换发新票码：{code}\n\n入场时请出示新的二维码"

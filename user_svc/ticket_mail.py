@@ -1,9 +1,9 @@
 """Ticket mail, from ticket_svc's events: after a payment the buyer gets each ticket with its
-check-in code and QR code (an SVG attachment); a refund, a cancelled show's refunds and a
-ticket's new code are told too. Only to a verified address, in the buyer's language. A
-box-office sale names the customer as buyer, so the customer's account address gets it. The
-mail row is written in the event's inbox transaction, keyed by the event's subject: never twice
-for one event."""
+check-in code and QR code (an SVG attachment); a refund, a cancelled show's refunds, a
+ticket's new code and a reminder before the show are told too. Only to a verified address, in
+the buyer's language. A box-office sale names the customer as buyer, so the customer's account
+address gets it. The mail row is written in the event's inbox transaction, keyed by the
+event's subject: never twice for one event."""
 
 from __future__ import annotations
 
@@ -64,3 +64,16 @@ async def reissued(event: d.TicketReissued, tx: Tx, app: App) -> None:
                       ticket_id=event.ticket_id, play_name=event.play_name,
                       starts_at=mails.when(event.starts_at), row=event.row, col=event.col,
                       code=event.code)
+
+
+async def reminder(event: t.ShowReminder, tx: Tx, app: App) -> None:
+    buyer = await _buyer(tx, event.user_id)
+    if buyer is None:
+        return
+    language = buyer.language or app.settings.mail_language
+    seats = ", ".join(mails.TEXTS[language]["reminder.seat"].format(row=s.row, col=s.col)
+                      for s in event.tickets)
+    await mails.queue(tx, f"reminder:{event.schedule_id}:{event.user_id}", buyer.email,
+                      language, "reminder", username=buyer.username,
+                      play_name=event.play_name, starts_at=mails.when(event.starts_at),
+                      seats=seats)

@@ -425,6 +425,23 @@ class SoldTicketEvent(Event):
     price: int
 
 
+class RemindedTicket(BaseModel):
+    ticket_id: int
+    row: int
+    col: int
+
+
+class ShowReminder(Event, type="ticket.reminder"):
+    """One buyer's tickets of a show that starts within ``TTMS_REMINDER_MINUTES``, bought before
+    then: for the reminder mail. One per buyer and show, once."""
+
+    user_id: int
+    schedule_id: int
+    play_name: str
+    starts_at: UtcDatetime
+    tickets: list[RemindedTicket]
+
+
 class TicketRefunded(SoldTicketEvent, type="ticket.refunded"):
     """One event per refunded ticket."""
 

@@ -85,6 +85,12 @@ def _csv(table: Table) -> bytes:
 
 def _xlsx(tables: dict[str, Table]) -> bytes:
     from openpyxl import Workbook  # only the report needs it
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell(value: Any) -> Any:
+        # XML has no place for most control characters, which a name may hold: each becomes
+        # U+FFFD (openpyxl would refuse the whole workbook).
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
     book = Workbook()
     book.remove(book.active)
@@ -92,7 +98,7 @@ def _xlsx(tables: dict[str, Table]) -> bytes:
         sheet = book.create_sheet(title)
         sheet.append(header)
         for row in rows:
-            sheet.append(row)
+            sheet.append([cell(value) for value in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -112,7 +112,7 @@ def _report(answer: dict[str, Any], currency: str) -> dict[str, Table]:
     return {"Box office": (header, [
         [i["key"], i["label"] or "", i["tickets_sold"], i["tickets_refunded"],
          money(i["gross"]), money(i["refunded"]), money(i["net"]), currency,
-         i.get("checked_in", 0), i.get("no_show", 0)]
+         i["checked_in"], i["no_show"]]
         for i in answer["items"]])}
 
 

@@ -78,13 +78,14 @@ async def reissue(app: App, caller: Caller, ticket_id: int) -> d.ETicket:
         if row is None:
             raise errors.NotFound("no such ticket")
         caller.require_owner_or(row.user_id, Role.clerk, "ticket")
-        _no_new_code(row, now)
+        _check_code_live(row)
+        if row.ends_at is not None and as_utc(row.ends_at) <= now:
+            raise errors.Conflict("the show has ended")
         if (await tx.execute(REISSUE, {"id": ticket_id})).rowcount != 1:
             # Refunded or checked in meanwhile: the latest commit says which.
-            latest = (await tx.execute(text(
+            _check_code_live((await tx.execute(text(
                 "SELECT status, checked_in_at FROM tickets WHERE id = :id FOR UPDATE"),
-                {"id": ticket_id})).first()
-            _no_new_code(latest, now)
+                {"id": ticket_id})).first())
             raise errors.Conflict("the ticket changed meanwhile; try again")
         row = (await tx.execute(TICKET, {"id": ticket_id})).first()  # with its own change
         code = code_of(app, row)
@@ -98,14 +99,12 @@ async def reissue(app: App, caller: Caller, ticket_id: int) -> d.ETicket:
     return _e_ticket_of(app, row)
 
 
-def _no_new_code(row, now: datetime) -> None:
-    """Why a ticket may get no new code (raised); ``row`` without ``ends_at``: not asked."""
+def _check_code_live(row) -> None:
+    """409 when the ticket's code can no longer be replaced: refunded, or spent at the door."""
     if row.status == REFUNDED:
         raise errors.TicketRefunded("the ticket was refunded; it has no code")
     if row.checked_in_at is not None:
         raise errors.Conflict("the ticket was checked in already; its code is spent")
-    if getattr(row, "ends_at", None) is not None and as_utc(row.ends_at) <= now:
-        raise errors.Conflict("the show has ended")
 
 
 def _refusal(row, facts: etickets.CodeFacts, schedule_id: int | None) -> None:

@@ -23,6 +23,12 @@ async def _buyer(tx: Tx, user_id: int):
         "AND email IS NOT NULL AND deleted_at IS NULL"), {"id": user_id})).first()
 
 
+def _qr_attachment(ticket_id: int, code: str) -> dict[str, str]:
+    """A ticket's check-in code as its QR code, an SVG attachment."""
+    return {"filename": f"ticket-{ticket_id}.svg", "content_type": "image/svg+xml",
+            "content": qr_svg(code, title=f"Ticket {ticket_id}").decode()}
+
+
 async def sold(event: t.TicketSold, tx: Tx, app: App) -> None:
     buyer = await _buyer(tx, event.user_id)
     if buyer is None:
@@ -31,9 +37,7 @@ async def sold(event: t.TicketSold, tx: Tx, app: App) -> None:
     lines = [mails.TEXTS[language]["sold.ticket"].format(
         ticket_id=s.ticket_id, row=s.row, col=s.col, price=mails.money(s.price, event.currency),
         code=s.code or "-") for s in event.tickets]
-    attachments = [{"filename": f"ticket-{s.ticket_id}.svg", "content_type": "image/svg+xml",
-                    "content": qr_svg(s.code, title=f"Ticket {s.ticket_id}").decode()}
-                   for s in event.tickets if s.code]
+    attachments = [_qr_attachment(s.ticket_id, s.code) for s in event.tickets if s.code]
     await mails.queue(tx, f"sold:{event.reservation_id}", buyer.email, language, "sold",
                       attachments=attachments, username=buyer.username,
                       play_name=event.play_name, order_id=event.reservation_id,
@@ -56,11 +60,10 @@ async def reissued(event: d.TicketReissued, tx: Tx, app: App) -> None:
     buyer = await _buyer(tx, event.user_id)
     if buyer is None:
         return
-    attachments = [{"filename": f"ticket-{event.ticket_id}.svg", "content_type": "image/svg+xml",
-                    "content": qr_svg(event.code, title=f"Ticket {event.ticket_id}").decode()}]
     await mails.queue(tx, f"reissued:{event.ticket_id}:{event.code_version}", buyer.email,
                       buyer.language or app.settings.mail_language, "reissued",
-                      attachments=attachments, username=buyer.username,
+                      attachments=[_qr_attachment(event.ticket_id, event.code)],
+                      username=buyer.username,
                       ticket_id=event.ticket_id, play_name=event.play_name,
                       starts_at=mails.when(event.starts_at), row=event.row, col=event.col,
                       code=event.code)
